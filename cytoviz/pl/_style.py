@@ -1,0 +1,134 @@
+"""Publication style and figure export (private; re-exported by :mod:`cytoviz.pl`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from cytoviz._io import atomic_path
+
+__all__ = ["COLUMN_WIDTH_PX", "TEMPLATE_NAME", "class_colors", "save_figure", "set_style"]
+
+TEMPLATE_NAME = "cytoviz"
+#: Figure widths in plotly layout pixels for one and two journal columns (89 mm and 183 mm at
+#: 100 px per inch); PNGs are written at ``scale=3`` (300 dpi).
+COLUMN_WIDTH_PX: dict[str, int] = {"single": 350, "double": 720}
+_FONT = "Arial, Helvetica, 'DejaVu Sans', sans-serif"
+
+#: One colour per canonical class (colour-blind-safe, Okabe-Ito plus two).
+_CLASS_COLORS = (
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
+    "#56B4E9", "#F0E442", "#000000", "#999999", "#882255",
+)
+
+
+def class_colors(class_names: Iterable[str]) -> dict[str, str]:
+    """A fixed colour for each class name, stable across figures."""
+    from cytoviz.classes import CANONICAL_CLASSES
+
+    out = {}
+    for i, name in enumerate(class_names):
+        j = CANONICAL_CLASSES.index(name) if name in CANONICAL_CLASSES else i
+        out[name] = _CLASS_COLORS[j % len(_CLASS_COLORS)]
+    return out
+
+
+def _template() -> go.layout.Template:
+    t = go.layout.Template(pio.templates["simple_white"])
+    t.layout.font = dict(family=_FONT, size=10, color="#222")
+    t.layout.title = dict(font=dict(size=11), x=0.02, xanchor="left")
+    t.layout.margin = dict(l=50, r=15, t=35, b=45)
+    t.layout.legend = dict(font=dict(size=9), bgcolor="rgba(255,255,255,0)")
+    t.layout.colorway = list(_CLASS_COLORS)
+    for axis in ("xaxis", "yaxis"):
+        t.layout[axis].update(ticks="outside", ticklen=3, tickwidth=0.8, linewidth=0.8,
+                              title=dict(font=dict(size=10)), tickfont=dict(size=9))
+    return t
+
+
+def set_style() -> None:
+    """Register the ``cytoviz`` plotly template (all cytoviz figures use it explicitly)."""
+    pio.templates[TEMPLATE_NAME] = _template()
+
+
+set_style()
+
+
+def _find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def save_figure(
+    fig: go.Figure,
+    path: str | os.PathLike[str],
+    *,
+    formats: Iterable[str] = ("png", "svg", "pdf"),
+    width: int | str | None = None,
+    height: int | None = None,
+    scale: float = 3.0,
+) -> list[Path]:
+    """Export a figure to PNG, SVG and/or PDF (and HTML), each written atomically.
+
+    Parameters
+    ----------
+    fig
+        The figure.
+    path
+        Destination without suffix (a suffix, if given, is replaced for each format).
+    formats
+        Any of ``"png"``, ``"svg"``, ``"pdf"``, ``"html"``.
+    width
+        Width in layout pixels, or ``"single"`` / ``"double"`` for one or two journal columns;
+        defaults to the figure's own width.
+    height
+        Height in layout pixels; defaults to the figure's own height.
+    scale
+        Pixel scale for PNG (3 gives about 300 dpi at the column widths).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Notes
+    -----
+    Static export uses kaleido, which drives a local Chromium (Debian's ``chromium``;
+    ``scripts/setup.sh`` installs it). Nothing is downloaded.
+    """
+    path = Path(path)
+    if isinstance(width, str):
+        if width not in COLUMN_WIDTH_PX:
+            raise ValueError(f"width must be a number or one of {list(COLUMN_WIDTH_PX)}, got {width!r}")
+        width = COLUMN_WIDTH_PX[width]
+    width = width or fig.layout.width or COLUMN_WIDTH_PX["double"]
+    height = height or fig.layout.height or int(width * 0.7)
+    written: list[Path] = []
+    formats = [f.lower().lstrip(".") for f in formats]
+    unknown = sorted(set(formats) - {"png", "svg", "pdf", "html"})
+    if unknown:
+        raise ValueError(f"unknown figure format(s) {unknown}; use png, svg, pdf or html")
+    static = [f for f in formats if f != "html"]
+    if static and _find_chromium() is None and not os.environ.get("BROWSER_PATH"):
+        raise RuntimeError(
+            "static figure export needs Chromium: run `bash scripts/setup.sh` "
+            "(it installs Debian's chromium) or set BROWSER_PATH"
+        )
+    for fmt in formats:
+        out = path.with_suffix(f".{fmt}")
+        with atomic_path(out) as tmp:
+            if fmt == "html":
+                fig.write_html(tmp, include_plotlyjs="cdn", full_html=True)
+            else:
+                fig.write_image(tmp, format=fmt, width=width, height=height,
+                                scale=scale if fmt == "png" else 1)
+        written.append(out)
+    return written
