@@ -18,6 +18,7 @@ __all__ = ["main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "cytoviz.data._cli",
     "cytoviz.diffusion._cli",
+    "cytoviz.diffusion._classify_cli",
     "cytoviz.psychometric._cli",
     "cytoviz.evaluation._cli",
     "cytoviz.figures",

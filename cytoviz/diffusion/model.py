@@ -1,0 +1,431 @@
+"""The class-conditional latent diffusion model (VAE + UNet + DDPM scheduler).
+
+The model is assembled from plain diffusers parts (STYLE.md, diffusers anchor) and saved in a
+diffusers-style folder::
+
+    model_dir/
+      cytoviz.json      ModelConfig, class names, format version
+      unet/             UNet2DConditionModel (safetensors + config.json)
+      vae/              AutoencoderKL (safetensors + config.json)
+      scheduler/        DDPMScheduler config
+
+Class conditioning follows METHOD.md section 1: the class is a one-hot vector of length K written
+into the first K entries of a token row of width D, and that row is repeated for every token
+(77 x 768 for Stable Diffusion 1.5). Soft labels (mixup) use the same slots; the all-zero row is the
+unconditional ("null") condition used for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cytoviz._config import Config
+from cytoviz._io import FORMAT_VERSION, load_json, save_json
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+__all__ = ["DiffusionModel", "ModelConfig"]
+
+PRESETS = ("tiny", "sd15", "custom")
+#: SD-1.5's VAE latent scaling factor (METHOD.md section 1).
+SD_SCALING_FACTOR = 0.18215
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Config):
+    """Architecture of a cytoviz diffusion model.
+
+    Parameters
+    ----------
+    preset
+        ``"tiny"`` (the CPU default: 64 px, small VAE and UNet), ``"sd15"`` (a local Stable
+        Diffusion 1.5 folder: 77 x 768 conditioning) or ``"custom"``.
+    image_size
+        Side length of the (square) input images in pixels.
+    latent_channels
+        Channels of the VAE latent.
+    vae_channels
+        ``block_out_channels`` of the VAE; the latent is ``image_size / 2**(len - 1)`` wide.
+    unet_channels
+        ``block_out_channels`` of the UNet (the first block has no attention).
+    layers_per_block
+        ResNet layers per UNet block.
+    n_tokens, token_dim
+        Shape of the conditioning tensor (tokens x width); ``token_dim`` must be at least the
+        number of classes.
+    attention_head_dim
+        Channels per attention head.
+    norm_num_groups
+        Group-norm groups in the VAE and UNet.
+    beta_schedule, beta_start, beta_end, num_train_timesteps
+        The DDPM noise schedule (SD-1.5's ``scaled_linear`` 0.00085..0.012 over 1000 steps).
+    """
+
+    preset: str = "tiny"
+    image_size: int = 64
+    latent_channels: int = 4
+    vae_channels: tuple[int, ...] = (32, 64, 64)
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    n_tokens: int = 2
+    token_dim: int = 32
+    attention_head_dim: int = 8
+    norm_num_groups: int = 8
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    num_train_timesteps: int = 1000
+
+    def validate(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.image_size < 8 or self.image_size % (2 ** (len(self.vae_channels) - 1)):
+            raise ValueError(
+                f"image_size {self.image_size} must be >= 8 and divisible by "
+                f"{2 ** (len(self.vae_channels) - 1)} (the VAE's downsampling)"
+            )
+        if self.n_tokens < 1 or self.token_dim < 1:
+            raise ValueError("n_tokens and token_dim must be positive")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
+
+    @property
+    def latent_size(self) -> int:
+        """Side length of the latent."""
+        return self.image_size // 2 ** (len(self.vae_channels) - 1)
+
+    @classmethod
+    def tiny(cls, **changes: object) -> ModelConfig:
+        """The CPU default (64 px images, 16 x 16 x 4 latent, about 2.6 M parameters)."""
+        return cls(preset="tiny", **changes)  # type: ignore[arg-type]
+
+
+class DiffusionModel:
+    """A class-conditional latent diffusion model: VAE, UNet, scheduler and class names.
+
+    Build a new one with :meth:`build` (random weights), load a saved one with
+    :meth:`from_pretrained`, or wrap a local Stable Diffusion 1.5 folder with :meth:`from_sd15`.
+
+    Attributes
+    ----------
+    vae : diffusers.AutoencoderKL
+    unet : diffusers.UNet2DConditionModel
+    scheduler : diffusers.DDPMScheduler
+        The training noise schedule (its ``alphas_cumprod`` define the forward process).
+    class_names : tuple of str
+    config : ModelConfig
+    """
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        scheduler: DDPMScheduler,
+        class_names: Sequence[str],
+        config: ModelConfig,
+    ) -> None:
+        self.vae = vae
+        self.unet = unet
+        self.scheduler = scheduler
+        self.class_names = tuple(class_names)
+        self.config = config
+        if len(self.class_names) < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got {self.class_names}")
+        if len(self.class_names) > self.token_dim:
+            raise ValueError(
+                f"{len(self.class_names)} classes do not fit in conditioning rows of width "
+                f"{self.token_dim}; use a larger token_dim"
+            )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, class_names: Sequence[str], config: ModelConfig | None = None, *,
+              seed: int = 0) -> DiffusionModel:
+        """A new model with random weights (deterministic for a given ``seed``)."""
+        import torch
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+        config = config or ModelConfig()
+        torch.manual_seed(seed)
+        n = len(config.vae_channels)
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * n,
+            up_block_types=("UpDecoderBlock2D",) * n,
+            block_out_channels=config.vae_channels,
+            latent_channels=config.latent_channels,
+            norm_num_groups=config.norm_num_groups,
+            layers_per_block=1,
+            sample_size=config.image_size,
+            scaling_factor=1.0,
+        )
+        m = len(config.unet_channels)
+        unet = UNet2DConditionModel(
+            sample_size=config.latent_size,
+            in_channels=config.latent_channels,
+            out_channels=config.latent_channels,
+            layers_per_block=config.layers_per_block,
+            block_out_channels=config.unet_channels,
+            down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (m - 1),
+            up_block_types=("CrossAttnUpBlock2D",) * (m - 1) + ("UpBlock2D",),
+            cross_attention_dim=config.token_dim,
+            attention_head_dim=config.attention_head_dim,
+            norm_num_groups=config.norm_num_groups,
+        )
+        scheduler = DDPMScheduler(
+            num_train_timesteps=config.num_train_timesteps,
+            beta_schedule=config.beta_schedule,
+            beta_start=config.beta_start,
+            beta_end=config.beta_end,
+            prediction_type="epsilon",
+        )
+        return cls(vae, unet, scheduler, class_names, config)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, class_names: Sequence[str] | None = None,
+                        device: str | None = None) -> DiffusionModel:
+        """Load a model folder written by :meth:`save_pretrained`, or any local diffusers folder.
+
+        Parameters
+        ----------
+        path
+            A folder with ``unet/``, ``vae/`` and ``scheduler/`` subfolders. Loading is always
+            local (``local_files_only=True``); nothing is downloaded.
+        class_names
+            Required for a plain diffusers folder (e.g. Stable Diffusion 1.5), which has no
+            ``cytoviz.json``; for a cytoviz folder it must match the saved names if given.
+        device
+            ``"cpu"``, ``"cuda"``, ... (default: CPU).
+        """
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: model folder not found")
+        missing = [s for s in ("unet", "vae", "scheduler") if not (path / s).is_dir()]
+        if missing:
+            raise FileNotFoundError(
+                f"{path}: not a diffusers model folder, missing subfolder(s) {missing} "
+                "(expected unet/, vae/ and scheduler/ as written by save_pretrained)"
+            )
+        meta_path = path / "cytoviz.json"
+        if meta_path.is_file():
+            meta = load_json(meta_path)
+            version = int(meta.get("format_version", -1))
+            if version != FORMAT_VERSION:
+                raise ValueError(
+                    f"{meta_path}: model format version {version}, this cytoviz reads version "
+                    f"{FORMAT_VERSION}; re-save the model with a matching cytoviz"
+                )
+            config = ModelConfig.from_dict(meta["config"])
+            saved = tuple(meta["class_names"])
+            if class_names is not None and tuple(class_names) != saved:
+                raise ValueError(
+                    f"{path}: the model was trained on classes {list(saved)}, "
+                    f"not {list(class_names)}"
+                )
+            class_names = saved
+        else:
+            if class_names is None:
+                raise ValueError(
+                    f"{path}: a plain diffusers folder has no class list; pass class_names=[...] "
+                    "in the order of the one-hot conditioning"
+                )
+            config = None
+        kw = dict(local_files_only=True, use_safetensors=True)
+        try:
+            unet = UNet2DConditionModel.from_pretrained(path / "unet", **kw)
+            vae = AutoencoderKL.from_pretrained(path / "vae", **kw)
+            scheduler = DDPMScheduler.from_pretrained(path / "scheduler", local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: could not load the model ({exc})") from exc
+        if config is None:
+            config = _config_from_parts(vae, unet, scheduler)
+        model = cls(vae, unet, scheduler, class_names, config)
+        if device is not None:
+            model.to(device)
+        return model
+
+    @classmethod
+    def from_sd15(cls, path: str | os.PathLike[str], class_names: Sequence[str],
+                  device: str | None = None) -> DiffusionModel:
+        """Wrap a local Stable Diffusion 1.5 folder (diffusers format; the text encoder is unused)."""
+        return cls.from_pretrained(path, class_names=class_names, device=device)
+
+    def save_pretrained(self, path: str | os.PathLike[str], *, fp16: bool = False) -> Path:
+        """Write the model folder (safetensors weights, configs, class names).
+
+        Each part is written to a temporary folder first and moved into place, so an interrupted
+        save never leaves a half-written model.
+        """
+        import shutil
+        import tempfile
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        variant_dtype = None
+        if fp16:
+            import torch
+
+            variant_dtype = torch.float16
+        for name, part in (("unet", self.unet), ("vae", self.vae), ("scheduler", self.scheduler)):
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=path))
+            try:
+                if variant_dtype is not None and name != "scheduler":
+                    orig = next(part.parameters()).dtype
+                    part.to(variant_dtype)
+                    try:
+                        part.save_pretrained(tmp, safe_serialization=True)
+                    finally:
+                        part.to(orig)
+                elif name == "scheduler":
+                    part.save_pretrained(tmp)
+                else:
+                    part.save_pretrained(tmp, safe_serialization=True)
+                final = path / name
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+        save_json(
+            {
+                "format_version": FORMAT_VERSION,
+                "class_names": list(self.class_names),
+                "config": self.config.to_dict(),
+            },
+            path / "cytoviz.json",
+        )
+        return path
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.config.n_tokens)
+
+    @property
+    def token_dim(self) -> int:
+        return int(self.unet.config.cross_attention_dim)
+
+    @property
+    def scaling_factor(self) -> float:
+        """Latent scaling factor (``vae.config.scaling_factor``)."""
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def to(self, device: str | torch.device) -> DiffusionModel:
+        """Move the VAE and UNet to ``device`` (in place); returns ``self``."""
+        self.vae.to(device)
+        self.unet.to(device)
+        return self
+
+    def eval(self) -> DiffusionModel:
+        self.vae.eval()
+        self.unet.eval()
+        return self
+
+    def class_index(self, name: str) -> int:
+        """Index of a class name, with a clear error for unknown names."""
+        try:
+            return self.class_names.index(name)
+        except ValueError:
+            raise ValueError(
+                f"unknown class {name!r}; this model knows {list(self.class_names)}"
+            ) from None
+
+    def conditioning(self, labels: torch.Tensor) -> torch.Tensor:
+        """The conditioning tensor for class indices or soft labels.
+
+        Parameters
+        ----------
+        labels
+            ``(B,)`` integer class indices (``-1`` for the unconditional null condition), or
+            ``(B, K)`` soft labels (mixup) whose rows are written as they are.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, n_tokens, token_dim)``: the one-hot (or soft) vector in the first K entries of
+            each token row, zeros elsewhere, repeated over the tokens (METHOD.md section 1).
+        """
+        import torch
+
+        k = self.n_classes
+        if labels.ndim == 1:
+            onehot = torch.zeros(labels.shape[0], k, device=labels.device)
+            valid = labels >= 0
+            onehot[valid] = torch.nn.functional.one_hot(labels[valid].long(), k).float()
+        elif labels.ndim == 2 and labels.shape[1] == k:
+            onehot = labels.float()
+        else:
+            raise ValueError(f"labels must be (B,) indices or (B, {k}) soft labels, got {tuple(labels.shape)}")
+        row = torch.zeros(onehot.shape[0], self.token_dim, device=onehot.device, dtype=onehot.dtype)
+        row[:, :k] = onehot
+        dtype = next(self.unet.parameters()).dtype
+        return row[:, None, :].expand(-1, self.n_tokens, -1).to(dtype)
+
+    def encode(self, images: torch.Tensor, *, sample: bool = True,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Encode images in ``[-1, 1]`` (``(B, 3, H, W)``) to scaled latents.
+
+        ``sample=True`` draws from the VAE posterior (the stochastic encode of the reference
+        code); ``False`` takes its mean.
+        """
+        dist = self.vae.encode(images.to(self.device, self.vae.dtype)).latent_dist
+        z = dist.sample(generator=generator) if sample else dist.mean
+        return z * self.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decode scaled latents to images in about ``[-1, 1]``."""
+        return self.vae.decode(latents / self.scaling_factor).sample
+
+    def __repr__(self) -> str:
+        n_unet = sum(p.numel() for p in self.unet.parameters()) / 1e6
+        n_vae = sum(p.numel() for p in self.vae.parameters()) / 1e6
+        return (
+            f"DiffusionModel(preset={self.config.preset!r}, {self.n_classes} classes, "
+            f"{self.config.image_size}px -> latent {self.config.latent_channels}x"
+            f"{self.config.latent_size}x{self.config.latent_size}, conditioning "
+            f"{self.n_tokens}x{self.token_dim}, UNet {n_unet:.2f}M + VAE {n_vae:.2f}M params)"
+        )
+
+
+def _config_from_parts(vae: AutoencoderKL, unet: UNet2DConditionModel,
+                       scheduler: DDPMScheduler) -> ModelConfig:
+    """Describe a plain diffusers model (e.g. SD-1.5) as a ModelConfig."""
+    n_vae = len(vae.config.block_out_channels)
+    image_size = int(unet.config.sample_size) * 2 ** (n_vae - 1)
+    is_sd = int(unet.config.cross_attention_dim) == 768
+    return ModelConfig(
+        preset="sd15" if is_sd else "custom",
+        image_size=image_size,
+        latent_channels=int(vae.config.latent_channels),
+        vae_channels=tuple(vae.config.block_out_channels),
+        unet_channels=tuple(unet.config.block_out_channels),
+        layers_per_block=int(unet.config.layers_per_block),
+        n_tokens=77 if is_sd else 1,
+        token_dim=int(unet.config.cross_attention_dim),
+        attention_head_dim=int(unet.config.attention_head_dim)
+        if isinstance(unet.config.attention_head_dim, int) else 8,
+        norm_num_groups=int(unet.config.norm_num_groups),
+        beta_schedule=str(scheduler.config.beta_schedule),
+        beta_start=float(scheduler.config.beta_start),
+        beta_end=float(scheduler.config.beta_end),
+        num_train_timesteps=int(scheduler.config.num_train_timesteps),
+    )
+
+
