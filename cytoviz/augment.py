@@ -16,8 +16,8 @@ undo them on a latent error map of any size with :func:`invert_geometry`. Flips 
 multiples of 90 degrees invert exactly; other angles invert exactly inside the central disc (the
 corners are filled by reflection and interpolated).
 
-torch and kornia are imported lazily, so ``import cytoviz`` stays light; this module itself
-imports them at the top and is not imported by ``cytoviz`` or ``cytoviz.data``.
+torch and kornia are imported inside the functions, so importing :class:`AugmentConfig` (e.g. into
+another config) stays light.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from cytoviz._config import Config
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import torch
 
 __all__ = [
     "AugmentConfig",
@@ -176,6 +177,8 @@ class GeometryParams:
     @classmethod
     def identity(cls, n: int, padding_mode: str = "reflection") -> GeometryParams:
         """Parameters that change nothing, for ``n`` images."""
+        import torch
+
         zeros = torch.zeros(n, dtype=torch.bool)
         return cls(torch.zeros(n), zeros, zeros.clone(), zeros.clone(), padding_mode)
 
@@ -186,6 +189,8 @@ class GeometryParams:
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """Convert ``uint8`` images ``(N, H, W, 3)`` (or one ``(H, W, 3)``) to float ``(N, 3, H, W)`` in ``[-1, 1]``."""
+    import torch
+
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         raise ValueError(f"to_tensor expects uint8 images, got dtype {arr.dtype}")
@@ -199,6 +204,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Convert float ``(N, 3, H, W)`` in ``[-1, 1]`` back to ``uint8`` ``(N, H, W, 3)`` (clipped, rounded)."""
+    import torch
+
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"to_uint8 expects a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
     y = ((x.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
@@ -206,6 +213,8 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def _check_batch(x: torch.Tensor, name: str = "x") -> None:
+    import torch
+
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch tensor (N, C, H, W), got {type(x).__name__}; "
@@ -213,10 +222,6 @@ def _check_batch(x: torch.Tensor, name: str = "x") -> None:
         )
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-
-
-def _rand(n: int, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.rand(n, generator=generator)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +247,8 @@ def sample_geometry(
     GeometryParams
         Apply with :func:`apply_geometry`, undo with :func:`invert_geometry`.
     """
+    import torch
+
     # Always draw the same number of values, so that switching one option does not shift the
     # random stream of the others.
     u = torch.rand(n, 5, generator=generator)
@@ -257,6 +264,8 @@ def sample_geometry(
 
 
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.where(mask.to(a.device).view(-1, 1, 1, 1), a, b)
 
 
@@ -270,6 +279,8 @@ def _transpose(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _rotate(x: torch.Tensor, angle: torch.Tensor, padding_mode: str) -> torch.Tensor:
     """Rotate counter-clockwise by ``angle`` degrees about the centre; multiples of 90 are exact."""
+    import torch
+
     angle = angle.to(torch.float64)
     quarter = torch.remainder(angle, 360.0) / 90.0
     exact = torch.isclose(quarter, torch.round(quarter), atol=1e-9, rtol=0.0)
@@ -356,6 +367,8 @@ def color_jitter(
         Jittered images, still in ``[-1, 1]``. The four operations run in a random order (one
         order per call), as in torchvision's ``ColorJitter``.
     """
+    import torch
+
     _check_batch(x)
     if x.shape[1] != 3:
         raise ValueError(f"color_jitter needs RGB images (N, 3, H, W), got {tuple(x.shape)}")
@@ -394,6 +407,7 @@ def _randaugment(
     x: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None
 ) -> torch.Tensor:
     """kornia's RandAugment, seeded from ``generator`` (it draws from the global torch RNG)."""
+    import torch
     from kornia.augmentation.auto import RandAugment
 
     seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
