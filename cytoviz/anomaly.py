@@ -1,0 +1,142 @@
+"""Certainty (anomaly) scores from class errors or logits (METHOD.md section 2; NumPy/SciPy only).
+
+The diffusion classifier's certainty ``zeta`` (supplement F of the paper, reference code) is large
+when one class error stands clearly below all others, and small when several classes are about
+equally good, as for a cell type the model never saw. The same score on negated logits gives the
+discriminative baseline's certainty.
+
+Examples
+--------
+>>> import numpy as np
+>>> from cytoviz.anomaly import certainty
+>>> certainty(np.array([[1.0, 2.0, 3.0]])).round(4)
+array([0.25])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["certainty", "logit_certainty", "normalise_certainty", "roc_auc"]
+
+#: Largest number of sorted errors that enter the score (k = min(K - 1, MAX_K)).
+MAX_K = 10
+
+
+def certainty(errors: np.ndarray) -> np.ndarray:
+    """Anomaly certainty ``zeta`` of each image from its per-class errors.
+
+    Parameters
+    ----------
+    errors
+        ``(N, K)`` class errors (lower = better fit), ``K >= 3``; e.g. the normalised scores
+        of a :class:`~cytoviz.diffusion.ClassificationResult`. Must be finite with a positive
+        mean per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` certainty; larger means more certain (more "normal").
+
+    Notes
+    -----
+    Each row is divided by its mean over classes and sorted, ``e_0 <= e_1 <= ...``; with
+    ``k = min(K - 1, 10)``::
+
+        zeta = (1/k) sum_{j=1}^{k-1} (e_j - e_0) - 1/(k (k-1)) sum_{j,l=1}^{k-1} |e_l - e_j|
+
+    The first term rewards a large gap between the best class and the next ones; the second
+    penalises spread among the runners-up.
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 2:
+        raise ValueError(f"errors must be a 2-D (N, K) array, got shape {e.shape}")
+    k_classes = e.shape[1]
+    if k_classes < 3:
+        raise ValueError(
+            f"certainty needs at least 3 classes (k = min(K-1, 10) >= 2), got K = {k_classes}"
+        )
+    if not np.all(np.isfinite(e)):
+        bad = np.flatnonzero(~np.all(np.isfinite(e), axis=1))
+        raise ValueError(f"errors must be finite; rows {bad[:10].tolist()} contain NaN or inf")
+    mean = e.mean(axis=1, keepdims=True)
+    if np.any(mean <= 0):
+        bad = np.flatnonzero(mean[:, 0] <= 0)
+        raise ValueError(
+            f"each row of errors needs a positive mean to be normalised; rows "
+            f"{bad[:10].tolist()} do not (pass errors, not negated logits: see logit_certainty)"
+        )
+    e = np.sort(e / mean, axis=1)
+    k = min(k_classes - 1, MAX_K)
+    runners = e[:, 1:k]  # e_1 .. e_{k-1}
+    gap = (runners - e[:, :1]).sum(axis=1) / k
+    spread = np.abs(runners[:, :, None] - runners[:, None, :]).sum(axis=(1, 2)) / (k * (k - 1))
+    return gap - spread
+
+
+def logit_certainty(logits: np.ndarray, *, shift: bool = True) -> np.ndarray:
+    """Certainty of a discriminative classifier: :func:`certainty` of the negated logits.
+
+    Parameters
+    ----------
+    logits
+        ``(N, K)`` pre-softmax logits (higher = more likely).
+    shift
+        :func:`certainty` divides each row by its mean, which needs positive errors; negated
+        logits are often negative. With ``shift=True`` (default) each row of negated logits is
+        first shifted so that its minimum is 1 (``e = -logits - min(-logits) + 1``), which keeps
+        the order and the gaps of the classes. ``shift=False`` applies the formula to the negated
+        logits literally and raises where a row's mean is not positive.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` certainty; larger means more certain.
+    """
+    x = -np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"logits must be a 2-D (N, K) array, got shape {x.shape}")
+    if shift:
+        x = x - x.min(axis=1, keepdims=True) + 1.0
+    return certainty(x)
+
+
+def normalise_certainty(x: np.ndarray) -> np.ndarray:
+    """Divide certainty scores by their maximum (the paper's per-model, per-data-set scaling).
+
+    Raises a ``ValueError`` when the maximum is not positive (nothing to scale by).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("normalise_certainty got an empty array")
+    top = np.nanmax(x)
+    if not top > 0:
+        raise ValueError(f"the largest certainty is {top}; it must be positive to normalise by it")
+    return x / top
+
+
+def roc_auc(normal_scores: np.ndarray, abnormal_scores: np.ndarray) -> float:
+    """ROC AUC of separating normal from abnormal images by certainty (higher = normal).
+
+    Parameters
+    ----------
+    normal_scores, abnormal_scores
+        Certainty scores of the in-distribution and the held-out (anomalous) images.
+
+    Returns
+    -------
+    float
+        The probability that a random normal image scores higher than a random abnormal one
+        (``sklearn.metrics.roc_auc_score`` with normal as the positive class).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    normal = np.asarray(normal_scores, dtype=np.float64).ravel()
+    abnormal = np.asarray(abnormal_scores, dtype=np.float64).ravel()
+    if normal.size == 0 or abnormal.size == 0:
+        raise ValueError(
+            f"need at least one normal and one abnormal score, got {normal.size} and "
+            f"{abnormal.size}"
+        )
+    y = np.r_[np.ones(normal.size), np.zeros(abnormal.size)]
+    return float(roc_auc_score(y, np.r_[normal, abnormal]))
