@@ -1,0 +1,30 @@
+"""Evaluation: the discriminative baseline and the evaluation protocols.
+
+Names are imported lazily from their submodules (torch is loaded only when needed). To add a
+public name, add one line to ``_EXPORTS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule of cytoviz.evaluation that defines it
+_EXPORTS: dict[str, str] = {
+    "BaselineClassifier": "baseline",
+    "BaselineConfig": "baseline",
+    "train_baseline": "baseline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cytoviz.evaluation' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cytoviz.evaluation.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *globals()})
