@@ -1,0 +1,36 @@
+"""The Bayesian psychometric function (psignifit 4 conventions) in PyMC.
+
+Compute: :func:`fit` / :func:`fit_observers` return ArviZ ``InferenceData``; :mod:`.summary`
+turns it into tables (MAP, means, intervals, thresholds at any percent correct, goodness of
+fit); :mod:`.binning` makes ``(x, k, n)`` rows from confidence and correctness; :mod:`.experts`
+builds the per-expert data of the paper's Figure 2 B-E. PyMC is imported only when a model is
+built or fitted.
+"""
+
+from cytoviz.psychometric.binning import (
+    PsychometricData,
+    as_psychometric_data,
+    bin_confidence,
+    validate_xkn,
+)
+from cytoviz.psychometric.model import (
+    PsychometricConfig,
+    build_model,
+    fit,
+    fit_observers,
+    psychometric_function,
+    sigmoid,
+)
+
+__all__ = [
+    "PsychometricConfig",
+    "PsychometricData",
+    "as_psychometric_data",
+    "bin_confidence",
+    "build_model",
+    "fit",
+    "fit_observers",
+    "psychometric_function",
+    "sigmoid",
+    "validate_xkn",
+]

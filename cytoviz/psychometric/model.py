@@ -1,0 +1,345 @@
+"""The Bayesian psychometric function (psignifit 4 conventions) as one vectorised PyMC model.
+
+psi(x) = gamma + (1 - lambda - gamma) S(x; m, w), with the logistic S of psignifit
+(METHOD.md section 5): S(m) = PC and ``w`` is the distance between the alpha and 1 - alpha
+points of S. Any number of observers are fitted in ONE model (one compile, one NUTS run); each
+has its own priors, computed from its own stimulus levels.
+
+Priors (per observer, from its non-empty levels x: s0 = min x, s1 = max x, r = s1 - s0,
+wmin = smallest gap between sorted unique x):
+
+- threshold m: 1 on [s0, s1], cosine fall-offs to 0 over r/2 on both sides;
+- width w: 0.5 - 0.5 cos(pi (w - wmin) / wmin) on [wmin, 2 wmin], 1 on [2 wmin, r],
+  0.5 + 0.5 cos(pi (w - r) / (2 r)) on [r, 3 r];
+- lambda: Beta(1, 10) renormalised on [0, 0.5];
+- eta: Beta(1, 10) on [0, 1); beta-binomial likelihood with nu = 1 / eta^2 - 1, binomial
+  where eta^2 <= 1e-9;
+- gamma fixed (1/K).
+
+Each bounded prior is a ``pm.Uniform`` on its support plus a ``pm.Potential`` holding the log
+of its shape, so NUTS works on the usual interval (logit) transform.
+
+Differences from psignifit 4.3 (Python), read from its source:
+
+- psignifit rescales the width prior by (z(.95) - z(.05)) / (z(1 - alpha) - z(alpha)) (normal
+  quantiles) when ``width_alpha`` is not 0.05; cytoviz follows METHOD.md (no rescaling). For
+  the default alpha = 0.05 the two are identical.
+- psignifit takes the stimulus range and ``width_min`` from every row it is given, including
+  rows with zero trials; cytoviz drops empty rows first (so the two agree when psignifit is
+  given the same non-empty rows, as the binning here always produces).
+- psignifit integrates the posterior on a grid whose bounds it first narrows to the cells
+  holding more than 1e-5 of the mass, and reads interval bounds from the cumulative sum of the
+  marginal on that grid (biased by about half a grid step); cytoviz samples the continuous
+  posterior with NUTS and reports sample quantiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cytoviz._config import Config
+from cytoviz.psychometric.binning import PsychometricData, as_psychometric_data
+
+if TYPE_CHECKING:  # pragma: no cover
+    import arviz as az
+    import pymc as pm
+
+__all__ = [
+    "PsychometricConfig",
+    "build_model",
+    "fit",
+    "fit_observers",
+    "lambda_prior",
+    "prior_settings",
+    "psychometric_function",
+    "sigmoid",
+    "threshold_prior",
+    "width_prior",
+]
+
+ETA_BINOMIAL = 1e-9  # eta^2 at or below which the likelihood is binomial (as psignifit)
+
+
+@dataclasses.dataclass(frozen=True)
+class PsychometricConfig(Config):
+    """Settings of the psychometric model and its sampler.
+
+    Parameters
+    ----------
+    gamma
+        Fixed guess rate (1/K for K classes; 0.1 in the paper).
+    alpha
+        Width convention: ``w`` spans the alpha .. 1 - alpha points of S.
+    pc
+        S(m) = pc: the threshold's percent correct on the unscaled sigmoid.
+    eta
+        Beta-binomial overdispersion (psignifit's default); False for a binomial likelihood.
+    draws, tune, chains
+        NUTS draws kept and tuning steps per chain, and the number of chains.
+    cores
+        Processes for the chains (1 keeps CPU use modest; chains then run one after another).
+    target_accept
+        NUTS target acceptance rate.
+    seed
+        Random seed (sampling is reproducible for a given seed).
+    progressbar
+        Show PyMC's progress bar.
+    """
+
+    gamma: float = 0.1
+    alpha: float = 0.05
+    pc: float = 0.5
+    eta: bool = True
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 2
+    cores: int = 1
+    target_accept: float = 0.9
+    seed: int = 0
+    progressbar: bool = False
+
+    def validate(self) -> None:
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"gamma must be in [0, 1) (1/K for K classes), got {self.gamma}")
+        if not 0.0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5) (psignifit uses 0.05), got {self.alpha}")
+        if not 0.0 < self.pc < 1.0:
+            raise ValueError(f"pc must be in (0, 1), got {self.pc}")
+        for name in ("draws", "tune", "chains", "cores"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "tune" else 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.5 <= self.target_accept < 1.0:
+            raise ValueError(f"target_accept must be in [0.5, 1), got {self.target_accept}")
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy versions of the model's pieces (used by summaries, plots and tests)
+
+
+def sigmoid(x: Any, m: Any, w: Any, *, alpha: float = 0.05, pc: float = 0.5) -> np.ndarray:
+    """psignifit's logistic S(x; m, w): S(m) = pc, w spans the alpha .. 1 - alpha points."""
+    x, m, w = np.asarray(x, float), np.asarray(m, float), np.asarray(w, float)
+    z = 2.0 * math.log(1.0 / alpha - 1.0) * (x - m) / w - math.log(1.0 / pc - 1.0)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def psychometric_function(
+    x: Any, m: Any, w: Any, lam: Any, gamma: float, *, alpha: float = 0.05, pc: float = 0.5
+) -> np.ndarray:
+    """psi = gamma + (1 - lambda - gamma) S(x; m, w)."""
+    return gamma + (1.0 - np.asarray(lam) - gamma) * sigmoid(x, m, w, alpha=alpha, pc=pc)
+
+
+def prior_settings(data: PsychometricData) -> dict[str, float]:
+    """Stimulus range and prior bounds of one observer (from its non-empty levels)."""
+    s0, s1 = data.stimulus_range
+    r = s1 - s0
+    wmin = data.width_min
+    return {
+        "s0": s0, "s1": s1, "range": r, "wmin": wmin,
+        "threshold_lower": s0 - r / 2, "threshold_upper": s1 + r / 2,
+        "width_lower": wmin, "width_upper": 3 * r,
+    }
+
+
+def threshold_prior(m: Any, s0: float, s1: float) -> np.ndarray:
+    """Unnormalised threshold prior density (METHOD.md section 5)."""
+    m = np.asarray(m, float)
+    r = s1 - s0
+    d = np.maximum(s0 - m, 0.0) + np.maximum(m - s1, 0.0)
+    p = 0.5 + 0.5 * np.cos(2 * np.pi * np.minimum(d, r / 2) / r)
+    return np.where(d <= r / 2, p, 0.0)
+
+
+def width_prior(w: Any, wmin: float, r: float) -> np.ndarray:
+    """Unnormalised width prior density (METHOD.md section 5)."""
+    w = np.asarray(w, float)
+    left = 0.5 - 0.5 * np.cos(np.pi * np.clip(w - wmin, 0.0, wmin) / wmin)
+    right = 0.5 + 0.5 * np.cos(np.pi * np.clip(w - r, 0.0, 2 * r) / (2 * r))
+    p = np.where(w >= r, right, left)
+    return np.where((w >= wmin) & (w <= 3 * r), p, 0.0)
+
+
+def lambda_prior(lam: Any) -> np.ndarray:
+    """Lapse prior: Beta(1, 10) renormalised on [0, 0.5]."""
+    from scipy import stats
+
+    lam = np.asarray(lam, float)
+    z = stats.beta.cdf(0.5, 1, 10)
+    return np.where((lam >= 0) & (lam <= 0.5), stats.beta.pdf(lam, 1, 10) / z, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The PyMC model
+
+
+def _coerce_observers(data: Mapping[str, Any]) -> dict[str, PsychometricData]:
+    if not isinstance(data, Mapping) or len(data) == 0:
+        raise ValueError("data must be a non-empty mapping observer name -> (x, k, n)")
+    return {str(name): as_psychometric_data(d, name=str(name)) for name, d in data.items()}
+
+
+def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = None) -> pm.Model:
+    """Build the vectorised PyMC model for one or more observers (not sampled).
+
+    Parameters
+    ----------
+    data
+        Observer name -> ``(x, k, n)`` (tuple, DataFrame with columns x, k, n, or
+        :class:`~cytoviz.psychometric.binning.PsychometricData`).
+    config
+        Model settings (defaults: :class:`PsychometricConfig`).
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``threshold``, ``width``, ``lambda`` and (if ``config.eta``) ``eta``,
+        each with dimension ``observer``; observed ``k`` over the concatenated rows (dimension
+        ``row``), with ``observer_index``, ``x`` and ``n`` as data.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    config = config or PsychometricConfig()
+    observers = _coerce_observers(data)
+    names = list(observers)
+    settings = [prior_settings(d) for d in observers.values()]
+    col = {key: np.array([s[key] for s in settings]) for key in settings[0]}
+    x = np.concatenate([d.x for d in observers.values()])
+    k = np.concatenate([d.k for d in observers.values()])
+    n = np.concatenate([d.n for d in observers.values()])
+    idx = np.concatenate([np.full(len(d), i) for i, d in enumerate(observers.values())])
+
+    coords = {"observer": names, "row": np.arange(len(x))}
+    a_scale = 2.0 * math.log(1.0 / config.alpha - 1.0)
+    a_shift = math.log(1.0 / config.pc - 1.0)
+    gamma = config.gamma
+    with pm.Model(coords=coords) as model:
+        x_d = pm.Data("x", x, dims="row")
+        n_d = pm.Data("n", n, dims="row")
+        idx_d = pm.Data("observer_index", idx, dims="row")
+        s0 = pt.as_tensor(col["s0"])
+        s1 = pt.as_tensor(col["s1"])
+        r = pt.as_tensor(col["range"])
+        wmin = pt.as_tensor(col["wmin"])
+
+        m = pm.Uniform("threshold", lower=col["threshold_lower"], upper=col["threshold_upper"],
+                       dims="observer")
+        w = pm.Uniform("width", lower=col["width_lower"], upper=col["width_upper"],
+                       dims="observer")
+        lam = pm.Uniform("lambda", lower=0.0, upper=0.5, dims="observer")
+
+        # Prior shapes (the Uniforms' supports are the priors' supports).
+        d = pt.maximum(s0 - m, 0.0) + pt.maximum(m - s1, 0.0)
+        pm.Potential("threshold_prior", pt.log(0.5 + 0.5 * pt.cos(2 * np.pi * d / r)))
+        left = 0.5 - 0.5 * pt.cos(np.pi * pt.clip(w - wmin, 0.0, wmin) / wmin)
+        right = 0.5 + 0.5 * pt.cos(np.pi * pt.clip(w - r, 0.0, 2 * r) / (2 * r))
+        pm.Potential("width_prior", pt.log(pt.switch(w >= r, right, left)))
+        pm.Potential("lambda_prior", 9.0 * pt.log1p(-lam))  # Beta(1, 10) shape
+
+        z = a_scale * (x_d - m[idx_d]) / w[idx_d] - a_shift
+        psi = gamma + (1.0 - lam[idx_d] - gamma) * pt.sigmoid(z)
+        pm.Deterministic("psi", psi, dims="row")
+        if config.eta:
+            eta = pm.Beta("eta", alpha=1.0, beta=10.0, dims="observer")
+            eta2 = eta[idx_d] ** 2
+            nu = 1.0 / pt.maximum(eta2, ETA_BINOMIAL) - 1.0
+
+            def logp(value, psi, nu, eta2, n):
+                binom = value * pt.log(psi) + (n - value) * pt.log1p(-psi)
+                a, b = psi * nu, (1.0 - psi) * nu
+                bb = (pt.gammaln(value + a) + pt.gammaln(n - value + b) - pt.gammaln(n + nu)
+                      - pt.gammaln(a) - pt.gammaln(b) + pt.gammaln(nu))
+                comb = pt.gammaln(n + 1) - pt.gammaln(value + 1) - pt.gammaln(n - value + 1)
+                return comb + pt.switch(eta2 <= ETA_BINOMIAL, binom, bb)
+
+            pm.CustomDist("k", psi, nu, eta2, n_d, logp=logp, observed=k, dims="row")
+        else:
+            pm.Binomial("k", n=n_d, p=psi, observed=k, dims="row")
+    model._cytoviz_settings = settings  # type: ignore[attr-defined]
+    return model
+
+
+def fit_observers(
+    data: Mapping[str, Any], config: PsychometricConfig | None = None
+) -> az.InferenceData:
+    """Fit the psychometric function to several observers in one vectorised PyMC model.
+
+    Parameters
+    ----------
+    data
+        Observer name -> ``(x, k, n)`` (tuple, DataFrame with columns x, k, n, or
+        :class:`~cytoviz.psychometric.binning.PsychometricData`). Rows with ``n = 0`` are
+        dropped; each observer's priors come from its own remaining levels.
+    config
+        Model and sampler settings.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` (threshold, width, lambda, eta with dimension ``observer``; psi per row),
+        ``observed_data`` (k per row), ``constant_data`` (x, n, observer_index per row, and
+        the prior bounds per observer), ``sample_stats``; ``posterior.attrs`` hold the config
+        (JSON), the model convention and the sampling wall time.
+    """
+    import pymc as pm
+    import xarray as xr
+
+    config = config or PsychometricConfig()
+    observers = _coerce_observers(data)
+    model = build_model(observers, config)
+    t0 = time.perf_counter()
+    with model:
+        idata = pm.sample(
+            draws=config.draws, tune=config.tune, chains=config.chains, cores=config.cores,
+            target_accept=config.target_accept, random_seed=config.seed,
+            progressbar=config.progressbar, compute_convergence_checks=False,
+            idata_kwargs={"log_likelihood": False},
+        )
+    wall = time.perf_counter() - t0
+    settings = model._cytoviz_settings  # type: ignore[attr-defined]
+    names = list(observers)
+    prior_ds = xr.Dataset(
+        {key: ("observer", np.array([s[key] for s in settings])) for key in settings[0]},
+        coords={"observer": names},
+    )
+    idata.constant_data = xr.merge([idata.constant_data, prior_ds])
+    attrs = {
+        "cytoviz_model": "psychometric (psignifit 4 conventions, logistic)",
+        "cytoviz_config": json.dumps(config.to_dict()),
+        "gamma": config.gamma, "alpha": config.alpha, "pc": config.pc, "eta": int(config.eta),
+        "sampling_wall_s": wall,
+    }
+    idata.posterior.attrs.update(attrs)
+    return idata
+
+
+def fit(x: Any, k: Any, n: Any, config: PsychometricConfig | None = None, *,
+        name: str = "observer") -> az.InferenceData:
+    """Fit one observer's ``(x, k, n)`` rows; see :func:`fit_observers`."""
+    return fit_observers({name: (x, k, n)}, config)
+
+
+def config_from_idata(idata: az.InferenceData) -> PsychometricConfig:
+    """The :class:`PsychometricConfig` a fit was made with."""
+    return PsychometricConfig.from_dict(json.loads(idata.posterior.attrs["cytoviz_config"]))
+
+
+def observer_data(idata: az.InferenceData, observer: str) -> PsychometricData:
+    """The ``(x, k, n)`` rows of one observer, read back from a fit."""
+    names = [str(v) for v in idata.posterior["observer"].values]
+    if observer not in names:
+        raise KeyError(f"observer {observer!r} not in this fit; observers are {names}")
+    i = names.index(observer)
+    cd = idata.constant_data
+    sel = cd["observer_index"].values == i
+    return PsychometricData(x=cd["x"].values[sel], k=idata.observed_data["k"].values[sel],
+                            n=cd["n"].values[sel])
