@@ -1,0 +1,840 @@
+"""Procedural synthetic peripheral-blood smears with known ground truth.
+
+Every image shows one centred white cell (or platelet, or artefact) of one of the ten
+:data:`~cytoviz.classes.CANONICAL_CLASSES` on a pale background with red cells around it. The
+cell is built from signed distance fields (cell outline, nucleus of class-specific shape:
+round, oval, kidney, band, 2-5 lobes, smudge) and textured with smooth noise (chromatin),
+granules (size, density, colour per class), vacuoles and nucleoli. Colours come from a
+Beer-Lambert stain model: each material has an optical-density (OD) vector fitted to real PBC
+images, the ODs add up, and the image is ``illumination * exp(-OD)``. This makes stain and
+illumination variation (and the domain shifts of :mod:`cytoviz.data.domains`) a matter of
+changing a few OD vectors.
+
+Ground truth per image: the nucleus, cytoplasm and granule masks (:attr:`CellDataset.masks`),
+and an ambiguity control: a ``hard_fraction`` of the images are morphological blends of their
+class with a neighbouring class (``mix_class``) at a known weight ``mix_weight`` in [0, 0.5]:
+nucleus and cell distance fields, colours, granularity and sizes are interpolated. The label is
+always the majority class; ``ambiguity = 2 * mix_weight`` (0 = clear-cut, 1 = a 50/50 blend).
+
+Everything is deterministic from the seed: image ``i`` of a call is drawn from its own random
+stream ``(seed, stream, i)``, so the same seed gives identical arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter
+
+from cytoviz._config import Config
+from cytoviz._io import atomic_path, save_npz
+from cytoviz.classes import CANONICAL_CLASSES, normalise_class_name
+from cytoviz.data._dataset import MASK_NAMES, CellDataset
+from cytoviz.data.domains import DomainShift, apply_camera, get_domain, rotate_hue
+
+__all__ = [
+    "DEFAULT_SPLIT_COUNTS",
+    "NEIGHBOURS",
+    "SynthConfig",
+    "default_splits",
+    "synthesize",
+    "write_dataset",
+]
+
+#: Images per class of each split of :func:`default_splits` at ``scale=1``. The training split
+#: keeps CytoData's imbalance (about 14:1 between neutrophils and basophils, 2,290 images);
+#: validation and the three test sets are balanced.
+DEFAULT_SPLIT_COUNTS: dict[str, dict[str, int]] = {
+    "train": {
+        "basophil": 40, "blast": 280, "lymphocyte": 440, "monocyte": 240, "neutrophil": 560,
+        "erythroblast": 120, "eosinophil": 200, "immature granulocyte": 200, "platelet": 160,
+        "artefact": 50,
+    },
+    "val": dict.fromkeys(CANONICAL_CLASSES, 30),
+    "test": dict.fromkeys(CANONICAL_CLASSES, 60),
+    "test_mild": dict.fromkeys(CANONICAL_CLASSES, 60),
+    "test_strong": dict.fromkeys(CANONICAL_CLASSES, 60),
+}
+_SPLIT_DOMAINS = {"train": None, "val": None, "test": None, "test_mild": "mild",
+                  "test_strong": "strong"}
+_SPLIT_STREAMS = {"train": 1, "val": 2, "test": 3, "test_mild": 4, "test_strong": 5}
+
+#: Classes a hard case of each class may be blended with (morphological neighbours).
+NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "basophil": ("eosinophil", "artefact", "lymphocyte"),
+    "blast": ("lymphocyte", "immature granulocyte", "monocyte"),
+    "lymphocyte": ("blast", "erythroblast", "monocyte"),
+    "monocyte": ("immature granulocyte", "lymphocyte", "blast"),
+    "neutrophil": ("immature granulocyte", "eosinophil", "monocyte"),
+    "erythroblast": ("lymphocyte", "blast"),
+    "eosinophil": ("neutrophil", "basophil"),
+    "immature granulocyte": ("neutrophil", "monocyte", "blast"),
+    "platelet": ("artefact", "erythroblast"),
+    "artefact": ("lymphocyte", "neutrophil", "platelet", "basophil"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig(Config):
+    """Settings of the synthetic smear generator.
+
+    Parameters
+    ----------
+    image_size
+        Side length of the square output images in pixels (the cell scale follows it).
+    seed
+        Seed of all random draws (same seed, same arrays).
+    hard_fraction
+        Share of images that are morphological blends with a neighbouring class.
+    mix_weight_range
+        Range of the blend weight of hard cases (uniform), within [0, 0.5].
+    supersample
+        Render at this multiple of ``image_size`` and average down (anti-aliasing).
+    stain_jitter
+        Per-image relative variation of the stain intensity (standard deviation).
+    hue_jitter_deg
+        Per-image variation of the stain hue (standard deviation, degrees).
+    illumination_jitter
+        Per-image relative variation of the illumination per channel.
+    max_offset
+        Largest shift of the cell from the image centre, as a fraction of the image width.
+    noise_std
+        Sensor noise of the reference camera (intensities in [0, 1]).
+    stray_platelet_prob
+        Probability of a stray platelet in the background of an image.
+    classes
+        Classes to generate, in label order (a subset of the canonical classes).
+    """
+
+    image_size: int = 64
+    seed: int = 0
+    hard_fraction: float = 0.18
+    mix_weight_range: tuple[float, float] = (0.15, 0.5)
+    supersample: int = 2
+    stain_jitter: float = 0.08
+    hue_jitter_deg: float = 4.0
+    illumination_jitter: float = 0.012
+    max_offset: float = 0.04
+    noise_std: float = 0.008
+    stray_platelet_prob: float = 0.2
+    classes: tuple[str, ...] = CANONICAL_CLASSES
+
+    def validate(self) -> None:
+        if not 16 <= int(self.image_size) <= 1024:
+            raise ValueError(f"image_size must lie in [16, 1024], got {self.image_size}")
+        if not 0.0 <= self.hard_fraction <= 1.0:
+            raise ValueError(f"hard_fraction must lie in [0, 1], got {self.hard_fraction}")
+        lo, hi = self.mix_weight_range
+        if not 0.0 <= lo <= hi <= 0.5:
+            raise ValueError(
+                f"mix_weight_range must satisfy 0 <= low <= high <= 0.5, got {self.mix_weight_range}"
+            )
+        if int(self.supersample) not in (1, 2, 3, 4):
+            raise ValueError(f"supersample must be 1, 2, 3 or 4, got {self.supersample}")
+        for field in ("stain_jitter", "illumination_jitter", "noise_std"):
+            if not 0.0 <= getattr(self, field) <= 0.5:
+                raise ValueError(f"{field} must lie in [0, 0.5], got {getattr(self, field)}")
+        if not 0.0 <= self.hue_jitter_deg <= 45.0:
+            raise ValueError(f"hue_jitter_deg must lie in [0, 45], got {self.hue_jitter_deg}")
+        if not 0.0 <= self.max_offset <= 0.25:
+            raise ValueError(f"max_offset must lie in [0, 0.25], got {self.max_offset}")
+        if not 0.0 <= self.stray_platelet_prob <= 1.0:
+            raise ValueError(
+                f"stray_platelet_prob must lie in [0, 1], got {self.stray_platelet_prob}"
+            )
+        unknown = [c for c in self.classes if c not in CANONICAL_CLASSES]
+        if unknown or not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ValueError(
+                f"classes must be distinct canonical class names {list(CANONICAL_CLASSES)}, "
+                f"got {list(self.classes)}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Stain model: target colours (RGB at unit density on the reference background), fitted by eye
+# and by k-means to the PBC examples, turned into optical-density vectors.
+
+_BACKGROUND = np.array([252.0, 226.0, 200.0]) / 255.0
+
+
+def _od(rgb: tuple[float, float, float]) -> np.ndarray:
+    return -np.log(np.asarray(rgb, dtype=float) / 255.0 / _BACKGROUND)
+
+
+_OD = {
+    "rbc": _od((204, 158, 164)),
+    "nucleus": _od((78, 34, 128)),
+    "neut_cyto": _od((222, 190, 200)),
+    "neut_gran": _od((160, 105, 165)),
+    "eos_cyto": _od((228, 190, 175)),
+    "eos_gran": _od((224, 132, 112)),
+    "baso_cyto": _od((200, 168, 198)),
+    "baso_gran": _od((58, 22, 100)),
+    "lymph_cyto": _od((168, 160, 214)),
+    "mono_cyto": _od((196, 178, 208)),
+    "blast_cyto": _od((166, 156, 208)),
+    "ig_cyto": _od((186, 164, 206)),
+    "ig_gran": _od((150, 86, 160)),
+    "ery_blue": _od((168, 150, 192)),
+    "ery_pink": _od((206, 164, 182)),
+    "plt_cyto": _od((192, 160, 204)),
+    "plt_gran": _od((112, 55, 150)),
+    "smudge_cyto": _od((200, 166, 204)),
+    "azur_gran": _od((120, 60, 150)),
+}
+
+# --------------------------------------------------------------------------------------------
+# Morphology of each class. Ranges (low, high) are sampled uniformly. Radii of nuclei, lobes and
+# bites are fractions of the cell radius; ``cell_r``, granule radii, chromatin scale and smear are
+# fractions of the image width (a 360-px PBC image: a lymphocyte is ~0.1 in radius).
+
+_Range = tuple[float, float]
+
+_SPECS: dict[str, dict[str, Any]] = {
+    "neutrophil": dict(
+        cell_r=(0.125, 0.15), aspect=(0.92, 1.0), cell_wobble=(0.01, 0.03),
+        nucleus=("lobed", 0.75, "band"), n_lobes=(3, 5), lobe_r=(0.24, 0.31), arc_r=(0.36, 0.55),
+        band_t=(0.16, 0.22), span=(190.0, 290.0), nuc_wobble=(0.02, 0.05),
+        nuc_dens=(1.0, 1.2), chrom_amp=(0.25, 0.4), chrom_scale=(0.005, 0.008),
+        cyto="neut_cyto", cyto_dens=(0.8, 1.1), gran="neut_gran", gran_r=(0.0025, 0.0035),
+        gran_fill=(0.5, 0.8), gran_strength=(0.35, 0.5),
+    ),
+    "eosinophil": dict(
+        cell_r=(0.135, 0.16), aspect=(0.92, 1.0), cell_wobble=(0.01, 0.03),
+        nucleus=("lobed", 1.0, "lobed"), n_lobes=(2, 3), lobe_r=(0.3, 0.37), arc_r=(0.38, 0.52),
+        span=(100.0, 170.0), nuc_wobble=(0.02, 0.05),
+        nuc_dens=(0.95, 1.15), chrom_amp=(0.25, 0.4), chrom_scale=(0.005, 0.008),
+        cyto="eos_cyto", cyto_dens=(0.7, 1.0), gran="eos_gran", gran_r=(0.0055, 0.0075),
+        gran_fill=(1.0, 1.4), gran_strength=(0.7, 0.9), over_nucleus=(0.1, 0.2),
+    ),
+    "basophil": dict(
+        cell_r=(0.115, 0.14), aspect=(0.9, 1.0), cell_wobble=(0.02, 0.05),
+        nucleus=("kidney", 1.0, "kidney"), nc=(0.55, 0.7), nuc_aspect=(0.8, 1.0),
+        offset=(0.0, 0.15), bite_r=(0.3, 0.6), bite_d=(1.0, 1.4), nuc_wobble=(0.04, 0.08),
+        nuc_dens=(0.75, 0.95), chrom_amp=(0.2, 0.3), chrom_scale=(0.005, 0.008),
+        cyto="baso_cyto", cyto_dens=(0.8, 1.1), gran="baso_gran", gran_r=(0.0065, 0.009),
+        gran_fill=(0.7, 1.1), gran_strength=(0.75, 1.0), over_nucleus=(0.6, 0.9),
+    ),
+    "lymphocyte": dict(
+        cell_r=(0.09, 0.12), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
+        nucleus=("round", 1.0, "round"), nc=(0.78, 0.9), nuc_aspect=(0.85, 1.0),
+        offset=(0.0, 0.12), nuc_wobble=(0.02, 0.05),
+        nuc_dens=(1.1, 1.3), chrom_amp=(0.3, 0.45), chrom_scale=(0.007, 0.01),
+        cyto="lymph_cyto", cyto_dens=(0.8, 1.1), gran="azur_gran", gran_r=(0.003, 0.004),
+        gran_fill=(0.0, 0.04), gran_strength=(0.6, 0.8),
+    ),
+    "monocyte": dict(
+        cell_r=(0.155, 0.19), aspect=(0.82, 1.0), cell_wobble=(0.03, 0.07),
+        nucleus=("kidney", 1.0, "kidney"), nc=(0.55, 0.68), nuc_aspect=(0.75, 0.95),
+        offset=(0.05, 0.2), bite_r=(0.4, 0.7), bite_d=(0.9, 1.3), nuc_wobble=(0.05, 0.1),
+        nuc_dens=(0.75, 0.9), chrom_amp=(0.15, 0.25), chrom_scale=(0.004, 0.006),
+        cyto="mono_cyto", cyto_dens=(0.9, 1.2), gran="azur_gran", gran_r=(0.0025, 0.0035),
+        gran_fill=(0.05, 0.2), gran_strength=(0.25, 0.4), vacuoles=(0.0, 6.0),
+    ),
+    "blast": dict(
+        cell_r=(0.12, 0.16), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
+        nucleus=("round", 1.0, "round"), nc=(0.75, 0.88), nuc_aspect=(0.85, 1.0),
+        offset=(0.0, 0.1), nuc_wobble=(0.02, 0.05),
+        nuc_dens=(0.72, 0.88), chrom_amp=(0.08, 0.15), chrom_scale=(0.003, 0.005),
+        nucleoli=(1.0, 3.99), cyto="blast_cyto", cyto_dens=(1.0, 1.3),
+    ),
+    "immature granulocyte": dict(
+        cell_r=(0.14, 0.175), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
+        nucleus=("kidney", 1.0, "kidney"), nc=(0.55, 0.7), nuc_aspect=(0.8, 1.0),
+        offset=(0.1, 0.25), bite_r=(0.2, 0.6), bite_d=(1.0, 1.45), nuc_wobble=(0.03, 0.06),
+        nuc_dens=(0.85, 1.0), chrom_amp=(0.2, 0.3), chrom_scale=(0.005, 0.007),
+        cyto="ig_cyto", cyto_dens=(0.9, 1.2), gran="ig_gran", gran_r=(0.0035, 0.005),
+        gran_fill=(0.2, 0.5), gran_strength=(0.4, 0.6),
+    ),
+    "erythroblast": dict(
+        cell_r=(0.075, 0.1), aspect=(0.9, 1.0), cell_wobble=(0.01, 0.03),
+        nucleus=("round", 1.0, "round"), nc=(0.55, 0.7), nuc_aspect=(0.9, 1.0),
+        offset=(0.0, 0.25), nuc_wobble=(0.01, 0.03),
+        nuc_dens=(1.35, 1.6), chrom_amp=(0.1, 0.2), chrom_scale=(0.005, 0.008),
+        cyto="ery", cyto_dens=(0.9, 1.1),
+    ),
+    "platelet": dict(
+        cell_r=(0.035, 0.055), aspect=(0.7, 1.0), cell_wobble=(0.05, 0.12),
+        nucleus=("none", 1.0, "none"), fragments=(0.0, 3.99),
+        nuc_dens=(1.0, 1.0), chrom_amp=(0.2, 0.2), chrom_scale=(0.005, 0.005),
+        cyto="plt_cyto", cyto_dens=(0.8, 1.2), gran="plt_gran", gran_r=(0.004, 0.0055),
+        gran_fill=(0.9, 1.4), gran_strength=(0.7, 1.0), over_nucleus=(1.0, 1.0),
+    ),
+    "artefact": dict(
+        cell_r=(0.1, 0.17), aspect=(0.6, 1.0), cell_wobble=(0.08, 0.2),
+        nucleus=("smudge", 1.0, "smudge"), nc=(0.6, 0.95), nuc_aspect=(0.6, 1.0),
+        offset=(0.0, 0.2), nuc_wobble=(0.1, 0.25),
+        nuc_dens=(0.35, 0.6), chrom_amp=(0.3, 0.5), chrom_scale=(0.01, 0.02),
+        cyto="smudge_cyto", cyto_dens=(0.3, 0.6), gran="azur_gran", gran_r=(0.005, 0.008),
+        gran_fill=(0.0, 0.3), gran_strength=(0.6, 0.9), smear=(0.004, 0.015), spill=(1.0, 1.0),
+        over_nucleus=(1.0, 1.0),
+    ),
+}
+
+# Numeric parameters every class has (0 where a class does not use them).
+_NUMERIC = (
+    "cell_r", "aspect", "cell_wobble", "nuc_wobble", "nuc_dens", "chrom_amp", "chrom_scale",
+    "cyto_dens", "gran_r", "gran_fill", "gran_strength", "over_nucleus", "vacuoles",
+    "nucleoli", "fragments", "smear", "spill",
+)
+
+
+def _u(rng: np.random.Generator, r: _Range) -> float:
+    return float(rng.uniform(r[0], r[1]))
+
+
+def _sample_class(cls: str, rng: np.random.Generator) -> dict[str, Any]:
+    """Draw the morphology of one cell of ``cls``."""
+    spec = _SPECS[cls]
+    p: dict[str, Any] = {k: (_u(rng, spec[k]) if k in spec else 0.0) for k in _NUMERIC}
+    if "gran_r" not in spec:
+        p["gran_r"] = 0.004
+    kind_a, prob_a, kind_b = spec["nucleus"]
+    kind = kind_a if rng.random() < prob_a else kind_b
+    nuc: dict[str, Any] = {"kind": kind}
+    if kind in ("round", "kidney", "smudge"):
+        nuc["nc"] = _u(rng, spec["nc"])
+        nuc["aspect"] = _u(rng, spec["nuc_aspect"])
+        nuc["offset"] = _u(rng, spec["offset"])
+        nuc["offset_angle"] = float(rng.uniform(0, 2 * np.pi))
+        nuc["angle"] = float(rng.uniform(0, np.pi))
+        if kind == "kidney":
+            nuc["bite_r"] = _u(rng, spec["bite_r"])
+            nuc["bite_d"] = _u(rng, spec["bite_d"])
+    elif kind == "lobed":
+        nuc["n"] = int(rng.integers(spec["n_lobes"][0], spec["n_lobes"][1] + 1))
+        nuc["lobe_r"] = _u(rng, spec["lobe_r"])
+        nuc["arc_r"] = _u(rng, spec["arc_r"])
+        nuc["span"] = np.deg2rad(_u(rng, spec["span"])) * (0.6 + 0.4 * min(nuc["n"], 4) / 4)
+        nuc["start"] = float(rng.uniform(0, 2 * np.pi))
+        nuc["jitter"] = rng.uniform(-0.15, 0.15, size=(nuc["n"], 3))
+    elif kind == "band":
+        nuc["t"] = _u(rng, spec["band_t"])
+        nuc["arc_r"] = _u(rng, (0.42, 0.55))
+        nuc["span"] = np.deg2rad(_u(rng, spec["span"]))
+        nuc["start"] = float(rng.uniform(0, 2 * np.pi))
+        nuc["jitter"] = rng.uniform(-0.2, 0.2, size=9)
+    p["nucleus"] = nuc
+    cyto = spec["cyto"]
+    if cyto == "ery":
+        t = rng.uniform()
+        p["cyto_od"] = (1 - t) * _OD["ery_blue"] + t * _OD["ery_pink"]
+    else:
+        p["cyto_od"] = _OD[cyto]
+    p["gran_od"] = _OD[spec.get("gran", "azur_gran")]
+    p["nuc_od"] = _OD["nucleus"]
+    return p
+
+
+def _blend(a: dict[str, Any], b: dict[str, Any], w: float) -> dict[str, Any]:
+    out = {k: (1 - w) * a[k] + w * b[k] for k in (*_NUMERIC, "cyto_od", "gran_od", "nuc_od")}
+    out["nucleus"] = a["nucleus"]
+    out["nucleus_b"] = b["nucleus"]
+    out["cell_r_a"], out["cell_r_b"] = a["cell_r"], b["cell_r"]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Distance fields (units of the image width, negative inside).
+
+
+def _sd_ellipse(x: np.ndarray, y: np.ndarray, rx: float, ry: float) -> np.ndarray:
+    return (np.sqrt((x / rx) ** 2 + (y / ry) ** 2) - 1.0) * np.sqrt(rx * ry)
+
+
+def _sd_capsules(x: np.ndarray, y: np.ndarray, pts: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Distance to a chain of capsules through ``pts`` with linearly varying radii."""
+    a, b = pts[:-1], pts[1:]
+    ra, rb = radii[:-1], radii[1:]
+    bax, bay = (b - a)[:, 0, None, None], (b - a)[:, 1, None, None]
+    pax, pay = x[None] - a[:, 0, None, None], y[None] - a[:, 1, None, None]
+    h = np.clip((pax * bax + pay * bay) / (bax**2 + bay**2 + 1e-12), 0.0, 1.0)
+    d = np.hypot(pax - bax * h, pay - bay * h) - (ra[:, None, None] * (1 - h) + rb[:, None, None] * h)
+    return d.min(axis=0)
+
+
+def _sd_nucleus(nuc: dict[str, Any], x: np.ndarray, y: np.ndarray, cr: float) -> np.ndarray:
+    kind = nuc["kind"]
+    if kind == "none":
+        return np.full(x.shape, 0.6 * cr)
+    if kind in ("round", "kidney", "smudge"):
+        r = nuc["nc"] * cr
+        cx = nuc["offset"] * cr * np.cos(nuc["offset_angle"])
+        cy = nuc["offset"] * cr * np.sin(nuc["offset_angle"])
+        # the nucleus must stay inside the cell
+        shift = max(0.0, np.hypot(cx, cy) + r - 0.95 * cr)
+        if shift > 0:
+            norm = np.hypot(cx, cy) + 1e-12
+            cx, cy = cx - shift * cx / norm, cy - shift * cy / norm
+        ca, sa = np.cos(nuc["angle"]), np.sin(nuc["angle"])
+        xr, yr = ca * (x - cx) + sa * (y - cy), -sa * (x - cx) + ca * (y - cy)
+        sd = _sd_ellipse(xr, yr, r, r * nuc["aspect"])
+        if kind == "kidney":
+            bx, by = nuc["bite_d"] * r, 0.0
+            bite = nuc["bite_r"] * r - np.hypot(xr - bx, yr - by)
+            sd = np.maximum(sd, bite)
+        return sd
+    if kind == "lobed":
+        n, jit = nuc["n"], nuc["jitter"]
+        ang = nuc["start"] + (np.linspace(0, 1, n) if n > 1 else np.zeros(1)) * nuc["span"]
+        rad = nuc["arc_r"] * cr * (1 + jit[:, 0])
+        pts = np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=1)
+        pts -= pts.mean(axis=0) * 0.7  # centre the lobes in the cell
+        lobe_r = nuc["lobe_r"] * cr * (1 + jit[:, 1])
+        lobes = np.min(
+            np.hypot(x[None] - pts[:, 0, None, None], y[None] - pts[:, 1, None, None])
+            - lobe_r[:, None, None], axis=0,
+        )
+        if n == 1:
+            return lobes
+        strand = _sd_capsules(x, y, pts, np.full(n, 0.07 * cr))
+        return np.minimum(lobes, strand)
+    if kind == "band":
+        ang = nuc["start"] + np.linspace(0, 1, 9) * nuc["span"]
+        rad = nuc["arc_r"] * cr
+        pts = np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=1)
+        pts -= pts.mean(axis=0) * 0.6
+        radii = nuc["t"] * cr * (1 + nuc["jitter"])
+        return _sd_capsules(x, y, pts, radii)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+    n = gaussian_filter(rng.standard_normal(shape), max(sigma_px, 0.3), mode="wrap")
+    return n / (n.std() + 1e-12)
+
+
+def _soft(sd: np.ndarray, px_per_unit: float, width_px: float = 1.2) -> np.ndarray:
+    return np.clip(0.5 - sd * (px_per_unit / width_px), 0.0, 1.0)
+
+
+def _blob_peak(sigma: float) -> float:
+    """Peak value of a unit impulse after ``gaussian_filter`` with ``sigma`` (2-D)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    d = np.zeros(33)
+    d[16] = 1.0
+    return float(gaussian_filter1d(d, sigma)[16] ** 2)
+
+
+def _granules(
+    rng: np.random.Generator, allowed: np.ndarray, count: float, sigma_px: float
+) -> np.ndarray:
+    """Render ``count`` granules at random allowed pixels as Gaussian beads with peak ~1."""
+    idx = np.flatnonzero(allowed.ravel())
+    n = int(rng.poisson(max(count, 0.0)))
+    if n == 0 or idx.size == 0:
+        return np.zeros(allowed.shape)
+    pick = rng.choice(idx, size=n, replace=True)
+    imp = np.bincount(pick, minlength=allowed.size).astype(float).reshape(allowed.shape)
+    sigma = max(sigma_px, 0.5)
+    return np.clip(gaussian_filter(imp, sigma) / _blob_peak(sigma), 0.0, 1.3)
+
+
+def _discs(
+    x: np.ndarray, y: np.ndarray, centres: np.ndarray, radii: np.ndarray, ppu: float
+) -> np.ndarray:
+    if len(centres) == 0:
+        return np.zeros(x.shape)
+    d = np.hypot(x[None] - centres[:, 0, None, None], y[None] - centres[:, 1, None, None])
+    return _soft((d - radii[:, None, None]).min(axis=0), ppu)
+
+
+def _red_cells(
+    rng: np.random.Generator, axis: np.ndarray, ppu: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Density field of erythrocytes (with central pallor) on a jittered hexagonal grid.
+
+    ``axis`` holds the pixel-centre coordinates along x (and y). Returns the field and the
+    erythrocyte centres.
+    """
+    half = float(axis[-1]) + 0.5 / ppu
+    r_mean = rng.uniform(0.085, 0.1)
+    spacing = 2 * r_mean * rng.uniform(1.02, 1.25)
+    keep_p = rng.uniform(0.45, 0.85)
+    rows = np.arange(-half - spacing, half + spacing, spacing * 0.866)
+    cols = np.arange(-half - spacing, half + 2 * spacing, spacing)
+    gx, gy = np.meshgrid(cols, rows)
+    gx = gx + (np.arange(len(rows))[:, None] % 2) * spacing / 2
+    centres = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    centres += rng.uniform(-0.25, 0.25, centres.shape) * spacing
+    centres = centres[rng.random(len(centres)) < keep_p]
+    n = len(centres)
+    radii = r_mean * rng.uniform(0.88, 1.08, n)
+    aspects = rng.uniform(0.88, 1.0, n)
+    angles = rng.uniform(0, np.pi, n)
+    field = np.zeros((axis.size, axis.size))
+    for (cx, cy), r, asp, ang in zip(centres, radii, aspects, angles, strict=True):
+        # work in the cell's bounding box only
+        j0, j1 = np.searchsorted(axis, [cx - 1.1 * r, cx + 1.1 * r])
+        i0, i1 = np.searchsorted(axis, [cy - 1.1 * r, cy + 1.1 * r])
+        if j1 <= j0 or i1 <= i0:
+            continue
+        x = axis[None, j0:j1] - cx
+        y = axis[i0:i1, None] - cy
+        ca, sa = np.cos(ang), np.sin(ang)
+        xr, yr = ca * x + sa * y, -sa * x + ca * y
+        rho = np.sqrt((xr / r) ** 2 + (yr / (r * asp)) ** 2)
+        body = _soft((rho - 1.0) * r, ppu, 1.5)
+        pallor = 0.4 + 0.6 * np.clip((rho - 0.2) / 0.65, 0.0, 1.0)
+        field[i0:i1, j0:j1] += body * pallor
+    return field, centres
+
+
+def _stain(v: np.ndarray, hue: float, saturation: float, intensity: float) -> np.ndarray:
+    v = rotate_hue(v, hue)
+    g = v.mean()
+    return np.clip((g + saturation * (v - g)) * intensity, 0.0, None)
+
+
+def _render_one(
+    cls: str,
+    partner: str | None,
+    weight: float,
+    rng: np.random.Generator,
+    cam_rng: np.random.Generator,
+    config: SynthConfig,
+    shift: DomainShift,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Render one image; returns (uint8 image, (3, S, S) bool masks, metadata)."""
+    size, ss = int(config.image_size), int(config.supersample)
+    res = size * ss
+    ppu = res * shift.scale  # render pixels per unit of (reference) image width
+    axis = ((np.arange(res) + 0.5) / res - 0.5) / shift.scale
+    X, Y = np.meshgrid(axis, axis)
+
+    ox, oy = rng.uniform(-config.max_offset, config.max_offset, 2)
+    theta = rng.uniform(0, 2 * np.pi)
+    ct, st = np.cos(theta), np.sin(theta)
+    xl, yl = ct * (X - ox) + st * (Y - oy), -st * (X - ox) + ct * (Y - oy)
+
+    pa = _sample_class(cls, rng)
+    pb = _sample_class(partner, rng) if partner is not None else None
+    p = _blend(pa, pb, weight) if pb is not None else pa
+    cr = p["cell_r"]
+
+    # outline and nucleus
+    sd_cell = _sd_ellipse(xl, yl, cr, cr * p["aspect"])
+    sd_cell = sd_cell + p["cell_wobble"] * cr * _noise(rng, (res, res), 0.03 * ppu)
+    for _ in range(int(p["fragments"])):
+        ang, dist = rng.uniform(0, 2 * np.pi), rng.uniform(1.1, 2.0) * cr
+        sd_cell = np.minimum(
+            sd_cell,
+            np.hypot(xl - dist * np.cos(ang), yl - dist * np.sin(ang)) - rng.uniform(0.4, 0.7) * cr,
+        )
+    sd_nuc = _sd_nucleus(pa["nucleus"], xl, yl, pa["cell_r"])
+    if pb is not None:
+        sd_nuc = (1 - weight) * sd_nuc + weight * _sd_nucleus(pb["nucleus"], xl, yl, pb["cell_r"])
+    sd_nuc = sd_nuc + p["nuc_wobble"] * cr * _noise(rng, (res, res), 0.02 * ppu)
+    a_nuc = _soft(sd_nuc, ppu)
+    a_cell = np.maximum(_soft(sd_cell, ppu), a_nuc)
+    if p["smear"] * ppu > 0.3:
+        sig = p["smear"] * ppu * np.array([rng.uniform(0.3, 1.0), rng.uniform(1.0, 2.5)])
+        sig = tuple(rng.permutation(sig))
+        a_nuc = gaussian_filter(a_nuc, sig)
+        a_cell = np.maximum(gaussian_filter(a_cell, sig), a_nuc)
+
+    # chromatin, nucleoli
+    tex = _noise(rng, (res, res), p["chrom_scale"] * ppu)
+    nuc_field = p["nuc_dens"] * np.clip(1.0 + p["chrom_amp"] * tex, 0.3, 2.0)
+    n_nucleoli = int(p["nucleoli"])
+    if n_nucleoli:
+        inner = np.flatnonzero((sd_nuc < -0.25 * p["nucleus"].get("nc", 0.5) * cr).ravel())
+        if inner.size:
+            pick = rng.choice(inner, size=n_nucleoli)
+            centres = np.stack([X.ravel()[pick], Y.ravel()[pick]], axis=1)
+            radii = rng.uniform(0.011, 0.018, n_nucleoli)
+            nuc_field = nuc_field * (1.0 - 0.45 * _discs(X, Y, centres, radii, ppu))
+
+    # cytoplasm texture, vacuoles
+    cyto_field = p["cyto_dens"] * (1.0 + 0.12 * _noise(rng, (res, res), 0.01 * ppu))
+    n_vac = int(p["vacuoles"])
+    if n_vac:
+        room = np.flatnonzero(((sd_cell < -0.012) & (sd_nuc > 0.008)).ravel())
+        if room.size:
+            pick = rng.choice(room, size=n_vac)
+            centres = np.stack([X.ravel()[pick], Y.ravel()[pick]], axis=1)
+            a_vac = _discs(X, Y, centres, rng.uniform(0.006, 0.013, n_vac), ppu)
+            cyto_field = cyto_field * (1.0 - 0.85 * a_vac)
+
+    # granules
+    a_gran = np.zeros((res, res))
+    if p["gran_fill"] > 0:
+        area = np.pi * cr * cr * p["aspect"]
+        count = p["gran_fill"] * area / (np.pi * p["gran_r"] ** 2)
+        allowed = a_cell > 0.5
+        if p["spill"] > 0.5:
+            allowed = np.hypot(xl, yl) < 1.8 * cr
+        a_gran = _granules(rng, allowed, count, p["gran_r"] * ppu / 1.18)
+        a_gran = a_gran * (1.0 - a_nuc * (1.0 - p["over_nucleus"]))
+        if p["spill"] <= 0.5:
+            a_gran = a_gran * a_cell
+
+    # background: red cells and stray platelets
+    rbc, _ = _red_cells(rng, axis, ppu)
+    rbc = rbc * (1.0 - a_cell)
+    stray = np.zeros((res, res))
+    if rng.random() < config.stray_platelet_prob:
+        n = int(rng.integers(1, 3))
+        ang = rng.uniform(0, 2 * np.pi, n)
+        dist = rng.uniform(1.4 * cr + 0.03, 0.45, n)
+        centres = np.stack([dist * np.cos(ang), dist * np.sin(ang)], axis=1)
+        stray = 0.8 * _discs(X, Y, centres, rng.uniform(0.008, 0.016, n), ppu) * (1.0 - a_cell)
+
+    # stain and illumination
+    hue = rng.normal(0.0, config.hue_jitter_deg) + shift.hue_shift_deg
+    intensity = float(np.clip(rng.normal(1.0, config.stain_jitter), 0.7, 1.4)) * shift.stain_intensity
+    eosin = float(np.clip(rng.normal(1.0, config.stain_jitter), 0.7, 1.4))
+    sat = shift.stain_saturation
+
+    def stain(v: np.ndarray, extra: float = 1.0) -> np.ndarray:
+        return _stain(v, hue, sat, intensity * extra)
+
+    od = (
+        rbc[..., None] * stain(_OD["rbc"], eosin)
+        + stray[..., None] * stain(_OD["plt_gran"])
+        + (a_cell * (1.0 - a_nuc) * cyto_field)[..., None] * stain(p["cyto_od"])
+        + (a_nuc * nuc_field)[..., None] * stain(p["nuc_od"])
+        + (a_gran * p["gran_strength"])[..., None] * stain(p["gran_od"])
+    )
+    illum = _BACKGROUND * (1.0 + rng.normal(0.0, config.illumination_jitter, 3))
+    illum = np.clip(illum * np.asarray(shift.illumination), 0.0, 1.0)
+    grad_angle, grad = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.06)
+    shade = 1.0 + grad * (np.cos(grad_angle) * X + np.sin(grad_angle) * Y)
+    img = illum * shade[..., None] * np.exp(-od)
+
+    img = img.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
+    if config.noise_std > 0:
+        img = img + cam_rng.normal(0.0, config.noise_std, img.shape)
+    image = apply_camera(img, shift, cam_rng)
+
+    def down(m: np.ndarray, thr: float) -> np.ndarray:
+        return m.reshape(size, ss, size, ss).mean(axis=(1, 3)) > thr
+
+    nucleus = down(a_nuc > 0.5, 0.5)
+    cell = down(a_cell > 0.5, 0.5) | nucleus
+    granules = down(a_gran > 0.5, 0.2)
+    masks = np.stack([nucleus, cell & ~nucleus, granules])
+    info = {
+        "nucleus_kind": pa["nucleus"]["kind"],
+        "cell_radius": float(cr * shift.scale),
+        "rotation_deg": float(np.rad2deg(theta)),
+        "offset_x": float(ox * shift.scale),
+        "offset_y": float(oy * shift.scale),
+    }
+    return image, masks, info
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def _resolve_counts(counts: int | Mapping[str, int], classes: tuple[str, ...]) -> list[int]:
+    if isinstance(counts, int | np.integer):
+        if counts < 0:
+            raise ValueError(f"counts must be >= 0 images per class, got {counts}")
+        return [int(counts)] * len(classes)
+    if not isinstance(counts, Mapping):
+        raise ValueError(
+            f"counts must be an int (images per class) or a mapping class -> count, got "
+            f"{type(counts).__name__}"
+        )
+    out = dict.fromkeys(classes, 0)
+    for name, n in counts.items():
+        canon = normalise_class_name(name)
+        if canon not in out:
+            raise ValueError(
+                f"class {name!r} is not among the configured classes {list(classes)}; "
+                "add it to SynthConfig.classes or drop it from counts"
+            )
+        if int(n) < 0:
+            raise ValueError(f"count for {name!r} must be >= 0, got {n}")
+        out[canon] = int(n)
+    return [out[c] for c in classes]
+
+
+def _synthesize(
+    counts: int | Mapping[str, int],
+    config: SynthConfig,
+    domain: str | DomainShift | None,
+    seed: int,
+    stream: int,
+    id_prefix: str,
+) -> CellDataset:
+    if int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    shift = get_domain(domain)
+    classes = tuple(config.classes)
+    per_class = _resolve_counts(counts, classes)
+    n = int(sum(per_class))
+    labels = np.repeat(np.arange(len(classes)), per_class)
+    labels = np.random.default_rng([int(seed), stream, 2**32 - 1]).permutation(labels)
+    size = int(config.image_size)
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    masks = np.empty((n, len(MASK_NAMES), size, size), dtype=bool)
+    rows: list[dict[str, Any]] = []
+    lo, hi = config.mix_weight_range
+    for i, lab in enumerate(labels):
+        rng = np.random.default_rng([int(seed), stream, i])
+        cam_rng = np.random.default_rng([int(seed), stream, i, 1])
+        cls = classes[lab]
+        partner, weight = None, 0.0
+        options = [c for c in NEIGHBOURS[cls] if c in classes]
+        if options and rng.random() < config.hard_fraction:
+            partner = options[int(rng.integers(len(options)))]
+            weight = float(rng.uniform(lo, hi))
+        images[i], masks[i], info = _render_one(cls, partner, weight, rng, cam_rng, config, shift)
+        rows.append({
+            "id": f"{id_prefix}{i:05d}",
+            "domain": shift.name,
+            "mix_class": partner or "",
+            "mix_weight": weight,
+            "ambiguity": 2.0 * weight,
+            **info,
+        })
+    columns = ["id", "domain", "mix_class", "mix_weight", "ambiguity", "nucleus_kind",
+               "cell_radius", "rotation_deg", "offset_x", "offset_y"]
+    meta = pd.DataFrame(rows, columns=columns)
+    return CellDataset(images=images, labels=labels, class_names=classes, meta=meta, masks=masks)
+
+
+def synthesize(
+    counts: int | Mapping[str, int],
+    *,
+    config: SynthConfig | None = None,
+    domain: str | DomainShift | None = None,
+    seed: int | None = None,
+) -> CellDataset:
+    """Generate synthetic smear images with ground-truth masks and ambiguity metadata.
+
+    Parameters
+    ----------
+    counts
+        Images per class: an int (the same for every class of ``config.classes``) or a
+        mapping from class name (aliases accepted) to count.
+    config
+        Generator settings; defaults to ``SynthConfig()`` (64 x 64 images).
+    domain
+        A preset name from :data:`cytoviz.data.domains.DOMAINS` (``"mild"``, ``"strong"``),
+        a :class:`~cytoviz.data.domains.DomainShift`, or ``None`` for the reference domain.
+    seed
+        Overrides ``config.seed``. The same seed gives identical arrays; with the same seed,
+        image ``i`` has the same cell morphology in every domain.
+
+    Returns
+    -------
+    CellDataset
+        Images in random class order, ``masks`` set (nucleus, cytoplasm, granules) and
+        ``meta`` with columns ``id``, ``domain``, ``mix_class`` ("" for clear cases),
+        ``mix_weight`` in [0, 0.5], ``ambiguity`` (= 2 * mix_weight, in [0, 1]),
+        ``nucleus_kind``, ``cell_radius`` (fraction of the image width), ``rotation_deg``,
+        ``offset_x``, ``offset_y``.
+    """
+    config = config if config is not None else SynthConfig()
+    seed = config.seed if seed is None else seed
+    return _synthesize(counts, config, domain, seed, stream=0, id_prefix=f"s{seed}-")
+
+
+def default_splits(
+    config: SynthConfig | None = None, *, scale: float = 1.0
+) -> dict[str, CellDataset]:
+    """The default synthetic benchmark: imbalanced training set, balanced val/test sets.
+
+    Parameters
+    ----------
+    config
+        Generator settings (image size, seed, hard fraction); defaults to ``SynthConfig()``.
+    scale
+        Multiplies every count of :data:`DEFAULT_SPLIT_COUNTS` (each class keeps at least one
+        image), e.g. ``0.05`` for a quick test.
+
+    Returns
+    -------
+    dict of str to CellDataset
+        ``"train"`` (2,290 images at ``scale=1``, CytoData-like imbalance from 40 basophils to
+        560 neutrophils), ``"val"`` (30 per class), ``"test"`` (60 per class, reference
+        domain), ``"test_mild"`` and ``"test_strong"`` (60 per class, the ``"mild"`` and
+        ``"strong"`` domain presets). Every split comes from its own random stream.
+    """
+    config = config if config is not None else SynthConfig()
+    if not 0.0 < scale <= 100.0:
+        raise ValueError(f"scale must lie in (0, 100], got {scale}")
+    out: dict[str, CellDataset] = {}
+    for split, counts in DEFAULT_SPLIT_COUNTS.items():
+        scaled = {c: max(1, round(n * scale)) for c, n in counts.items() if c in config.classes}
+        out[split] = _synthesize(
+            scaled, config, _SPLIT_DOMAINS[split], config.seed, _SPLIT_STREAMS[split],
+            id_prefix=f"{split}-",
+        )
+    return out
+
+
+def write_dataset(
+    dataset: CellDataset, folder: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Write a data set as a class-per-folder tree of PNGs with a manifest, atomically per file.
+
+    Layout: ``folder/<class name>/<id>.png``; ``folder/manifest.csv`` (columns ``path``
+    relative to ``folder``, ``label`` class name, ``label_index``, then every ``meta``
+    column); ``folder/masks.npz`` (``masks`` ``(N, 3, H, W)`` bool and ``mask_names``) when
+    the data set has masks; ``folder/dataset.npz`` (:meth:`CellDataset.save`).
+
+    Parameters
+    ----------
+    dataset
+        The images to write.
+    folder
+        Destination folder (created).
+    overwrite
+        Replace an existing ``manifest.csv``; otherwise an existing one is an error.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    manifest_path = folder / "manifest.csv"
+    if manifest_path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{manifest_path} exists; choose an empty folder or pass overwrite=True"
+        )
+    meta = dataset.meta if dataset.meta is not None else pd.DataFrame(index=range(len(dataset)))
+    ids = (
+        meta["id"].astype(str).tolist() if "id" in meta.columns
+        else [f"{i:05d}" for i in range(len(dataset))]
+    )
+    if len(set(ids)) != len(ids):
+        raise ValueError("meta column 'id' has duplicates; ids name the PNG files and must be unique")
+    paths = []
+    for img, lab, ident in zip(dataset.images, dataset.labels, ids, strict=True):
+        rel = Path(dataset.class_names[lab]) / f"{ident}.png"
+        with atomic_path(folder / rel) as tmp:
+            Image.fromarray(img).save(tmp, format="PNG")
+        paths.append(rel.as_posix())
+    table = pd.DataFrame({
+        "path": paths,
+        "label": dataset.label_names,
+        "label_index": dataset.labels,
+    })
+    extra = meta.drop(columns=[c for c in ("path", "label", "label_index") if c in meta.columns])
+    table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
+    if dataset.masks is not None:
+        save_npz(folder / "masks.npz", masks=dataset.masks,
+                 mask_names=np.asarray(MASK_NAMES, dtype=str))
+    dataset.save(folder / "dataset.npz")
+    with atomic_path(manifest_path) as tmp:
+        table.to_csv(tmp, index=False)
+    return folder
