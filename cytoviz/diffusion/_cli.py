@@ -65,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hp.add_argument("--steps", type=int, help="UNet optimiser steps")
     hp.add_argument("--vae-steps", type=int, help="VAE steps before the UNet (tiny preset only)")
     hp.add_argument("--batch-size", type=int, help="images per step and per process")
+    hp.add_argument("--vae-batch-size", type=int, help="images per VAE step (tiny preset only)")
     hp.add_argument("--lr", type=float, help="peak UNet learning rate")
     hp.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
     hp.add_argument("--ema-decay", type=float, help="EMA decay of the UNet weights")
@@ -143,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     train_data, val_data = _datasets(args)
     changes = {
         "steps": args.steps, "vae_steps": args.vae_steps, "batch_size": args.batch_size,
+        "vae_batch_size": args.vae_batch_size,
         "lr": args.lr, "warmup_steps": args.warmup_steps, "ema_decay": args.ema_decay,
         "checkpoint_every": args.checkpoint_every, "val_every": args.val_every,
         "val_accuracy_images": args.val_accuracy_images, "max_minutes": args.max_minutes,
@@ -159,6 +161,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--preset sd15 needs --sd15-path pointing to a local diffusers folder "
                              "of Stable Diffusion 1.5 (unet/, vae/, scheduler/)")
         changes.pop("vae_steps", None)
+        changes.pop("vae_batch_size", None)
         config = TrainConfig.sd15(**changes)
         model = DiffusionModel.from_sd15(args.sd15_path, train_data.class_names)
         factor = 2 ** (len(model.config.vae_channels) - 1)

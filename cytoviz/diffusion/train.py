@@ -675,7 +675,8 @@ class _Trainer:
         sub = self.val.subset(idx)
         try:
             cc = ClassifyConfig(max_trials=cfg.val_accuracy_trials,
-                                min_trials=min(cfg.val_accuracy_trials, 20), seed=cfg.seed)
+                                min_trials=max(2, min(cfg.val_accuracy_trials, 20)),
+                                seed=cfg.seed, keep_error_maps=False)
             result = classify(self.model, sub.images, config=cc, progress=False)
             pred = np.asarray(result.prediction)
         except Exception as exc:  # validation accuracy is auxiliary: warn once, keep training

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Train the default model that ships in data/default_model/ (tiny preset, synthetic data).
+#
+#   bash scripts/train_default_model.sh
+#
+# Runs `cytoviz train` on the built-in synthetic training split (2,290 images of 64 px, 10 classes;
+# validation on its val split) into runs/default/, then copies runs/default/model/ (weights with
+# the EMA UNet, cytoviz.json, train_config.json, train_summary.json) and the loss history to
+# data/default_model/. Budget: 500 VAE steps (batch 8) + 4,000 UNet steps (batch 16), about
+# 35-55 minutes on 2 CPU cores depending on load (benchmarks/train_speed.py measures the speed).
+# Interrupted? Run the same command again: training resumes exactly from the last checkpoint.
+# Environment: OUT (run folder, default runs/default), DEST (default data/default_model).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/default}
+DEST=${DEST:-data/default_model}
+mkdir -p "$OUT"
+
+.venv/bin/cytoviz train --data synthetic --out "$OUT" --preset tiny --seed 0 \
+    --vae-steps 500 --vae-batch-size 8 \
+    --steps 4000 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
+    --checkpoint-every 250 --val-every 1000 --val-accuracy-images 50 \
+    --max-minutes 90
+
+completed=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['completed'])" \
+    "$OUT/model/train_summary.json")
+if [ "$completed" != "True" ]; then
+    echo "training stopped before the last step; run this script again to resume" >&2
+    exit 1
+fi
+tmp="$DEST.tmp-$$"
+rm -rf "$tmp"
+cp -r "$OUT/model" "$tmp"
+cp "$OUT/history.json" "$tmp/history.json"
+rm -rf "$DEST"
+mv "$tmp" "$DEST"
+du -sh "$DEST"
+echo "default model written to $DEST"
