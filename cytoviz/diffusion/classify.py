@@ -493,6 +493,7 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
         labels=labels,
         error_maps=error_maps,
         mask_radius=int(radius),
+        num_train_timesteps=t_total,
     )
 
 

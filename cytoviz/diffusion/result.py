@@ -67,6 +67,8 @@ class ClassificationResult:
         mask and for a class never evaluated).
     mask_radius
         Radius of the centre disc in latent pixels.
+    num_train_timesteps
+        ``T`` of the model's noise schedule (for the weighting's ``s = (T - t) / T``).
     """
 
     class_names: tuple[str, ...]
@@ -80,6 +82,7 @@ class ClassificationResult:
     labels: np.ndarray | None = None
     error_maps: np.ndarray | None = None
     mask_radius: int = 0
+    num_train_timesteps: int = 1000
 
     def __post_init__(self) -> None:
         names = tuple(str(c) for c in self.class_names)
@@ -353,6 +356,7 @@ class ClassificationResult:
             "n_evals": self.n_evals,
             "remaining": self.remaining,
             "mask_radius": np.asarray(self.mask_radius),
+            "num_train_timesteps": np.asarray(self.num_train_timesteps),
         }
         if self.labels is not None:
             arrays["labels"] = self.labels
@@ -384,6 +388,7 @@ class ClassificationResult:
             labels=data.get("labels"),
             error_maps=data.get("error_maps"),
             mask_radius=int(data["mask_radius"]),
+            num_train_timesteps=int(data["num_train_timesteps"]),
         )
 
 

@@ -178,13 +178,13 @@ def _per_trial_std(errors: np.ndarray) -> np.ndarray:
 
 
 def fit_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np.ndarray | None = None,
-                  degree: int = 4, *, num_train_timesteps: int = 1000,
-                  n_bins: int = 50) -> tuple[float, ...]:
+                  degree: int = 4, *, num_train_timesteps: int = 1000) -> tuple[float, ...]:
     """Refit the polynomial weighting on a validation set (paper, supplement G).
 
     The polynomial ``f(s)`` is fitted by least squares to the median over images of the
-    across-class standard deviation of the (unweighted) error as a function of
-    ``s = (T - t) / T``; the weight is its reciprocal.
+    across-class standard deviation (``ddof=0``) of the (unweighted) error at each timestep,
+    as a function of ``s = (T - t) / T``; each timestep is one point, weighted by the square
+    root of its number of trials. The weight is the reciprocal of ``f``.
 
     Parameters
     ----------
@@ -202,9 +202,6 @@ def fit_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np.ndarray 
         Degree of the polynomial (4 in the paper).
     num_train_timesteps
         ``T``.
-    n_bins
-        Trials are grouped into this many equal bins of ``s`` (each bin's median is one point
-        of the fit, weighted by its number of trials).
 
     Returns
     -------
@@ -225,8 +222,7 @@ def fit_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np.ndarray 
         raise ValueError(f"degree must be >= 0, got {degree}")
     std = _per_trial_std(errors)  # (N, n_t)
     ok = np.isfinite(std) & np.isfinite(ts) & (ts >= 0)
-    s = _s(np.where(ok, ts, 0.0), num_train_timesteps)
-    b = np.clip((s * n_bins).astype(np.int64), 0, n_bins - 1)
+    tt = np.where(ok, ts, -1).astype(np.int64)
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (n,):
@@ -235,18 +231,15 @@ def fit_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np.ndarray 
     else:
         groups = [np.ones(n, dtype=bool)]
     xs, ys, ws = [], [], []
-    for k in range(n_bins):
-        in_bin = ok & (b == k)
-        count = int(in_bin.sum())
-        if count == 0:
-            continue
-        meds = [np.median(std[in_bin & g[:, None]]) for g in groups if np.any(in_bin & g[:, None])]
-        xs.append(float(np.mean(s[in_bin])))
+    for t in np.unique(tt[ok]):
+        at_t = tt == t
+        meds = [np.median(std[at_t & g[:, None]]) for g in groups if np.any(at_t & g[:, None])]
+        xs.append(float(_s(t, num_train_timesteps)))
         ys.append(float(np.mean(meds)))
-        ws.append(count)
+        ws.append(int(at_t.sum()))
     if len(xs) < degree + 1:
         raise ValueError(
-            f"only {len(xs)} timestep bins have errors of at least 2 classes; a degree-{degree} "
+            f"only {len(xs)} timesteps have errors of at least 2 classes; a degree-{degree} "
             "fit needs at least degree + 1 (run more trials, or with pruning=False)"
         )
     coeffs = np.polynomial.polynomial.polyfit(xs, ys, degree, w=np.sqrt(ws))
