@@ -1,0 +1,664 @@
+"""Loaders for real blood-cell data sets; each returns a :class:`~cytoviz.data.CellDataset`.
+
+* :func:`load_folder`: one folder per class (PBC, Raabin-WBC, BCCD crops, LISC ...), optionally
+  below a ``train/`` / ``test/`` split level.
+* :func:`load_manifest`: a CSV file with ``path`` and ``label`` columns (and optional ``expert``
+  and ``confidence`` columns, as for CytoData's expert labels).
+* :func:`load_bloodmnist`: MedMNIST's BloodMNIST ``.npz`` files.
+* :func:`prepare_image`: one image of any size and mode to a square ``uint8`` RGB array.
+
+Class names are normalised with :func:`cytoviz.classes.normalise_class_name` (``ig``,
+``NEUTROPHIL``, ``SNE`` ...) and the class list of a result follows cytoviz's canonical order.
+Every loaded data set has a ``meta`` column ``path`` with the source file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from cytoviz.classes import CANONICAL_CLASSES, UnknownClassError, normalise_class_name
+from cytoviz.data._dataset import CellDataset
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "BLOODMNIST_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "ImageLoadError",
+    "load_bloodmnist",
+    "load_folder",
+    "load_manifest",
+    "prepare_image",
+]
+
+#: File name endings that the folder loader reads (case-insensitive).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+
+#: BloodMNIST's label order (MedMNIST v2), as canonical cytoviz names.
+BLOODMNIST_CLASSES: tuple[str, ...] = (
+    "basophil", "eosinophil", "erythroblast", "immature granulocyte", "lymphocyte", "monocyte",
+    "neutrophil", "platelet",
+)
+
+#: Expert confidence words (METHOD.md section 6).
+_CONFIDENCE_WORDS = {"high": 1.0, "moderate": 2.0 / 3.0, "low": 1.0 / 3.0, "no": 0.0, "none": 0.0}
+
+OnError = Literal["raise", "skip"]
+
+
+class ImageLoadError(ValueError):
+    """An image file that cannot be read (corrupt, truncated, empty, too large, unreadable)."""
+
+
+# --------------------------------------------------------------------------------------------
+# one image
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any PIL mode to ``(H, W, 3)`` uint8: alpha composited on white, 16/32-bit scaled to 8-bit."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        return _grey_to_rgb(_scale_to_8bit(arr, mode))
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def _scale_to_8bit(arr: np.ndarray, mode: str) -> np.ndarray:
+    finite = arr[np.isfinite(arr)]
+    top = float(finite.max()) if finite.size else 0.0
+    if mode.startswith("I;16") or 255.0 < top <= 65535.0:
+        scaled = arr / 257.0  # 16-bit range onto 8-bit
+    elif mode == "F" and top <= 1.0:
+        scaled = arr * 255.0  # float images in [0, 1]
+    elif top > 65535.0:
+        scaled = arr * (255.0 / top)
+    else:
+        scaled = arr
+    return np.clip(np.nan_to_num(scaled), 0, 255).round().astype(np.uint8)
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
+    """A numpy image (grey, RGB or RGBA; uint8, uint16, bool or float in [0, 1]) to uint8 RGB."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ImageLoadError(
+            f"{name}: expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(f"{name}: the image is empty (shape {arr.shape})")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr.astype(np.float64) / 257.0).round().astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        top = float(np.nanmax(arr)) if arr.size else 0.0
+        arr = np.clip(np.nan_to_num(arr) * (255.0 if top <= 1.0 else 1.0), 0, 255).round().astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        return _grey_to_rgb(arr)
+    if arr.shape[-1] == 4:
+        alpha = arr[..., 3:4].astype(np.float64) / 255.0
+        rgb = arr[..., :3] * alpha + 255.0 * (1.0 - alpha)
+        return rgb.round().astype(np.uint8)
+    return arr
+
+
+def _open(path: Path) -> Image.Image:
+    """Open and fully decode an image file, turning every failure into an ImageLoadError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Keep PIL's decompression-bomb protection, and make its warning an error too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                img = ImageOps.exif_transpose(im)
+                img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            f"{path}: the image is too large to load safely ({exc}). If you trust this file, "
+            "raise PIL.Image.MAX_IMAGE_PIXELS, or crop the cells out of it first."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            f"{path}: not a readable image (unknown format or corrupt file)"
+        ) from exc
+    except PermissionError as exc:
+        raise ImageLoadError(f"{path}: permission denied; check the file's access rights") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(
+            f"{path}: the image could not be decoded ({exc}); the file may be truncated or corrupt"
+        ) from exc
+    if img.width < 1 or img.height < 1:
+        raise ImageLoadError(f"{path}: the image is empty ({img.width}x{img.height} px)")
+    return img
+
+
+def prepare_image(
+    image: str | os.PathLike[str] | Image.Image | np.ndarray,
+    image_size: int = 64,
+    *,
+    crop: Literal["center", "none"] = "center",
+) -> np.ndarray:
+    """Read one image and bring it to the model's size.
+
+    Parameters
+    ----------
+    image
+        A file path, a PIL image or a numpy array. Every PIL mode is accepted: RGB, RGBA and
+        other modes with transparency (composited on white), greyscale, palette, CMYK, 16-bit
+        (``I;16``) and 32-bit (``I``, ``F``) images (scaled to 8-bit). EXIF orientation is
+        applied.
+    image_size
+        Side length ``S`` of the square output.
+    crop
+        ``"center"``: scale the shorter side to ``S`` and keep the centre square (cells are
+        centred); ``"none"``: squash the whole image to ``S x S``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(S, S, 3)`` uint8 RGB.
+
+    Raises
+    ------
+    ImageLoadError
+        For a missing, empty, corrupt, truncated, unreadable or oversized file (PIL's
+        decompression-bomb limit stays on); the message names the file.
+    """
+    from PIL import Image
+
+    if int(image_size) < 1:
+        raise ValueError(f"image_size must be at least 1, got {image_size}")
+    size = int(image_size)
+    if isinstance(image, str | os.PathLike):
+        rgb = _to_rgb_array(_open(Path(image)))
+    elif isinstance(image, Image.Image):
+        if image.width < 1 or image.height < 1:
+            raise ImageLoadError(f"the image is empty ({image.width}x{image.height} px)")
+        rgb = _to_rgb_array(image)
+    elif isinstance(image, np.ndarray):
+        rgb = _array_to_rgb(image, "array")
+    else:
+        raise TypeError(
+            f"image must be a path, a PIL image or a numpy array, got {type(image).__name__}"
+        )
+    h, w = rgb.shape[:2]
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(rgb)
+    pil = Image.fromarray(np.ascontiguousarray(rgb))
+    if crop == "center":
+        side = min(h, w)
+        left, top = (w - side) / 2.0, (h - side) / 2.0
+        box = (left, top, left + side, top + side)
+    elif crop == "none":
+        box = (0.0, 0.0, float(w), float(h))
+    else:
+        raise ValueError(f"crop must be 'center' or 'none', got {crop!r}")
+    # Lanczos for both directions; reducing_gap makes large reductions fast and still sharp.
+    out = pil.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    return np.asarray(out, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by the loaders
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
+def _warn_skipped(skipped: list[str], where: str) -> None:
+    if not skipped:
+        return
+    shown = "; ".join(skipped[:10])
+    more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    warnings.warn(
+        f"{where}: skipped {len(skipped)} unreadable image(s): {shown}{more}",
+        UserWarning, stacklevel=3,
+    )
+
+
+def _map_names(
+    names: Iterable[str],
+    classes: Sequence[str] | None,
+    class_map: Mapping[str, str | None] | None,
+    where: str,
+) -> dict[str, str | None]:
+    """Source name -> class name (``None``: ignore); the error lists every unmappable name."""
+    targets = tuple(classes) if classes is not None else CANONICAL_CLASSES
+    class_map = dict(class_map or {})
+    out: dict[str, str | None] = {}
+    bad: list[str] = []
+    for name in names:
+        if name in class_map:
+            target = class_map[name]
+            if target is not None:
+                try:
+                    target = normalise_class_name(target, classes=targets)
+                except UnknownClassError:
+                    if classes is not None:
+                        raise UnknownClassError(
+                            f"{where}: class_map sends {name!r} to {target!r}, which is not among "
+                            f"classes={list(classes)}"
+                        ) from None
+            out[name] = target
+            continue
+        try:
+            out[name] = normalise_class_name(name, classes=targets)
+        except UnknownClassError:
+            bad.append(name)
+    if bad:
+        raise UnknownClassError(
+            f"{where}: cannot map class name(s) {sorted(set(bad))} to "
+            f"{'the given classes' if classes is not None else 'the canonical classes'} "
+            f"{list(targets)}. Pass class_map={{'<name>': '<class>'}} to name them, or "
+            "class_map={'<name>': None} to leave them out."
+        )
+    return out
+
+
+def _class_order(present: Iterable[str], classes: Sequence[str] | None) -> tuple[str, ...]:
+    if classes is not None:
+        return tuple(classes)
+    present = set(present)
+    canonical = [c for c in CANONICAL_CLASSES if c in present]
+    return (*canonical, *sorted(present - set(canonical)))
+
+
+def _load_images(
+    paths: Sequence[Path], image_size: int, on_error: str, progress: bool, desc: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Load images; returns the stack, a keep-mask and the skipped messages."""
+    from tqdm.auto import tqdm
+
+    images = np.zeros((len(paths), image_size, image_size, 3), dtype=np.uint8)
+    keep = np.ones(len(paths), dtype=bool)
+    skipped: list[str] = []
+    cache: dict[Path, int] = {}
+    for i, p in enumerate(tqdm(paths, desc=desc, disable=not progress, leave=False)):
+        if p in cache:
+            images[i] = images[cache[p]]
+            keep[i] = keep[cache[p]]
+            continue
+        cache[p] = i
+        try:
+            images[i] = prepare_image(p, image_size)
+        except ImageLoadError as exc:
+            if on_error == "raise":
+                raise
+            keep[i] = False
+            skipped.append(str(exc))
+    return images, keep, skipped
+
+
+# --------------------------------------------------------------------------------------------
+# folders
+
+
+def _image_files(folder: Path, extensions: tuple[str, ...], recursive: bool) -> list[Path]:
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    files = [
+        p for p in it
+        if p.suffix.lower() in extensions and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    ]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def load_folder(
+    root: str | os.PathLike[str],
+    *,
+    image_size: int = 64,
+    split: str | None = None,
+    classes: Sequence[str] | None = None,
+    class_map: Mapping[str, str | None] | None = None,
+    on_error: OnError = "raise",
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    recursive: bool = True,
+    progress: bool = False,
+) -> CellDataset:
+    """Load a class-per-folder tree (PBC, Raabin-WBC, BCCD crops ...).
+
+    Parameters
+    ----------
+    root
+        Folder holding one subfolder per class (names may contain spaces), or split folders
+        (``train/``, ``test/`` ...) that hold the class folders.
+    image_size
+        Side length of the square images (see :func:`prepare_image`).
+    split
+        Name of a split subfolder of ``root`` to read (matched case-insensitively, e.g.
+        ``"train"`` finds ``Train/``).
+    classes
+        The class list of the result, e.g. a model's ``class_names``: folder names are mapped onto
+        it and labels index it, even if some classes have no images. By default the result has
+        the classes present, in canonical order.
+    class_map
+        Folder name -> class name for names that the aliases do not cover; map a folder to
+        ``None`` to leave it out.
+    on_error
+        ``"raise"`` on the first unreadable image, or ``"skip"`` it (one warning lists them).
+    extensions
+        File endings to read (case-insensitive).
+    recursive
+        Also read images in subfolders of a class folder.
+    progress
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    CellDataset
+        With ``meta`` columns ``path`` (the source file) and ``source_class`` (the folder name).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` or the split folder is missing.
+    UnknownClassError
+        Listing every folder name that cannot be mapped to a class.
+    ValueError
+        When there are no class folders or no images.
+    ImageLoadError
+        For an unreadable image (with ``on_error="raise"``).
+    """
+    _check_on_error(on_error)
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    base = root
+    if split is not None:
+        subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+        if split.lower() not in subdirs:
+            raise FileNotFoundError(
+                f"{root}: no split folder {split!r}; the subfolders are {sorted(p.name for p in subdirs.values())}"
+            )
+        base = subdirs[split.lower()]
+    exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+    class_dirs = sorted(
+        (p for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))),
+        key=lambda p: p.name,
+    )
+    if not class_dirs:
+        loose = _image_files(base, exts, recursive=False)
+        hint = (
+            f" It holds {len(loose)} image file(s) directly; put them into one folder per class."
+            if loose else " It is empty."
+        )
+        raise ValueError(f"{base}: expected one subfolder per class, found none.{hint}")
+    if split is None:
+        split_names = {"train", "test", "val", "valid", "validation", "test-a", "test-b"}
+        found = [p.name for p in class_dirs if p.name.lower() in split_names]
+        if found and len(found) == len(class_dirs):
+            raise ValueError(
+                f"{root}: the subfolders {found} look like data splits, not classes; pass "
+                f"split={found[0]!r} (or another) to read one of them"
+            )
+    mapping = _map_names((p.name for p in class_dirs), classes, class_map, str(base))
+    paths: list[Path] = []
+    sources: list[str] = []
+    names: list[str] = []
+    empty: list[str] = []
+    for d in class_dirs:
+        target = mapping[d.name]
+        if target is None:
+            continue
+        files = _image_files(d, exts, recursive)
+        if not files:
+            empty.append(d.name)
+        paths += files
+        sources += [d.name] * len(files)
+        names += [target] * len(files)
+    if not paths:
+        raise ValueError(
+            f"{base}: no image files with endings {list(exts)} in the class folders "
+            f"{[d.name for d in class_dirs]}"
+        )
+    if empty:
+        warnings.warn(f"{base}: class folder(s) {empty} hold no images", UserWarning, stacklevel=2)
+    class_names = _class_order(names, classes)
+    images, keep, skipped = _load_images(paths, image_size, on_error, progress, base.name)
+    _warn_skipped(skipped, str(base))
+    if not keep.any():
+        raise ValueError(f"{base}: none of the {len(paths)} images could be read")
+    labels = np.asarray([class_names.index(n) for n in names], dtype=np.int64)
+    meta = pd.DataFrame({"path": [str(p) for p in paths], "source_class": sources})
+    return CellDataset(images[keep], labels[keep], class_names, meta=meta[keep].reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------------------------
+# manifests
+
+
+def _confidence(value: Any, line: int, csv_path: Path) -> float:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return float("nan")
+    text = str(value).strip()
+    word = _CONFIDENCE_WORDS.get(text.lower())
+    if word is not None:
+        return word
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(
+            f"{csv_path}, line {line}, column 'confidence': {text!r} is neither a number in "
+            f"[0, 1] nor one of {sorted(_CONFIDENCE_WORDS)}"
+        )
+    return number
+
+
+def load_manifest(
+    csv_path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    image_size: int = 64,
+    classes: Sequence[str] | None = None,
+    class_map: Mapping[str, str | None] | None = None,
+    path_column: str = "path",
+    label_column: str = "label",
+    on_error: OnError = "raise",
+    progress: bool = False,
+) -> CellDataset:
+    """Load images listed in a CSV file.
+
+    Parameters
+    ----------
+    csv_path
+        CSV with columns ``path`` and ``label`` (names configurable), and optionally
+        ``expert`` and ``confidence`` (a number in [0, 1] or High / Moderate / Low / No, mapped to
+        1, 2/3, 1/3, 0). Other columns are kept in ``meta``.
+    root
+        Folder that relative paths start from (default: the CSV's folder).
+    image_size, classes, class_map, on_error, progress
+        As for :func:`load_folder`; ``on_error="skip"`` also skips rows whose file is missing.
+    path_column, label_column
+        Names of the path and label columns.
+
+    Returns
+    -------
+    CellDataset
+        One image per row, ``meta`` with ``path`` (resolved), the original columns and a
+        numeric ``confidence`` when present.
+
+    Raises
+    ------
+    ValueError
+        For an empty CSV, missing columns or empty cells, naming the file, line and column.
+    """
+    _check_on_error(on_error)
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path}: no such file")
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{csv_path}: the CSV file is empty; it needs a header row with "
+                         f"'{path_column}' and '{label_column}' columns") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{csv_path}: not a readable CSV file ({exc})") from exc
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in (path_column, label_column) if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{csv_path}: missing column(s) {missing}; the columns are {list(table.columns)}. "
+            "Rename them or pass path_column= / label_column=."
+        )
+    if table.empty:
+        raise ValueError(f"{csv_path}: the CSV file has a header but no rows")
+    base = Path(root) if root is not None else csv_path.parent
+    # line numbers as a text editor shows them: the header is line 1
+    lines = np.arange(len(table)) + 2
+    for col in (path_column, label_column):
+        blank = table[col].str.strip() == ""
+        if blank.any():
+            raise ValueError(
+                f"{csv_path}, line {int(lines[blank.to_numpy()][0])}, column {col!r}: empty value "
+                f"({int(blank.sum())} empty cell(s) in this column)"
+            )
+    mapping = _map_names(sorted(set(table[label_column].str.strip())), classes, class_map, str(csv_path))
+    rows_keep = np.ones(len(table), dtype=bool)
+    paths: list[Path] = []
+    skipped: list[str] = []
+    for i, raw in enumerate(table[path_column]):
+        p = Path(raw.strip()).expanduser()
+        p = p if p.is_absolute() else base / p
+        paths.append(p)
+        if mapping[table[label_column].iloc[i].strip()] is None:
+            rows_keep[i] = False
+        elif not p.is_file():
+            msg = f"{csv_path}, line {int(lines[i])}, column {path_column!r}: no such file {p}"
+            if on_error == "raise":
+                raise FileNotFoundError(msg + (f" (relative paths start from {base}; pass root=)"))
+            rows_keep[i] = False
+            skipped.append(msg)
+    confidence = None
+    if "confidence" in table.columns:
+        confidence = np.asarray(
+            [_confidence(v if v.strip() else None, int(lines[i]), csv_path)
+             for i, v in enumerate(table["confidence"])]
+        )
+    labels_txt = [mapping[v.strip()] for v in table[label_column]]
+    class_names = _class_order([n for n, k in zip(labels_txt, rows_keep, strict=True) if k], classes)
+    idx = np.flatnonzero(rows_keep)
+    if idx.size == 0:
+        raise ValueError(f"{csv_path}: no rows left to load")
+    images, keep, bad = _load_images([paths[i] for i in idx], image_size, on_error, progress, csv_path.name)
+    _warn_skipped(skipped + bad, str(csv_path))
+    idx = idx[keep]
+    if idx.size == 0:
+        raise ValueError(f"{csv_path}: none of the listed images could be read")
+    meta = table.iloc[idx].reset_index(drop=True).copy()
+    meta["source_path"] = meta[path_column]
+    meta["path"] = [str(paths[i]) for i in idx]
+    meta["line"] = lines[idx]
+    if confidence is not None:
+        meta["confidence"] = confidence[idx]
+    labels = np.asarray([class_names.index(labels_txt[i]) for i in idx], dtype=np.int64)
+    return CellDataset(images[keep], labels, class_names, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# BloodMNIST
+
+
+def load_bloodmnist(
+    npz_path: str | os.PathLike[str],
+    split: Literal["train", "val", "test"] = "test",
+    *,
+    image_size: int | None = 64,
+    classes: Sequence[str] | None = None,
+) -> CellDataset:
+    """Load one split of MedMNIST's BloodMNIST ``.npz`` file.
+
+    Parameters
+    ----------
+    npz_path
+        ``bloodmnist.npz`` (or ``bloodmnist_64.npz`` ...), with keys ``train_images``,
+        ``train_labels``, ``val_*`` and ``test_*``.
+    split
+        ``"train"``, ``"val"`` or ``"test"``.
+    image_size
+        Resize to this side length (Lanczos); ``None`` keeps the stored size.
+    classes
+        The class list of the result (e.g. a model's); by default the eight BloodMNIST
+        classes in canonical order.
+
+    Returns
+    -------
+    CellDataset
+        ``meta`` has ``path`` (``file:split[index]``) and ``index`` (the row in the split).
+    """
+    npz_path = Path(npz_path)
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if not npz_path.is_file():
+        raise FileNotFoundError(f"{npz_path}: no such file")
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            keys = list(data.files)
+            need = [f"{split}_images", f"{split}_labels"]
+            missing = [k for k in need if k not in keys]
+            if missing:
+                raise ValueError(
+                    f"{npz_path}: not a BloodMNIST file: keys {missing} are missing (it has {keys})"
+                )
+            images = data[need[0]]
+            raw_labels = data[need[1]]
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{npz_path}: unreadable npz file ({exc})") from exc
+    raw_labels = np.asarray(raw_labels).reshape(-1).astype(np.int64)
+    if images.shape[0] != raw_labels.shape[0]:
+        raise ValueError(
+            f"{npz_path}: {images.shape[0]} {split} images but {raw_labels.shape[0]} labels"
+        )
+    if raw_labels.size and (raw_labels.min() < 0 or raw_labels.max() >= len(BLOODMNIST_CLASSES)):
+        raise ValueError(
+            f"{npz_path}: {split} labels must lie in [0, 7], got [{raw_labels.min()}, {raw_labels.max()}]"
+        )
+    class_names = tuple(classes) if classes is not None else _class_order(BLOODMNIST_CLASSES, None)
+    mapping = _map_names(BLOODMNIST_CLASSES, class_names, None, str(npz_path))
+    remap = np.asarray([class_names.index(mapping[c]) for c in BLOODMNIST_CLASSES], dtype=np.int64)
+    if images.ndim == 3 or images.shape[-1] != 3 or images.dtype != np.uint8 or (
+        image_size is not None and images.shape[1:3] != (image_size, image_size)
+    ):
+        size = int(image_size) if image_size is not None else int(min(images.shape[1:3]))
+        images = np.stack([prepare_image(im, size) for im in images]) if len(images) else (
+            np.zeros((0, size, size, 3), dtype=np.uint8)
+        )
+    meta = pd.DataFrame({
+        "path": [f"{npz_path}:{split}[{i}]" for i in range(len(raw_labels))],
+        "index": np.arange(len(raw_labels)),
+    })
+    return CellDataset(np.ascontiguousarray(images), remap[raw_labels], class_names, meta=meta)
