@@ -103,9 +103,9 @@ DOMAINS: dict[str, DomainShift] = {
     # LISC: a different stain (bluer nuclei, greyer red cells), another camera with lower
     # resolution, stronger blur and compression, and a lower magnification.
     "strong": DomainShift(
-        name="strong", hue_shift_deg=-28.0, stain_intensity=1.3, stain_saturation=0.75,
-        illumination=(0.9, 0.97, 1.08), scale=0.8, resolution=0.5, blur_px=0.9,
-        noise_std=0.03, jpeg_quality=55,
+        name="strong", hue_shift_deg=-25.0, stain_intensity=1.25, stain_saturation=0.8,
+        illumination=(0.92, 0.97, 1.06), scale=0.85, resolution=0.6, blur_px=0.7,
+        noise_std=0.025, jpeg_quality=60,
     ),
 }
 

@@ -1,0 +1,322 @@
+"""A simulated expert panel following the CytoData labelling protocol (METHOD.md section 6).
+
+Six experts with 34, 25, 15, 12, 6 and 5 years of experience each label a share of the images,
+200 of them common to all. Every label carries a confidence word (High, Moderate, Low, No). The
+simulation uses the known ground truth of synthetic images: an expert perceives an image's blend
+weight (``meta['mix_weight']``) with noise that shrinks with skill, labels the blend class
+(``meta['mix_class']``) when the perceived weight passes one half, and now and then lapses to a
+confusable class. Confidence falls with the perceived ambiguity. Mistakes therefore go mostly to
+the blend class of ambiguous images, and more experienced experts are more accurate.
+
+The panel table is tidy, one row per (image, expert) label, with columns ``image``, ``expert``,
+``years``, ``label``, ``confidence`` (and ``true_label``, ``ambiguity``, ``common`` from the
+simulation). :func:`consensus` turns it into one row per image (majority vote, ties to the most
+experienced expert; confidence mapped to numbers and averaged) and :func:`expert_correctness`
+scores each label against the consensus.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cytoviz._io import atomic_path
+from cytoviz.data._dataset import CellDataset
+
+__all__ = [
+    "CONFIDENCE_LEVELS",
+    "CONFIDENCE_VALUES",
+    "EXPERTS",
+    "PANEL_COLUMNS",
+    "common_images",
+    "consensus",
+    "expert_correctness",
+    "load_panel",
+    "save_panel",
+    "simulate_panel",
+    "validate_panel",
+]
+
+#: The panel: expert id and years of experience (CytoData).
+EXPERTS: tuple[tuple[str, int], ...] = (
+    ("E1", 34), ("E2", 25), ("E3", 15), ("E4", 12), ("E5", 6), ("E6", 5),
+)
+#: Confidence words, most to least confident.
+CONFIDENCE_LEVELS: tuple[str, ...] = ("High", "Moderate", "Low", "No")
+#: Numeric value of each confidence word (METHOD.md section 6).
+CONFIDENCE_VALUES: dict[str, float] = {"High": 1.0, "Moderate": 2 / 3, "Low": 1 / 3, "No": 0.0}
+#: Columns every panel table must have.
+PANEL_COLUMNS: tuple[str, ...] = ("image", "expert", "years", "label", "confidence")
+
+
+def _skill(years: float) -> float:
+    """Skill in (0, 1) rising with experience (34 y: 0.94, 5 y: 0.34)."""
+    return float(1.0 - np.exp(-years / 12.0))
+
+
+def simulate_panel(
+    dataset: CellDataset,
+    *,
+    n_common: int = 200,
+    per_expert: int | None = None,
+    experts: Sequence[tuple[str, int]] = EXPERTS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Simulate the expert labels of a data set with known ambiguity.
+
+    Parameters
+    ----------
+    dataset
+        Images with ``meta`` columns ``mix_class`` and ``mix_weight`` (as from
+        :func:`cytoviz.data.synthesize`); without them every image counts as clear-cut.
+    n_common
+        Images labelled by every expert.
+    per_expert
+        Images labelled by each expert, the common ones included; defaults to
+        ``min(1000, len(dataset))`` (CytoData: 1,000).
+    experts
+        ``(id, years)`` pairs; defaults to :data:`EXPERTS`.
+    seed
+        Seed of the simulation (same seed, same table).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per label: ``image`` (row index into ``dataset``), ``image_id`` (``meta['id']``
+        when present), ``expert``, ``years``, ``label``, ``confidence`` (word),
+        ``true_label``, ``ambiguity`` and ``common`` (labelled by all experts).
+    """
+    n = len(dataset)
+    per_expert = min(1000, n) if per_expert is None else int(per_expert)
+    if not 0 < n_common <= n:
+        raise ValueError(f"n_common must lie in [1, {n}] (the data set size), got {n_common}")
+    if not n_common <= per_expert <= n:
+        raise ValueError(
+            f"per_expert must lie in [n_common={n_common}, {n}] (the data set size), got {per_expert}"
+        )
+    if not experts:
+        raise ValueError("experts must name at least one (id, years) pair")
+    rng = np.random.default_rng(seed)
+    meta = dataset.meta if dataset.meta is not None else pd.DataFrame(index=range(n))
+    names = np.asarray(dataset.class_names)
+    true = names[dataset.labels]
+    mix_class = (
+        meta["mix_class"].fillna("").astype(str).to_numpy() if "mix_class" in meta
+        else np.full(n, "")
+    )
+    mix_weight = (
+        meta["mix_weight"].astype(float).to_numpy() if "mix_weight" in meta else np.zeros(n)
+    )
+    bad = sorted({c for c in mix_class if c and c not in dataset.class_names})
+    if bad:
+        raise ValueError(f"meta['mix_class'] has unknown classes {bad}; expected {list(names)}")
+    ids = meta["id"].astype(str).to_numpy() if "id" in meta else np.arange(n).astype(str)
+    from cytoviz.data.synth import NEIGHBOURS
+
+    common = rng.choice(n, size=n_common, replace=False)
+    rest = np.setdiff1d(np.arange(n), common)
+    rows: list[pd.DataFrame] = []
+    for expert, years in experts:
+        skill = _skill(years)
+        own = rng.choice(rest, size=per_expert - n_common, replace=False)
+        idx = np.sort(np.concatenate([common, own]))
+        w = mix_weight[idx]
+        # perceived blend weight; the label flips to the blend class above one half
+        w_seen = w + rng.normal(0.0, 0.04 + 0.22 * (1.0 - skill), idx.size)
+        has_mix = mix_class[idx] != ""
+        flip = has_mix & (w_seen > 0.5)
+        label = np.where(flip, mix_class[idx], true[idx]).astype(object)
+        # lapses go to a confusable class
+        lapse = rng.random(idx.size) < 0.005 + 0.06 * (1.0 - skill)
+        for j in np.flatnonzero(lapse):
+            options = [c for c in NEIGHBOURS.get(true[idx[j]], ()) if c in dataset.class_names]
+            options = options or [c for c in names if c != true[idx[j]]]
+            label[j] = options[int(rng.integers(len(options)))]
+        # confidence: clarity as seen by the expert, plus calibration noise
+        seen_amb = 2.0 * np.minimum(np.clip(w_seen, 0.0, 1.0), 1.0 - np.clip(w_seen, 0.0, 1.0))
+        clarity = 1.0 - seen_amb + rng.normal(0.0, 0.06 + 0.15 * (1.0 - skill), idx.size)
+        clarity = np.where(lapse, clarity - rng.uniform(0.2, 0.6, idx.size), clarity)
+        level = np.digitize(clarity, [0.25, 0.5, 0.75])  # 0: No ... 3: High
+        confidence = np.asarray(CONFIDENCE_LEVELS[::-1], dtype=object)[level]
+        rows.append(pd.DataFrame({
+            "image": idx,
+            "image_id": ids[idx],
+            "expert": expert,
+            "years": int(years),
+            "label": label.astype(str),
+            "confidence": confidence.astype(str),
+            "true_label": true[idx],
+            "ambiguity": 2.0 * w,
+            "common": np.isin(idx, common),
+        }))
+    table = pd.concat(rows, ignore_index=True)
+    return table.sort_values(["image", "years"], ascending=[True, False], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def validate_panel(table: pd.DataFrame) -> pd.DataFrame:
+    """Check a panel table; return a copy with confidence words normalised (``"high"`` -> ``"High"``).
+
+    Raises
+    ------
+    ValueError
+        Naming missing columns, unknown confidence words, or experts with two different
+        experience values.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"the panel table must be a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in PANEL_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"panel table lacks column(s) {missing}; it needs {list(PANEL_COLUMNS)} "
+            f"(has {list(table.columns)})"
+        )
+    out = table.copy()
+    canon = {w.lower(): w for w in CONFIDENCE_LEVELS}
+    words = out["confidence"].astype(str).str.strip().str.lower()
+    unknown = sorted(set(out["confidence"].astype(str)[~words.isin(canon)]))
+    if unknown:
+        raise ValueError(
+            f"unknown confidence word(s) {unknown}; use one of {list(CONFIDENCE_LEVELS)}"
+        )
+    out["confidence"] = words.map(canon)
+    if out[list(PANEL_COLUMNS)].isna().any().any():
+        cols = [c for c in PANEL_COLUMNS if out[c].isna().any()]
+        raise ValueError(f"panel table has missing values in column(s) {cols}")
+    years = out.groupby("expert")["years"].nunique()
+    if (years > 1).any():
+        raise ValueError(
+            f"expert(s) {sorted(years.index[years > 1])} have more than one 'years' value"
+        )
+    dup = out.duplicated(["image", "expert"])
+    if dup.any():
+        first = out.loc[dup, ["image", "expert"]].iloc[0].tolist()
+        raise ValueError(
+            f"panel table has {int(dup.sum())} duplicate (image, expert) rows, e.g. {first}"
+        )
+    return out
+
+
+def consensus(table: pd.DataFrame) -> pd.DataFrame:
+    """One consensus row per image: majority vote, ties to the most experienced expert.
+
+    Parameters
+    ----------
+    table
+        A panel table (see :func:`validate_panel`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by ``image``: ``image``, ``label`` (consensus), ``confidence`` (mean over the
+        image's labellers of High=1, Moderate=2/3, Low=1/3, No=0), ``n_labellers``,
+        ``agreement`` (share of labellers who chose the consensus label), ``tie`` (whether
+        the vote was tied) and ``true_label`` when the table has it.
+
+    Notes
+    -----
+    On a tie, the labels in the tie are compared by their most experienced voter; the label
+    of the most experienced of those voters wins (METHOD.md section 6).
+    """
+    table = validate_panel(table)
+    table = table.assign(_conf=table["confidence"].map(CONFIDENCE_VALUES).astype(float))
+    votes = table.groupby(["image", "label"], sort=True).agg(
+        n=("expert", "size"), top_years=("years", "max")
+    ).reset_index()
+    votes["max_n"] = votes.groupby("image")["n"].transform("max")
+    tied = votes[votes["n"] == votes["max_n"]]
+    n_tied = tied.groupby("image")["label"].transform("size")
+    # among the tied labels the one whose most experienced voter is the most experienced wins
+    winner = tied.sort_values(["image", "top_years", "label"], ascending=[True, False, True])
+    winner = winner.assign(tie=n_tied.loc[winner.index] > 1).drop_duplicates("image")
+    per_image = table.groupby("image", sort=True).agg(
+        confidence=("_conf", "mean"), n_labellers=("expert", "size")
+    )
+    out = winner.set_index("image")[["label", "n", "tie"]].join(per_image)
+    out["agreement"] = out["n"] / out["n_labellers"]
+    out = out.drop(columns="n").reset_index()
+    cols = ["image", "label", "confidence", "n_labellers", "agreement", "tie"]
+    if "true_label" in table.columns:
+        truth = table.groupby("image", sort=True)["true_label"].first()
+        out["true_label"] = truth.loc[out["image"]].to_numpy()
+        cols.append("true_label")
+    return out[cols].reset_index(drop=True)
+
+
+def expert_correctness(table: pd.DataFrame, consensus_table: pd.DataFrame | None = None,
+                       *, common_only: bool = False) -> pd.DataFrame:
+    """Whether each expert's label agrees with the consensus label of the image.
+
+    Parameters
+    ----------
+    table
+        The panel table.
+    consensus_table
+        Output of :func:`consensus` (computed from ``table`` when omitted).
+    common_only
+        Keep only images labelled by every expert (the 200 common cases).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (image, expert): ``image``, ``expert``, ``years``, ``label``,
+        ``confidence`` (word), ``confidence_value``, ``consensus_label``,
+        ``consensus_confidence`` and ``correct`` (bool).
+    """
+    table = validate_panel(table)
+    cons = consensus(table) if consensus_table is None else consensus_table
+    missing = [c for c in ("image", "label", "confidence") if c not in cons.columns]
+    if missing:
+        raise ValueError(f"consensus table lacks column(s) {missing}; pass the output of consensus()")
+    merged = table[list(PANEL_COLUMNS)].merge(
+        cons[["image", "label", "confidence"]].rename(
+            columns={"label": "consensus_label", "confidence": "consensus_confidence"}
+        ),
+        on="image", how="left", validate="many_to_one",
+    )
+    if merged["consensus_label"].isna().any():
+        lost = sorted(merged.loc[merged["consensus_label"].isna(), "image"].unique())[:5]
+        raise ValueError(f"images {lost} have no consensus row; recompute consensus(table)")
+    if common_only:
+        merged = merged[merged["image"].isin(common_images(table))]
+    merged["confidence_value"] = merged["confidence"].map(CONFIDENCE_VALUES).astype(float)
+    merged["correct"] = merged["label"] == merged["consensus_label"]
+    cols = ["image", "expert", "years", "label", "confidence", "confidence_value",
+            "consensus_label", "consensus_confidence", "correct"]
+    return merged[cols].reset_index(drop=True)
+
+
+def common_images(table: pd.DataFrame) -> np.ndarray:
+    """The images labelled by every expert (the ``common`` column when the table has one)."""
+    if "common" in table.columns:
+        flag = table["common"].astype(str).str.lower().isin(["true", "1"])
+        return np.unique(table.loc[flag, "image"].to_numpy())
+    n_experts = table["expert"].nunique()
+    counts = table.groupby("image")["expert"].nunique()
+    return np.asarray(counts.index[counts == n_experts])
+
+
+def save_panel(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a panel table as CSV (atomically) after validating it."""
+    table = validate_panel(table)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
+def load_panel(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read and validate a panel CSV written by :func:`save_panel` (or by hand)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such panel CSV")
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    try:
+        return validate_panel(table)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc

@@ -1,0 +1,175 @@
+"""Figures of image data sets: a class-by-class preview and real-vs-synthetic comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from cytoviz.data._dataset import CellDataset
+from cytoviz.pl._style import TEMPLATE_NAME
+
+__all__ = ["data_preview", "real_vs_synthetic"]
+
+_GAP = 2  # white pixels between tiles
+_BLOCK_GAP = 12  # between the real and the synthetic block
+
+
+def _tile(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS))
+
+
+def _class_tiles(ds: CellDataset | None, cls: str, n: int, size: int) -> list[np.ndarray | None]:
+    if ds is None or cls not in ds.class_names:
+        return [None] * n
+    idx = np.flatnonzero(ds.labels == ds.class_names.index(cls))[:n]
+    tiles: list[np.ndarray | None] = [_tile(ds.images[i], size) for i in idx]
+    return tiles + [None] * (n - len(tiles))
+
+
+def _montage(
+    blocks: Sequence[tuple[CellDataset | None, int]], classes: Sequence[str], size: int
+) -> tuple[np.ndarray, list[float]]:
+    """Rows = classes; blocks of columns side by side. Returns the image and block centres."""
+    widths = [n * size + (n - 1) * _GAP for _, n in blocks]
+    total_w = sum(widths) + _BLOCK_GAP * (len(blocks) - 1)
+    total_h = len(classes) * size + (len(classes) - 1) * _GAP
+    out = np.full((total_h, total_w, 3), 255, dtype=np.uint8)
+    centres: list[float] = []
+    x0 = 0
+    for (ds, n), width in zip(blocks, widths, strict=True):
+        centres.append(x0 + width / 2)
+        for r, cls in enumerate(classes):
+            y = r * (size + _GAP)
+            for c, tile in enumerate(_class_tiles(ds, cls, n, size)):
+                x = x0 + c * (size + _GAP)
+                if tile is None:
+                    out[y:y + size, x:x + size] = 235  # light grey: no image of this class
+                else:
+                    out[y:y + size, x:x + size] = tile
+        x0 += width + _BLOCK_GAP
+    return out, centres
+
+
+def _figure(
+    montage: np.ndarray, classes: Sequence[str], size: int, headers: Sequence[tuple[float, str]],
+    title: str | None,
+) -> go.Figure:
+    h, w = montage.shape[:2]
+    fig = go.Figure(go.Image(z=montage, hoverinfo="skip"))
+    annotations = [
+        dict(x=-6, y=r * (size + _GAP) + size / 2, text=cls, xref="x", yref="y",
+             xanchor="right", yanchor="middle", showarrow=False, font=dict(size=10))
+        for r, cls in enumerate(classes)
+    ]
+    annotations += [
+        dict(x=x, y=-4, text=f"<b>{text}</b>", xref="x", yref="y", xanchor="center",
+             yanchor="bottom", showarrow=False, font=dict(size=11))
+        for x, text in headers
+    ]
+    scale = max(1.0, 110.0 / size)  # display tiles at least ~110 layout px
+    fig.update_layout(
+        template=TEMPLATE_NAME,
+        title=title,
+        annotations=annotations,
+        width=int(w * scale) + 140,
+        height=int(h * scale) + (70 if title else 45),
+        margin=dict(l=130, r=10, t=60 if title else 35, b=10),
+    )
+    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
+    return fig
+
+
+def data_preview(
+    dataset: CellDataset,
+    *,
+    n_per_class: int = 6,
+    classes: Sequence[str] | None = None,
+    tile_size: int | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """A grid of example images: one row per class, the first ``n_per_class`` of each.
+
+    Parameters
+    ----------
+    dataset
+        The images.
+    n_per_class
+        Images per row; classes with fewer show grey tiles.
+    classes
+        Rows, in order; defaults to ``dataset.class_names``.
+    tile_size
+        Display size of a tile in image pixels (images are resized); defaults to the
+        data set's image size.
+    title
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``go.Image`` trace holding the montage; class names and headers as annotations.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
+    classes = list(dataset.class_names if classes is None else classes)
+    size = int(tile_size or dataset.image_size)
+    montage, _ = _montage([(dataset, n_per_class)], classes, size)
+    return _figure(montage, classes, size, [], title)
+
+
+def real_vs_synthetic(
+    real: CellDataset | None,
+    synthetic: CellDataset,
+    *,
+    n_per_class: int = 4,
+    classes: Sequence[str] | None = None,
+    tile_size: int | None = None,
+    labels: tuple[str, str] = ("real (PBC)", "synthetic"),
+    title: str | None = None,
+) -> go.Figure:
+    """Real and synthetic images side by side, one row per class.
+
+    Parameters
+    ----------
+    real
+        Real images (any size; resized to ``tile_size``), or ``None`` to show synthetic
+        images only. Classes missing from ``real`` show grey tiles.
+    synthetic
+        Synthetic images (e.g. from :func:`cytoviz.data.synthesize`).
+    n_per_class
+        Images per class in each block.
+    classes
+        Rows, in order; defaults to the synthetic data set's classes.
+    tile_size
+        Display size of a tile in image pixels; defaults to the synthetic image size, so real
+        images are shown at the synthetic resolution.
+    labels
+        Headers of the real and the synthetic block.
+    title
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``go.Image`` trace holding the montage; class names and block headers as
+        annotations.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
+    classes = list(synthetic.class_names if classes is None else classes)
+    size = int(tile_size or synthetic.image_size)
+    blocks: list[tuple[CellDataset | None, int]] = []
+    names: list[str] = []
+    if real is not None:
+        blocks.append((real, n_per_class))
+        names.append(labels[0])
+    blocks.append((synthetic, n_per_class))
+    names.append(labels[1])
+    montage, centres = _montage(blocks, classes, size)
+    return _figure(montage, classes, size, list(zip(centres, names, strict=True)), title)
