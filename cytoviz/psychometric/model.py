@@ -54,9 +54,12 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "PsychometricConfig",
     "build_model",
+    "config_from_idata",
     "fit",
     "fit_observers",
     "lambda_prior",
+    "log_posterior",
+    "observer_data",
     "prior_settings",
     "psychometric_function",
     "sigmoid",
@@ -226,15 +229,15 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
         x_d = pm.Data("x", x, dims="row")
         n_d = pm.Data("n", n, dims="row")
         idx_d = pm.Data("observer_index", idx, dims="row")
-        s0 = pt.as_tensor(col["s0"])
-        s1 = pt.as_tensor(col["s1"])
-        r = pt.as_tensor(col["range"])
-        wmin = pt.as_tensor(col["wmin"])
+        # Every number that depends on the data is pm.Data (a shared variable), so the
+        # compiled C code is reused from pytensor's cache for any data of any size.
+        s0 = pm.Data("s0", col["s0"], dims="observer")
+        s1 = pm.Data("s1", col["s1"], dims="observer")
+        r = pm.Data("stimulus_range", col["range"], dims="observer")
+        wmin = pm.Data("wmin", col["wmin"], dims="observer")
 
-        m = pm.Uniform("threshold", lower=col["threshold_lower"], upper=col["threshold_upper"],
-                       dims="observer")
-        w = pm.Uniform("width", lower=col["width_lower"], upper=col["width_upper"],
-                       dims="observer")
+        m = pm.Uniform("threshold", lower=s0 - r / 2, upper=s1 + r / 2, dims="observer")
+        w = pm.Uniform("width", lower=wmin, upper=3 * r, dims="observer")
         lam = pm.Uniform("lambda", lower=0.0, upper=0.5, dims="observer")
 
         # Prior shapes (the Uniforms' supports are the priors' supports).
@@ -247,7 +250,6 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
 
         z = a_scale * (x_d - m[idx_d]) / w[idx_d] - a_shift
         psi = gamma + (1.0 - lam[idx_d] - gamma) * pt.sigmoid(z)
-        pm.Deterministic("psi", psi, dims="row")
         if config.eta:
             eta = pm.Beta("eta", alpha=1.0, beta=10.0, dims="observer")
             eta2 = eta[idx_d] ** 2
@@ -285,7 +287,7 @@ def fit_observers(
     Returns
     -------
     arviz.InferenceData
-        ``posterior`` (threshold, width, lambda, eta with dimension ``observer``; psi per row),
+        ``posterior`` (threshold, width, lambda, eta with dimension ``observer``),
         ``observed_data`` (k per row), ``constant_data`` (x, n, observer_index per row, and
         the prior bounds per observer), ``sample_stats``; ``posterior.attrs`` hold the config
         (JSON), the model convention and the sampling wall time.
@@ -307,8 +309,10 @@ def fit_observers(
     wall = time.perf_counter() - t0
     settings = model._cytoviz_settings  # type: ignore[attr-defined]
     names = list(observers)
+    skip = {"s0", "s1", "range", "wmin"}  # already in constant_data from pm.Data
     prior_ds = xr.Dataset(
-        {key: ("observer", np.array([s[key] for s in settings])) for key in settings[0]},
+        {key: ("observer", np.array([s[key] for s in settings]))
+         for key in settings[0] if key not in skip},
         coords={"observer": names},
     )
     idata.constant_data = xr.merge([idata.constant_data, prior_ds])
@@ -343,3 +347,40 @@ def observer_data(idata: az.InferenceData, observer: str) -> PsychometricData:
     sel = cd["observer_index"].values == i
     return PsychometricData(x=cd["x"].values[sel], k=idata.observed_data["k"].values[sel],
                             n=cd["n"].values[sel])
+
+
+def log_posterior(
+    m: Any, w: Any, lam: Any, eta: Any, data: PsychometricData,
+    config: PsychometricConfig | None = None,
+) -> np.ndarray:
+    """Unnormalised log posterior of one observer, in NumPy (vectorised over parameters).
+
+    The same density as :func:`build_model` (untransformed, so its maximum is the MAP).
+    ``eta`` is ignored when ``config.eta`` is False. Outside the priors' supports it is -inf.
+    """
+    from scipy.special import gammaln
+
+    config = config or PsychometricConfig()
+    s = prior_settings(data)
+    m, w, lam, eta = np.broadcast_arrays(*(np.asarray(v, float) for v in (m, w, lam, eta)))
+    shape = m.shape
+    m, w, lam, eta = (v.reshape(-1, 1) for v in (m, w, lam, eta))
+    x, k, n = data.x[None], data.k[None], data.n[None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        psi = psychometric_function(x, m, w, lam, config.gamma, alpha=config.alpha, pc=config.pc)
+        binom = k * np.log(psi) + (n - k) * np.log1p(-psi)
+        if config.eta:
+            eta2 = eta**2
+            nu = 1.0 / np.maximum(eta2, ETA_BINOMIAL) - 1.0
+            a, b = psi * nu, (1 - psi) * nu
+            bb = (gammaln(k + a) + gammaln(n - k + b) - gammaln(n + nu) - gammaln(a) - gammaln(b)
+                  + gammaln(nu))
+            ll = np.where(eta2 <= ETA_BINOMIAL, binom, bb).sum(-1)
+            ll = ll + np.where((eta >= 0) & (eta < 1), 9.0 * np.log1p(-eta), -np.inf)[:, 0]
+        else:
+            ll = binom.sum(-1)
+        lp = (ll + np.log(threshold_prior(m[:, 0], s["s0"], s["s1"]))
+              + np.log(width_prior(w[:, 0], s["wmin"], s["range"]))
+              + np.log(lambda_prior(lam[:, 0])))
+    lp = np.where(np.isnan(lp), -np.inf, lp)
+    return lp.reshape(shape)
