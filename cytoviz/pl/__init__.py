@@ -4,5 +4,17 @@ Plot functions never run a model or a sampler and never call ``.show()``.
 """
 
 from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors, save_figure, set_style
+from cytoviz.pl.data import data_preview, real_vs_synthetic
+from cytoviz.pl.heatmaps import heatmap_panel, transition_grid
 
-__all__ = ["COLUMN_WIDTH_PX", "TEMPLATE_NAME", "class_colors", "save_figure", "set_style"]
+__all__ = [
+    "COLUMN_WIDTH_PX",
+    "TEMPLATE_NAME",
+    "class_colors",
+    "data_preview",
+    "heatmap_panel",
+    "real_vs_synthetic",
+    "save_figure",
+    "set_style",
+    "transition_grid",
+]
