@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/default}
 DEST=${DEST:-data/default_model}
 mkdir -p "$OUT"
+# One torch thread: on a shared machine, two spinning OpenMP threads competing with other
+# processes are several times slower than one.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 .venv/bin/cytoviz train --data synthetic --out "$OUT" --preset tiny --seed 0 \
     --vae-steps 500 --vae-batch-size 8 \

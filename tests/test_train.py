@@ -330,3 +330,29 @@ def test_cli_help_lists_options(capsys):
     for opt in ("--data", "--out", "--preset", "--sd15-path", "--steps", "--vae-steps",
                 "--batch-size", "--seed", "--no-resume", "--max-minutes", "accelerate launch"):
         assert opt in text
+
+
+def test_validation_accuracy_through_the_classifier(tmp_path):
+    pytest.importorskip("cytoviz.diffusion.classify")
+    data = _easy_data(8)
+    cfg = _tiny_config(steps=1, vae_steps=0, val_accuracy_images=4, val_accuracy_trials=2)
+    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, data, cfg, out_dir=tmp_path,
+          progress=False)
+    hist = json.loads((tmp_path / "history.json").read_text())["history"]
+    val = [h for h in hist if h["kind"] == "val"][-1]
+    assert val["val_accuracy_images"] == 4
+    assert 0.0 <= val["val_accuracy"] <= 1.0 and val["val_accuracy"] * 4 == round(val["val_accuracy"] * 4)
+
+
+def test_cli_train_synthetic(tmp_path):
+    pytest.importorskip("cytoviz.data.synth")
+    from cytoviz.cli import main
+
+    rc = main(["train", "--data", "synthetic", "--synthetic-scale", "0.01", "--out",
+               str(tmp_path / "run"), "--steps", "1", "--vae-steps", "1", "--batch-size", "2",
+               "--vae-batch-size", "2", "--quiet", "--val-accuracy-images", "0"])
+    assert rc == 0
+    model = DiffusionModel.from_pretrained(tmp_path / "run" / "model")
+    assert model.n_classes == 10 and model.config.image_size == 64
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
+    assert [h["kind"] for h in hist] == ["train_vae", "train_unet", "val"]
