@@ -119,7 +119,7 @@ class SynthConfig(Config):
     supersample: int = 2
     stain_jitter: float = 0.08
     hue_jitter_deg: float = 4.0
-    illumination_jitter: float = 0.012
+    illumination_jitter: float = 0.008
     max_offset: float = 0.04
     noise_std: float = 0.008
     stray_platelet_prob: float = 0.2
@@ -168,12 +168,12 @@ def _od(rgb: tuple[float, float, float]) -> np.ndarray:
 
 
 _OD = {
-    "rbc": _od((204, 158, 164)),
+    "rbc": _od((210, 166, 170)),
     "nucleus": _od((78, 34, 128)),
     "neut_cyto": _od((222, 190, 200)),
     "neut_gran": _od((160, 105, 165)),
     "eos_cyto": _od((228, 190, 175)),
-    "eos_gran": _od((224, 132, 112)),
+    "eos_gran": _od((220, 135, 130)),
     "baso_cyto": _od((200, 168, 198)),
     "baso_gran": _od((58, 22, 100)),
     "lymph_cyto": _od((168, 160, 214)),
@@ -198,7 +198,7 @@ _Range = tuple[float, float]
 
 _SPECS: dict[str, dict[str, Any]] = {
     "neutrophil": dict(
-        cell_r=(0.125, 0.15), aspect=(0.92, 1.0), cell_wobble=(0.01, 0.03),
+        cell_r=(0.14, 0.165), aspect=(0.92, 1.0), cell_wobble=(0.01, 0.03),
         nucleus=("lobed", 0.75, "band"), n_lobes=(3, 5), lobe_r=(0.24, 0.31), arc_r=(0.36, 0.55),
         band_t=(0.16, 0.22), span=(190.0, 290.0), nuc_wobble=(0.02, 0.05),
         nuc_dens=(1.0, 1.2), chrom_amp=(0.25, 0.4), chrom_scale=(0.005, 0.008),
@@ -206,15 +206,15 @@ _SPECS: dict[str, dict[str, Any]] = {
         gran_fill=(0.5, 0.8), gran_strength=(0.35, 0.5),
     ),
     "eosinophil": dict(
-        cell_r=(0.135, 0.16), aspect=(0.92, 1.0), cell_wobble=(0.01, 0.03),
+        cell_r=(0.15, 0.175), aspect=(0.92, 1.0), cell_wobble=(0.01, 0.03),
         nucleus=("lobed", 1.0, "lobed"), n_lobes=(2, 3), lobe_r=(0.3, 0.37), arc_r=(0.38, 0.52),
         span=(100.0, 170.0), nuc_wobble=(0.02, 0.05),
         nuc_dens=(0.95, 1.15), chrom_amp=(0.25, 0.4), chrom_scale=(0.005, 0.008),
         cyto="eos_cyto", cyto_dens=(0.7, 1.0), gran="eos_gran", gran_r=(0.0055, 0.0075),
-        gran_fill=(1.0, 1.4), gran_strength=(0.7, 0.9), over_nucleus=(0.1, 0.2),
+        gran_fill=(1.0, 1.4), gran_strength=(0.55, 0.8), over_nucleus=(0.1, 0.2),
     ),
     "basophil": dict(
-        cell_r=(0.115, 0.14), aspect=(0.9, 1.0), cell_wobble=(0.02, 0.05),
+        cell_r=(0.13, 0.155), aspect=(0.9, 1.0), cell_wobble=(0.02, 0.05),
         nucleus=("kidney", 1.0, "kidney"), nc=(0.55, 0.7), nuc_aspect=(0.8, 1.0),
         offset=(0.0, 0.15), bite_r=(0.3, 0.6), bite_d=(1.0, 1.4), nuc_wobble=(0.04, 0.08),
         nuc_dens=(0.75, 0.95), chrom_amp=(0.2, 0.3), chrom_scale=(0.005, 0.008),
@@ -222,7 +222,7 @@ _SPECS: dict[str, dict[str, Any]] = {
         gran_fill=(0.7, 1.1), gran_strength=(0.75, 1.0), over_nucleus=(0.6, 0.9),
     ),
     "lymphocyte": dict(
-        cell_r=(0.09, 0.12), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
+        cell_r=(0.1, 0.13), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
         nucleus=("round", 1.0, "round"), nc=(0.78, 0.9), nuc_aspect=(0.85, 1.0),
         offset=(0.0, 0.12), nuc_wobble=(0.02, 0.05),
         nuc_dens=(1.1, 1.3), chrom_amp=(0.3, 0.45), chrom_scale=(0.007, 0.01),
@@ -230,7 +230,7 @@ _SPECS: dict[str, dict[str, Any]] = {
         gran_fill=(0.0, 0.04), gran_strength=(0.6, 0.8),
     ),
     "monocyte": dict(
-        cell_r=(0.155, 0.19), aspect=(0.82, 1.0), cell_wobble=(0.03, 0.07),
+        cell_r=(0.17, 0.21), aspect=(0.82, 1.0), cell_wobble=(0.03, 0.07),
         nucleus=("kidney", 1.0, "kidney"), nc=(0.55, 0.68), nuc_aspect=(0.75, 0.95),
         offset=(0.05, 0.2), bite_r=(0.4, 0.7), bite_d=(0.9, 1.3), nuc_wobble=(0.05, 0.1),
         nuc_dens=(0.75, 0.9), chrom_amp=(0.15, 0.25), chrom_scale=(0.004, 0.006),
@@ -238,14 +238,14 @@ _SPECS: dict[str, dict[str, Any]] = {
         gran_fill=(0.05, 0.2), gran_strength=(0.25, 0.4), vacuoles=(0.0, 6.0),
     ),
     "blast": dict(
-        cell_r=(0.12, 0.16), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
+        cell_r=(0.13, 0.17), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
         nucleus=("round", 1.0, "round"), nc=(0.75, 0.88), nuc_aspect=(0.85, 1.0),
         offset=(0.0, 0.1), nuc_wobble=(0.02, 0.05),
         nuc_dens=(0.72, 0.88), chrom_amp=(0.08, 0.15), chrom_scale=(0.003, 0.005),
         nucleoli=(1.0, 3.99), cyto="blast_cyto", cyto_dens=(1.0, 1.3),
     ),
     "immature granulocyte": dict(
-        cell_r=(0.14, 0.175), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
+        cell_r=(0.155, 0.19), aspect=(0.88, 1.0), cell_wobble=(0.01, 0.04),
         nucleus=("kidney", 1.0, "kidney"), nc=(0.55, 0.7), nuc_aspect=(0.8, 1.0),
         offset=(0.1, 0.25), bite_r=(0.2, 0.6), bite_d=(1.0, 1.45), nuc_wobble=(0.03, 0.06),
         nuc_dens=(0.85, 1.0), chrom_amp=(0.2, 0.3), chrom_scale=(0.005, 0.007),
@@ -253,14 +253,14 @@ _SPECS: dict[str, dict[str, Any]] = {
         gran_fill=(0.2, 0.5), gran_strength=(0.4, 0.6),
     ),
     "erythroblast": dict(
-        cell_r=(0.075, 0.1), aspect=(0.9, 1.0), cell_wobble=(0.01, 0.03),
+        cell_r=(0.085, 0.115), aspect=(0.9, 1.0), cell_wobble=(0.01, 0.03),
         nucleus=("round", 1.0, "round"), nc=(0.55, 0.7), nuc_aspect=(0.9, 1.0),
         offset=(0.0, 0.25), nuc_wobble=(0.01, 0.03),
         nuc_dens=(1.35, 1.6), chrom_amp=(0.1, 0.2), chrom_scale=(0.005, 0.008),
         cyto="ery", cyto_dens=(0.9, 1.1),
     ),
     "platelet": dict(
-        cell_r=(0.035, 0.055), aspect=(0.7, 1.0), cell_wobble=(0.05, 0.12),
+        cell_r=(0.04, 0.065), aspect=(0.7, 1.0), cell_wobble=(0.05, 0.12),
         nucleus=("none", 1.0, "none"), fragments=(0.0, 3.99),
         nuc_dens=(1.0, 1.0), chrom_amp=(0.2, 0.2), chrom_scale=(0.005, 0.005),
         cyto="plt_cyto", cyto_dens=(0.8, 1.2), gran="plt_gran", gran_r=(0.004, 0.0055),
@@ -460,8 +460,8 @@ def _red_cells(
     """
     half = float(axis[-1]) + 0.5 / ppu
     r_mean = rng.uniform(0.085, 0.1)
-    spacing = 2 * r_mean * rng.uniform(1.02, 1.25)
-    keep_p = rng.uniform(0.45, 0.85)
+    spacing = 2 * r_mean * rng.uniform(1.0, 1.2)
+    keep_p = rng.uniform(0.6, 0.92)
     rows = np.arange(-half - spacing, half + spacing, spacing * 0.866)
     cols = np.arange(-half - spacing, half + 2 * spacing, spacing)
     gx, gy = np.meshgrid(cols, rows)
@@ -486,7 +486,7 @@ def _red_cells(
         xr, yr = ca * x + sa * y, -sa * x + ca * y
         rho = np.sqrt((xr / r) ** 2 + (yr / (r * asp)) ** 2)
         body = _soft((rho - 1.0) * r, ppu, 1.5)
-        pallor = 0.4 + 0.6 * np.clip((rho - 0.2) / 0.65, 0.0, 1.0)
+        pallor = 0.35 + 0.65 * np.clip((rho - 0.15) / 0.7, 0.0, 1.0) ** 1.5
         field[i0:i1, j0:j1] += body * pallor
     return field, centres
 

@@ -63,12 +63,12 @@ def _figure(
     h, w = montage.shape[:2]
     fig = go.Figure(go.Image(z=montage, hoverinfo="skip"))
     annotations = [
-        dict(x=-6, y=r * (size + _GAP) + size / 2, text=cls, xref="x", yref="y",
+        dict(x=-0.01, y=r * (size + _GAP) + size / 2, text=cls, xref="paper", yref="y",
              xanchor="right", yanchor="middle", showarrow=False, font=dict(size=10))
         for r, cls in enumerate(classes)
     ]
     annotations += [
-        dict(x=x, y=-4, text=f"<b>{text}</b>", xref="x", yref="y", xanchor="center",
+        dict(x=x, y=1.0, text=f"<b>{text}</b>", xref="x", yref="paper", xanchor="center",
              yanchor="bottom", showarrow=False, font=dict(size=11))
         for x, text in headers
     ]
