@@ -1,0 +1,189 @@
+"""Efficiency of the batched classification engine (cytoviz.diffusion.classify).
+
+Usage::
+
+    .venv/bin/python benchmarks/classify_engine.py [--threads 1] [--images 12] [--trials 10]
+        [--rss-sizes 500 5000]
+
+Measures, in one process and under the same load:
+
+1. the raw UNet forward rate (evaluations per second) at the engine's batch size;
+2. the UNet evaluations per second inside ``classify`` (pruning off, so every forward pass is
+   full) with test-time augmentation and stochastic encoding on, and with both off; the ratio to
+   (1) is the engine's efficiency (target >= 0.85: the rest is augmentation, VAE encodes, error
+   maps and bookkeeping);
+3. seconds per image at those settings;
+4. peak resident memory of ``classify`` over N images for each of ``--rss-sizes`` (each in a
+   fresh subprocess, a 16 px 10-class model, 2 trials per image, pruning off), with and without
+   error maps: without them the growth from 500 to 5000 images should be only the per-image
+   summary arrays; the error maps are ``N x K x C x h x w`` float32 by design.
+
+Uses ``data/default_model`` when it exists, otherwise the ``tiny`` preset with random weights and
+10 classes (timings do not depend on the weights). Images are random ``uint8`` arrays (timings do
+not depend on the content with pruning off). Writes ``benchmarks/results/classify_engine.json``
+and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _model(prefer_default: bool = True) -> tuple[Any, str]:
+    from cytoviz.classes import CANONICAL_CLASSES
+    from cytoviz.diffusion import DiffusionModel, ModelConfig
+
+    path = REPO / "data" / "default_model"
+    if prefer_default and (path / "cytoviz.json").is_file():
+        return DiffusionModel.from_pretrained(path), str(path)
+    return DiffusionModel.build(CANONICAL_CLASSES, ModelConfig.tiny(), seed=0), "tiny (random)"
+
+
+def unet_rate(model: Any, batch: int, reps: int) -> float:
+    """UNet evaluations per second of bare forward passes at ``batch``."""
+    import torch
+
+    lat, ch = model.config.latent_size, model.config.latent_channels
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(batch, ch, lat, lat, generator=g)
+    t = torch.randint(1, 999, (batch,), generator=g)
+    cond = model.conditioning(torch.arange(batch) % model.n_classes)
+    with torch.inference_mode():
+        for _ in range(2):
+            model.unet(z, t, encoder_hidden_states=cond)
+        start = time.perf_counter()
+        for _ in range(reps):
+            model.unet(z, t, encoder_hidden_states=cond)
+        return batch * reps / (time.perf_counter() - start)
+
+
+def classify_rate(model: Any, images: Any, batch: int, trials: int,
+                  **cfg: object) -> dict[str, float]:
+    from cytoviz.diffusion import ClassifyConfig, classify
+
+    config = ClassifyConfig(max_trials=trials, min_trials=min(trials, 20), pruning=False,
+                            batch_size=batch, **cfg)  # type: ignore[arg-type]
+    classify(model, images[:2], config.replace(max_trials=2, min_trials=2), progress=False)
+    start = time.perf_counter()
+    r = classify(model, images, config, progress=False)
+    sec = time.perf_counter() - start
+    evals = int(r.n_evals.sum())
+    return {"evals_per_s": evals / sec, "s_per_image": sec / len(images), "evals": evals,
+            "seconds": sec}
+
+
+def rss_child(n: int, keep_maps: bool) -> dict[str, float]:
+    """Run in a fresh process: peak RSS before and after classifying ``n`` images."""
+    import numpy as np
+    import torch
+
+    from cytoviz.classes import CANONICAL_CLASSES
+    from cytoviz.diffusion import ClassifyConfig, DiffusionModel, ModelConfig, classify
+
+    torch.set_num_threads(1)
+    cfg = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=16,
+                      n_tokens=1, norm_num_groups=4)
+    model = DiffusionModel.build(CANONICAL_CLASSES, cfg, seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+    config = ClassifyConfig(max_trials=2, min_trials=2, pruning=False, tta=False, batch_size=60,
+                            keep_error_maps=keep_maps)
+    classify(model, images[:2], config, progress=False)  # warm up allocations
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    r = classify(model, images, config, progress=False)
+    sec = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    maps_mb = 0.0 if r.error_maps is None else r.error_maps.nbytes / 2**20
+    return {"n_images": n, "keep_error_maps": keep_maps, "peak_rss_before_mb": before,
+            "peak_rss_after_mb": after, "growth_mb": after - before, "error_maps_mb": maps_mb,
+            "images_mb": images.nbytes / 2**20, "seconds": sec}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--rss-sizes", type=int, nargs="*", default=[500, 5000])
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--keep-maps", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.rss_child is not None:
+        print(json.dumps(rss_child(args.rss_child, bool(args.keep_maps))))
+        return
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model, model_name = _model()
+    model.eval()
+    k = model.n_classes
+    batch = max(1, 64 // k) * k  # full forward passes: whole images' class sets
+    size = model.config.image_size
+    images = np.random.default_rng(0).integers(0, 256, (args.images, size, size, 3), dtype=np.uint8)
+
+    raw = unet_rate(model, batch, args.reps)
+    full = classify_rate(model, images, batch, args.trials, tta=True, stochastic_encode=True)
+    lean = classify_rate(model, images, batch, args.trials, tta=False, stochastic_encode=False)
+    raw_after = unet_rate(model, batch, args.reps)  # the load may change while we measure
+    raw_mean = (raw + raw_after) / 2
+
+    rss = []
+    for n in args.rss_sizes:
+        for keep in (0, 1):
+            out = subprocess.run(
+                [sys.executable, __file__, "--rss-child", str(n), "--keep-maps", str(keep)],
+                check=True, capture_output=True, text=True, cwd=REPO,
+            )
+            rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    result = {
+        "benchmark": "classify_engine",
+        "model": model_name,
+        "model_repr": repr(model),
+        "threads": args.threads,
+        "batch_size": batch,
+        "images": args.images,
+        "trials_per_image": args.trials,
+        "raw_unet_evals_per_s": {"before": raw, "after": raw_after},
+        "classify_tta_stochastic": {**full, "efficiency": full["evals_per_s"] / raw_mean},
+        "classify_no_tta_cached_encode": {**lean, "efficiency": lean["evals_per_s"] / raw_mean},
+        "rss": rss,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "classify_engine.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"model: {model_name}; {args.threads} thread(s); batch {batch} (image, class) pairs; "
+          f"{args.images} images x {args.trials} trials x {k} classes, pruning off\n")
+    print("| measure | value |\n| --- | --- |")
+    print(f"| raw UNet evals/s (before / after) | {raw:.1f} / {raw_after:.1f} |")
+    for name, r in (("TTA + stochastic encode", full), ("no TTA, cached encode", lean)):
+        print(f"| classify evals/s, {name} | {r['evals_per_s']:.1f} |")
+        print(f"| efficiency vs raw UNet, {name} | {r['evals_per_s'] / raw_mean:.3f} |")
+        print(f"| seconds per image, {name} | {r['s_per_image']:.3f} |")
+    print("\n| images | error maps | peak RSS before (MiB) | after (MiB) | growth (MiB) | "
+          "error maps (MiB) | seconds |\n| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rss:
+        print(f"| {r['n_images']} | {'kept' if r['keep_error_maps'] else 'off'} | "
+              f"{r['peak_rss_before_mb']:.1f} | {r['peak_rss_after_mb']:.1f} | "
+              f"{r['growth_mb']:.1f} | {r['error_maps_mb']:.1f} | {r['seconds']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
