@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cytoviz.data._cli",
     "cytoviz.diffusion._cli",
     "cytoviz.diffusion._classify_cli",
+    "cytoviz.diffusion._generate_cli",
     "cytoviz.psychometric._cli",
     "cytoviz.evaluation._cli",
     "cytoviz.figures",
