@@ -356,3 +356,14 @@ def test_cli_train_synthetic(tmp_path):
     assert model.n_classes == 10 and model.config.image_size == 64
     hist = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
     assert [h["kind"] for h in hist] == ["train_vae", "train_unet", "val"]
+
+
+def test_cli_train_image_folder(tmp_path, pbc_dir):
+    from cytoviz.cli import main
+
+    rc = main(["train", "--data", str(pbc_dir), "--image-size", "16", "--out", str(tmp_path / "run"),
+               "--steps", "1", "--vae-steps", "1", "--batch-size", "2", "--vae-batch-size", "2",
+               "--quiet", "--val-accuracy-images", "0", "--no-augment"])
+    assert rc == 0
+    model = DiffusionModel.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.image_size == 16 and "neutrophil" in model.class_names

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "0 disables validation)")
     data.add_argument("--synthetic-scale", type=float, default=1.0,
                       help="size multiplier of the synthetic splits (default 1.0)")
+    data.add_argument("--image-size", type=int,
+                      help="side length images from a folder are resized to (default 64 for "
+                      "tiny, 360 for sd15 as in the paper); .npz data keeps its size")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (created if needed)")
     model = p.add_argument_group("model")
     model.add_argument("--preset", choices=("tiny", "sd15"), default="tiny",
@@ -90,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _load(spec: str) -> CellDataset:
+def _load(spec: str, image_size: int) -> CellDataset:
     from cytoviz.data import CellDataset
 
     path = Path(spec)
@@ -104,7 +107,7 @@ def _load(spec: str) -> CellDataset:
                 f"{path}: loading image folders needs cytoviz.data.loaders, which is not "
                 "available in this installation; save the data as a CellDataset .npz instead"
             ) from exc
-        return load_folder(path)
+        return load_folder(path, image_size=image_size)
     raise FileNotFoundError(
         f"{spec}: not a CellDataset .npz file, an image folder, or 'synthetic'"
     )
@@ -115,16 +118,16 @@ def _datasets(args: argparse.Namespace) -> tuple[CellDataset, CellDataset | None
 
     if args.data == "synthetic":
         try:
-            from cytoviz.data.synth import default_splits
+            from cytoviz.data.synth import SynthConfig, default_splits
         except ImportError as exc:
             raise RuntimeError("--data synthetic needs cytoviz.data.synth, which is not "
                                "available in this installation") from exc
-        splits = default_splits(scale=args.synthetic_scale)
-        val = _load(args.val) if args.val else splits["val"]
+        splits = default_splits(SynthConfig(image_size=args.image_size), scale=args.synthetic_scale)
+        val = _load(args.val, args.image_size) if args.val else splits["val"]
         return splits["train"], val
-    train = _load(args.data)
+    train = _load(args.data, args.image_size)
     if args.val:
-        return train, _load(args.val)
+        return train, _load(args.val, args.image_size)
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction must lie in [0, 1), got {args.val_fraction}")
     n_val = round(len(train) * args.val_fraction)
@@ -141,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
     from cytoviz.diffusion.model import DiffusionModel, ModelConfig
     from cytoviz.diffusion.train import TrainConfig, train
 
+    if args.image_size is None:
+        args.image_size = 360 if args.preset == "sd15" else 64
     train_data, val_data = _datasets(args)
     changes = {
         "steps": args.steps, "vae_steps": args.vae_steps, "batch_size": args.batch_size,
