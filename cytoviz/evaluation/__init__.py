@@ -14,6 +14,18 @@ _EXPORTS: dict[str, str] = {
     "BaselineClassifier": "baseline",
     "BaselineConfig": "baseline",
     "train_baseline": "baseline",
+    "EvalBudget": "protocols",
+    "anomaly_auc": "protocols",
+    "anomaly_scores": "protocols",
+    "anomaly_table": "protocols",
+    "certainty_kde": "protocols",
+    "domain_shift": "protocols",
+    "domain_shift_table": "protocols",
+    "eval_data": "protocols",
+    "few_shot": "protocols",
+    "low_data": "protocols",
+    "lab_stats": "colour",
+    "reinhard_transfer": "colour",
 }
 
 __all__ = sorted(_EXPORTS)
