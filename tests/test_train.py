@@ -107,6 +107,7 @@ def test_config_validation_and_roundtrip(tmp_path):
 
 
 # --------------------------------------------------------------------------- the loop
+@pytest.mark.slow
 def test_training_lowers_the_loss(tmp_path):
     torch.manual_seed(0)
     data = _easy_data(32)
