@@ -6,16 +6,26 @@ Plot functions never run a model or a sampler and never call ``.show()``.
 from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors, save_figure, set_style
 from cytoviz.pl.data import data_preview, real_vs_synthetic
 from cytoviz.pl.evaluation import anomaly_kde, domain_shift_bars, few_shot_bars, low_data_curve
+from cytoviz.pl.generation import (
+    augmentation_curve,
+    authenticity_scores,
+    class_agreement_bars,
+    generated_grid,
+)
 from cytoviz.pl.heatmaps import heatmap_panel, transition_grid
 
 __all__ = [
     "COLUMN_WIDTH_PX",
     "TEMPLATE_NAME",
     "anomaly_kde",
+    "augmentation_curve",
+    "authenticity_scores",
+    "class_agreement_bars",
     "class_colors",
     "data_preview",
     "domain_shift_bars",
     "few_shot_bars",
+    "generated_grid",
     "heatmap_panel",
     "low_data_curve",
     "real_vs_synthetic",
