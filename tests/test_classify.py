@@ -273,15 +273,70 @@ def test_save_load_round_trip(tmp_path, model: DiffusionModel, images: np.ndarra
         ClassificationResult.load(tmp_path / "old.npz")
 
 
-def test_tta_error_maps_are_rotated_back(images: np.ndarray) -> None:
-    # With a perfect class-0 UNet and TTA on, the undone maps of class 0 stay zero, those of the
-    # noisy class stay inside the mask.
-    m = _oracle_model([0.0, 0.2, 1.0])
-    r = classify(m, images[:2], ClassifyConfig(max_trials=25, batch_size=6), progress=False)
+class _PatternVAE(torch.nn.Module):
+    """Encodes an image to its 2x2-pooled bright/dark pattern (equivariant under flips and
+    rotations by 90 degrees, and unchanged by colour jitter on black-and-white images)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.config = types.SimpleNamespace(scaling_factor=1.0)
+        self.dtype = torch.float32
+        self.last: torch.Tensor | None = None
+
+    def encode(self, x: torch.Tensor) -> types.SimpleNamespace:
+        bright = (x[:, :1] > x.mean(dim=(1, 2, 3), keepdim=True)).float()
+        z = torch.nn.functional.avg_pool2d(bright, 2).repeat(1, self.channels, 1, 1)
+        self.last = z
+        return types.SimpleNamespace(latent_dist=types.SimpleNamespace(mean=z, std=0 * z))
+
+
+class _PatternUNet(_OracleUNet):
+    """eps - eps_theta = scale_c * z0 exactly (one image in flight at a time)."""
+
+    def __init__(self, real: torch.nn.Module, abar: torch.Tensor, scales: list[float],
+                 vae: _PatternVAE) -> None:
+        super().__init__(real, abar, scales)
+        self.vae = vae
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor,
+                encoder_hidden_states: torch.Tensor) -> types.SimpleNamespace:
+        assert self.vae.last is not None and self.vae.last.shape[0] == 1
+        z0 = self.vae.last
+        cls = encoder_hidden_states[:, 0, : self.k].argmax(1)
+        a = torch.sqrt(self.abar[timestep]).view(-1, 1, 1, 1)
+        b = torch.sqrt(1 - self.abar[timestep]).view(-1, 1, 1, 1)
+        eps = (sample - a * z0) / b
+        return types.SimpleNamespace(sample=eps - self.scales[cls].view(-1, 1, 1, 1) * z0)
+
+
+def test_tta_error_maps_are_rotated_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An asymmetric black-and-white pattern of 2x2 blocks: its latent rotates with the image.
+    blocks = np.zeros((8, 8), np.uint8)
+    blocks[1:4, 1:3] = 255
+    blocks[2, 5:7] = 255
+    blocks[5:7, 4] = 255
+    img = np.repeat(np.repeat(blocks, 2, 0), 2, 1)[None, :, :, None].repeat(3, -1)
+    real = DiffusionModel.build(NAMES, TINY, seed=0)
+    vae = _PatternVAE(TINY.latent_channels)
+    unet = _PatternUNet(real.unet, real.scheduler.alphas_cumprod, [0.0, 1.0, 0.5], vae)
+    m = DiffusionModel(vae, unet, real.scheduler, NAMES, TINY)
+    cfg = ClassifyConfig(max_trials=12, min_trials=12, pruning=False, tta_rotation="right",
+                         batch_size=3, seed=2)
+    r = classify(m, img, cfg, progress=False)
     mask = latent_mask(TINY.latent_size, r.mask_radius)
-    assert np.abs(r.error_maps[:, 0]).max() < 1e-5
-    assert np.abs(r.error_maps[..., ~mask]).max() == 0
+    z0 = (blocks > 0).astype(np.float32) * mask
+    np.testing.assert_allclose(r.error_maps[0, 0], 0, atol=1e-6)
+    for c, scale in ((1, 1.0), (2, 0.5)):
+        np.testing.assert_allclose(r.error_maps[0, c], scale * np.broadcast_to(z0, (4, 8, 8)),
+                                   atol=1e-5)
     assert (r.prediction == 0).all()
+    # The augmentations did happen: without undoing them the maps come out wrong.
+    import cytoviz.augment
+
+    monkeypatch.setattr(cytoviz.augment, "invert_geometry", lambda x, params: x)
+    r_wrong = classify(m, img, cfg, progress=False)
+    assert np.abs(r_wrong.error_maps[0, 1] - z0).max() > 0.5
 
 
 # --------------------------------------------------------------------------------- CLI
