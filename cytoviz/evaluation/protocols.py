@@ -97,7 +97,8 @@ class EvalBudget(Config):
     Parameters
     ----------
     name
-        ``"fast"``, ``"cpu"``, ``"paper"`` or ``"custom"``; written into every output table.
+        ``"fast"``, ``"cpu"``, ``"paper"`` or ``"custom"``, optionally with a suffix for a
+        changed preset (``"cpu+custom"``); written into every output table.
     image_size
         Side length of the synthetic images.
     model
@@ -157,8 +158,11 @@ class EvalBudget(Config):
     fine_tune_lr: float = 2e-4
 
     def validate(self) -> None:
-        if self.name not in _BUDGET_NAMES:
-            raise ValueError(f"EvalBudget.name must be one of {_BUDGET_NAMES}, got {self.name!r}")
+        if self.name.split("+")[0] not in _BUDGET_NAMES:
+            raise ValueError(
+                f"EvalBudget.name must be one of {_BUDGET_NAMES} (optionally with a '+suffix' "
+                f"for a changed preset, e.g. 'cpu+custom'), got {self.name!r}"
+            )
         if self.model.image_size != self.image_size:
             raise ValueError(
                 f"EvalBudget.image_size ({self.image_size}) must equal model.image_size "

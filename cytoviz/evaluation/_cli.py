@@ -1,0 +1,163 @@
+"""``cytoviz evaluate {anomaly,domain-shift,low-data,few-shot}`` (private CLI module).
+
+Each protocol writes its tidy table(s) as CSV and its figure(s) as PNG/SVG/PDF into ``--out``;
+finished units (one model x seed x setting) are cached under ``--out/units`` and trained models
+under ``--out/models``, so a rerun after an interruption skips them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+_EPILOG = """\
+examples:
+  cytoviz evaluate anomaly --out runs/anomaly --budget fast
+  cytoviz evaluate domain-shift --out runs/shift --budget cpu --seeds 2 \\
+      --pretrained data/default_model
+  cytoviz evaluate low-data --out runs/low --data ../shared/data/pbc_example --sizes 2 5 10
+  cytoviz evaluate few-shot --out runs/few --budget paper     # the full protocol (GPU)
+"""
+
+_PROTOCOLS = ("anomaly", "domain-shift", "low-data", "few-shot")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="run an evaluation protocol (anomaly, domain-shift, low-data, few-shot)",
+        description="Run one of the paper's evaluation protocols for the diffusion classifier "
+        "and the CNN baseline; write CSV tables and figures to --out. Reruns resume.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("protocol", choices=_PROTOCOLS, help="the protocol to run")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; resumes)")
+    p.add_argument("--budget", choices=("fast", "cpu", "paper"), default="cpu",
+                   help="fast: tests/CI; cpu: the reduced CPU budget (default); paper: full")
+    p.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
+                   help="'synthetic' (default) or a folder of class folders / split folders")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="seeds (repeats for low-data); default: the budget's (1 for anomaly "
+                   "and few-shot)")
+    p.add_argument("--models", nargs="+", choices=("diffusion", "baseline"),
+                   default=["diffusion", "baseline"], help="models to evaluate")
+    o = p.add_argument_group("budget overrides")
+    o.add_argument("--train-steps", type=int, metavar="N", help="diffusion UNet training steps")
+    o.add_argument("--vae-steps", type=int, metavar="N", help="diffusion VAE training steps")
+    o.add_argument("--epochs", type=int, metavar="N", help="baseline training epochs")
+    o.add_argument("--max-trials", type=int, metavar="N", help="classifier trials per image")
+    o.add_argument("--min-trials", type=int, metavar="N", help="trials before pruning")
+    o.add_argument("--test-per-class", type=int, metavar="N", help="test images per class")
+    o.add_argument("--data-scale", type=float, metavar="X", help="synthetic benchmark scale")
+    s = p.add_argument_group("protocol options")
+    s.add_argument("--held-out", nargs="+", default=["blast", "erythroblast"],
+                   help="anomaly: classes to hold out (default blast erythroblast)")
+    s.add_argument("--pretrained", metavar="DIR",
+                   help="domain-shift: a trained diffusion model used as seed 0")
+    s.add_argument("--sizes", nargs="+", type=int, metavar="N",
+                   help="low-data: training images per class (default: the budget's)")
+    s.add_argument("--no-colour-transfer", action="store_true",
+                   help="few-shot: skip the Reinhard colour-transfer runs")
+    p.add_argument("--formats", default="png,svg,pdf",
+                   help="figure formats, comma-separated (png,svg,pdf,html); 'none' for no figures")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    from cytoviz.evaluation.protocols import EvalBudget
+
+    budget = EvalBudget.preset(args.budget)
+    changes: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    if args.train_steps is not None:
+        train["steps"] = args.train_steps
+    if args.vae_steps is not None:
+        train["vae_steps"] = args.vae_steps
+    if train:
+        changes["train"] = budget.train.replace(**train)
+    if args.epochs is not None:
+        changes["baseline"] = budget.baseline.replace(epochs=args.epochs)
+    if args.max_trials is not None:
+        changes["max_trials"] = args.max_trials
+        if args.min_trials is None and budget.min_trials > args.max_trials:
+            changes["min_trials"] = max(2, args.max_trials)
+    if args.min_trials is not None:
+        changes["min_trials"] = args.min_trials
+    if args.test_per_class is not None:
+        changes["test_per_class"] = args.test_per_class
+    if args.data_scale is not None:
+        changes["data_scale"] = args.data_scale
+    if changes:
+        # A preset with overrides is named e.g. "cpu+custom"; budget.json records every field.
+        budget = budget.replace(name=f"{args.budget}+custom", **changes)
+    return budget
+
+
+def _save_figures(fig: Any, path: Path, formats: list[str]) -> list[Path]:
+    from cytoviz.pl import save_figure
+
+    if not formats:
+        return []
+    return save_figure(fig, path, formats=formats)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    from cytoviz import pl
+    from cytoviz.evaluation import protocols as P
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget = _budget(args)
+    data = args.data
+    progress = not args.quiet
+    formats = [] if args.formats.strip().lower() == "none" else [
+        f.strip() for f in args.formats.split(",") if f.strip()
+    ]
+    common = dict(budget=budget, models=args.models, out=out, progress=progress)
+    written: list[Path] = []
+    if args.protocol == "anomaly":
+        table = P.anomaly_scores(data, held_out=args.held_out, seeds=args.seeds or 1, **common)
+        auc = P.anomaly_auc(table)
+        written += [P.write_csv(table, out / "anomaly_scores.csv"),
+                    P.write_csv(auc, out / "anomaly_auc.csv")]
+        written += _save_figures(pl.anomaly_kde(table), out / "anomaly_kde", formats)
+        print(auc.to_string(index=False))
+    elif args.protocol == "domain-shift":
+        table = P.domain_shift(data, seeds=args.seeds, pretrained=args.pretrained, **common)
+        summary = P.domain_shift_table(table)
+        written += [P.write_csv(table, out / "domain_shift.csv")]
+        written.append(P.write_csv(summary.reset_index(), out / "domain_shift_table.csv"))
+        from cytoviz._io import atomic_path
+
+        with atomic_path(out / "domain_shift_table.tex") as tmp:
+            tmp.write_text(summary.to_latex(
+                caption=f"Balanced accuracy (%), mean ± sd over seeds; budget {budget.name}."))
+        written.append(out / "domain_shift_table.tex")
+        written += _save_figures(pl.domain_shift_bars(table), out / "domain_shift_bars", formats)
+        print(summary.to_string())
+    elif args.protocol == "low-data":
+        table = P.low_data(data, sizes=args.sizes, repeats=args.seeds, **common)
+        written += [P.write_csv(table, out / "low_data.csv"),
+                    P.write_csv(P.summarise(table, ["model", "n_per_class"]),
+                                out / "low_data_summary.csv")]
+        written += _save_figures(pl.low_data_curve(table), out / "low_data_curve", formats)
+        print(P.summarise(table, ["model", "n_per_class"]).to_string(index=False))
+    else:
+        cts = (False,) if args.no_colour_transfer else (False, True)
+        table = P.few_shot(data, colour_transfer=cts, seeds=args.seeds or 1, **common)
+        written += [P.write_csv(table, out / "few_shot.csv")]
+        written += _save_figures(pl.few_shot_bars(table), out / "few_shot_bars", formats)
+        print(P.summarise(table, ["model", "target", "colour_transfer", "stage"], "accuracy")
+              .to_string(index=False))
+    print(f"budget: {budget.name} (see {out / 'budget.json'})", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
