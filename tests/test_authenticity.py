@@ -210,3 +210,23 @@ def test_class_agreement_table() -> None:
         class_agreement(ds, diffusion=_FakeResult(ds.label_names[:3]))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="diffusion"):
         class_agreement(ds)
+
+
+def test_plots(real: CellDataset, generated: CellDataset) -> None:
+    from cytoviz import pl
+
+    q = build_quiz(real, generated, n_each=20, seed=0)
+    scores = score_answers(simulate_participants(q, 3, seed=0), q)
+    fig = pl.authenticity_scores(scores)
+    assert list(fig.data[0].y) == ["S1", "S2", "S3", "all"]
+    np.testing.assert_allclose(fig.data[0].x, scores["accuracy"])
+    np.testing.assert_allclose(fig.data[0].error_x.arrayminus,
+                               scores["accuracy"] - scores["accuracy_low"])
+    ds = CellDataset(np.zeros((12, 8, 8, 3), np.uint8), np.repeat([0, 1, 2], 4),
+                     _FakeBaseline.class_names)
+    table = class_agreement(ds, baseline=_FakeBaseline())  # type: ignore[arg-type]
+    bars = pl.class_agreement_bars(table)
+    assert [t.name for t in bars.data] == ["baseline"]
+    assert list(bars.data[0].x) == ["basophil", "blast", "lymphocyte", "all"]
+    with pytest.raises(ValueError, match="class_agreement"):
+        pl.class_agreement_bars(table.drop(columns="agreement"))

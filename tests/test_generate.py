@@ -218,3 +218,20 @@ def test_cli_help_and_tiny_run(model: DiffusionModel, tmp_path, capsys) -> None:
     assert main(["generate", "--model", str(tmp_path / "model"), "--class", "monocyte", "-n", "1",
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "unknown class 'monocyte'" in capsys.readouterr().err
+
+
+def test_generated_grid_figure(model: DiffusionModel) -> None:
+    from cytoviz import pl
+
+    ds = generate(model, ["blast", "basophil"], 3, FAST, progress=False)
+    fig = pl.generated_grid(ds, n_per_class=3)
+    assert len(fig.data) == 1 and fig.data[0].type == "image"
+    z = np.asarray(fig.data[0].z)
+    assert z.shape[0] == 2 * 16 + 2  # two class rows of 16 px with a 2 px gap
+    rows = [a.text for a in fig.layout.annotations]
+    assert rows == ["basophil", "blast"]  # class order of the model
+    np.testing.assert_array_equal(z[:16, :16], ds.images[ds.labels == 0][0])
+    with_real = pl.generated_grid(ds, 2, real=ds)
+    assert any("generated" in str(a.text) for a in with_real.layout.annotations)
+    with pytest.raises(ValueError, match="unknown class"):
+        pl.generated_grid(ds, classes=["monocyte"])

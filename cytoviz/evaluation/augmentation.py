@@ -151,7 +151,7 @@ def augmentation_curve(
                 idx = np.concatenate([order[c][:k] for c in order])
                 syn = pool.subset(np.sort(idx))
             else:
-                syn = train_small.subset([])
+                syn = train_small.subset(np.zeros(0, dtype=np.int64))
             data = _concat(train_small, syn)
             clf = train_baseline(data, None, base.replace(seed=base.seed + r), progress=False)
             scores = classification_scores(clf, test)
