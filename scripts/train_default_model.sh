@@ -6,8 +6,10 @@
 # Runs `cytoviz train` on the built-in synthetic training split (2,290 images of 64 px, 10 classes;
 # validation on its val split) into runs/default/, then copies runs/default/model/ (weights with
 # the EMA UNet, cytoviz.json, train_config.json, train_summary.json) and the loss history to
-# data/default_model/. Budget: 500 VAE steps (batch 8) + 4,000 UNet steps (batch 16), about
-# 35-55 minutes on 2 CPU cores depending on load (benchmarks/train_speed.py measures the speed).
+# data/default_model/. Budget: 300 VAE steps (batch 8) + 2,500 UNet steps (batch 16): about
+# 35 minutes on an idle 2-core machine, up to about 70 under heavy load from other processes
+# (benchmarks/train_speed.py measures the speed; --max-minutes 80 caps a run, and running the
+# script again resumes it). On an idle machine OMP_NUM_THREADS=2 is faster.
 # Interrupted? Run the same command again: training resumes exactly from the last checkpoint.
 # Environment: OUT (run folder, default runs/default), DEST (default data/default_model).
 set -euo pipefail
@@ -20,10 +22,10 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 .venv/bin/cytoviz train --data synthetic --out "$OUT" --preset tiny --seed 0 \
-    --vae-steps 500 --vae-batch-size 8 \
-    --steps 4000 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
-    --checkpoint-every 250 --val-every 1000 --val-accuracy-images 50 \
-    --max-minutes 90
+    --vae-steps 300 --vae-batch-size 8 \
+    --steps 2500 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
+    --checkpoint-every 250 --val-every 1250 --val-accuracy-images 50 \
+    --max-minutes 80
 
 completed=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['completed'])" \
     "$OUT/model/train_summary.json")

@@ -233,6 +233,9 @@ def test_resume_refuses_changed_settings(tmp_path):
     with pytest.raises(ValueError, match=r"different settings for \['lr'\]"):
         train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(lr=1.0),
               out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different training images"):
+        train(DiffusionModel.build(CLASSES, TINY, seed=0), _easy_data(8, seed=5), None, cfg,
+              out_dir=tmp_path, progress=False)
     # more steps is allowed, and --no-resume starts afresh
     train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(steps=3),
           out_dir=tmp_path, progress=False)

@@ -128,7 +128,7 @@ class TrainConfig(Config):
         run again with resume to continue.
     """
 
-    steps: int = 3000
+    steps: int = 2500
     batch_size: int = 16
     lr: float = 2e-4
     warmup_steps: int = 200
@@ -144,8 +144,8 @@ class TrainConfig(Config):
     mixup_prob: float = 0.5
     class_dropout: float = 0.1
     augment: AugmentConfig | None = dataclasses.field(default_factory=AugmentConfig)
-    vae_steps: int = 1000
-    vae_batch_size: int = 16
+    vae_steps: int = 300
+    vae_batch_size: int = 8
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_loss: str = "l1"
@@ -154,7 +154,7 @@ class TrainConfig(Config):
     mixed_precision: str = "no"
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
-    val_every: int = 500
+    val_every: int = 1250
     val_images: int = 64
     val_accuracy_images: int = 50
     val_accuracy_trials: int = 20
@@ -387,6 +387,17 @@ class _DataOrder:
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
+
+
+def _fingerprint(data: CellDataset) -> str:
+    """SHA-1 of the images, labels and class names (to refuse resuming on different data)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(data.images).tobytes())
+    h.update(np.ascontiguousarray(data.labels).tobytes())
+    h.update("\n".join(data.class_names).encode())
+    return h.hexdigest()
 
 
 def latest_checkpoint(out_dir: str | os.PathLike[str]) -> Path | None:
@@ -717,6 +728,7 @@ class _Trainer:
                 "stage": self.stage,
                 "num_processes": self.world,
                 "class_names": list(self.model.class_names),
+                "data_fingerprint": _fingerprint(self.data),
                 "scaling_factor": self.model.scaling_factor,
                 "data_order": self.order.state(),
                 "lr_scheduler": self.sched.state_dict(),
@@ -751,6 +763,9 @@ class _Trainer:
         if tuple(state["class_names"]) != tuple(self.model.class_names):
             raise ValueError(f"{path}: checkpoint classes {state['class_names']} differ from the "
                              f"model's {list(self.model.class_names)}; use another --out or --no-resume")
+        if state.get("data_fingerprint") != _fingerprint(self.data):
+            raise ValueError(f"{path}: the checkpoint was trained on different training images; "
+                             "use the same data, another --out, or --no-resume")
         if int(state["num_processes"]) != self.world:
             raise ValueError(f"{path}: written by {state['num_processes']} processes, now "
                              f"{self.world}; resume with the same number of processes")
