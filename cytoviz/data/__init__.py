@@ -1,6 +1,7 @@
 """Data: the synthetic peripheral-blood-smear generator, the expert panel, and loaders."""
 
 from cytoviz.data._dataset import MASK_NAMES, CellDataset
+from cytoviz.data.domains import DOMAINS, DomainShift
 from cytoviz.data.loaders import (
     ImageLoadError,
     load_bloodmnist,
@@ -8,13 +9,24 @@ from cytoviz.data.loaders import (
     load_manifest,
     prepare_image,
 )
+from cytoviz.data.panel import consensus, expert_correctness, simulate_panel
+from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 
 __all__ = [
+    "DOMAINS",
     "MASK_NAMES",
     "CellDataset",
+    "DomainShift",
     "ImageLoadError",
+    "SynthConfig",
+    "consensus",
+    "default_splits",
+    "expert_correctness",
     "load_bloodmnist",
     "load_folder",
     "load_manifest",
     "prepare_image",
+    "simulate_panel",
+    "synthesize",
+    "write_dataset",
 ]
