@@ -386,3 +386,31 @@ def test_cli_static_figures(tmp_path):
                  "baseline", "--sizes", "2", "--formats", "png,svg", "--quiet"]) == 0
     assert (out / "low_data_curve.png").stat().st_size > 1000
     assert (out / "low_data_curve.svg").is_file() and (out / "low_data.csv").is_file()
+
+
+def test_diffusion_checkpoint_picked_on_validation(splits, tmp_path, monkeypatch):
+    budget = FAST.replace(val_checkpoints=2)
+    scores = iter([0.7, 0.4])  # the first checkpoint is better on validation
+    seen = []
+
+    def fake_score(model, ds, b, seed, progress):
+        seen.append(len(ds))
+        return {"balanced_accuracy": next(scores)}
+
+    monkeypatch.setattr(P, "_score_diffusion", fake_score)
+    P._fit_diffusion(splits["train"], splits["val"], budget, 0, tmp_path, False)
+    assert len(seen) == 2 and seen[0] == len(splits["val"].class_names) * budget.val_per_class
+    from cytoviz._io import load_json
+
+    summary = load_json(tmp_path / "selected" / "train_summary.json")
+    assert summary["step"] == budget.train.vae_steps + budget.train.steps // 2
+    monkeypatch.setattr(P, "_score_diffusion", lambda *a, **k: pytest.fail("retrained"))
+    P._fit_diffusion(splits["train"], splits["val"], budget, 0, tmp_path, False)
+
+
+def test_domain_shift_table_notes_pretrained():
+    t = _shift_table()
+    t.loc[(t["model"] == "diffusion") & (t["seed"] == 0), "source"] = "pretrained: data/default_model"
+    wide = domain_shift_table(t)
+    assert wide.loc["CytoDiffusion", "note"] == "seed 0: pretrained: data/default_model"
+    assert wide.loc["CNN baseline", "note"] == ""

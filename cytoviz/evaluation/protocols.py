@@ -137,7 +137,7 @@ class EvalBudget(Config):
     image_size: int = 64
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig.tiny)
     train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(steps=1500, vae_steps=400, val_every=0,
+        default_factory=lambda: TrainConfig(steps=1000, vae_steps=300, val_every=0,
                                             val_accuracy_images=0, checkpoint_every=250)
     )
     baseline: BaselineConfig = dataclasses.field(
@@ -146,7 +146,7 @@ class EvalBudget(Config):
     max_trials: int = 100
     min_trials: int = 20
     classify_batch_size: int = 64
-    test_per_class: int | None = 20
+    test_per_class: int | None = 10
     seeds: int = 2
     data_scale: float = 0.25
     low_data_sizes: tuple[int, ...] = (10, 20, 50, 150)
@@ -204,8 +204,11 @@ class EvalBudget(Config):
 
     @classmethod
     def cpu(cls, **changes: Any) -> EvalBudget:
-        """The reduced CPU budget: 64 px ``tiny`` model, 1,500 UNet steps, 100 trials, 2 seeds,
-        20 test images per class, a quarter of the synthetic benchmark."""
+        """The reduced CPU budget: 64 px ``tiny`` model, 300 VAE + 1,000 UNet steps, 100 trials,
+        2 seeds, 10 test images per class, a quarter of the synthetic benchmark.
+
+        Roughly an hour of one CPU core per diffusion model; scale it down further with
+        :meth:`~cytoviz._config.Config.replace` (or the ``cytoviz evaluate`` overrides)."""
         base: dict[str, Any] = dict(name="cpu")
         base.update(changes)
         return cls(**base)
@@ -959,8 +962,9 @@ def domain_shift_table(
     Returns
     -------
     pandas.DataFrame
-        Strings ``"98.39 ± 0.34"`` indexed by model display name, one column per test set, and
-        a column ``runs`` (number of seeds); ``attrs["budget"]`` names the budget. Call
+        Strings ``"98.39 ± 0.34"`` indexed by model display name, one column per test set, a
+        column ``runs`` (number of seeds) and, where a pretrained model stood in for a seed, a
+        column ``note`` naming it; ``attrs["budget"]`` names the budget. Call
         ``.to_latex()`` for the LaTeX table.
     """
     s = summarise(table, ["model", "test_set"], metric)
@@ -971,6 +975,16 @@ def domain_shift_table(
     order = [t for t in dict.fromkeys(table["test_set"]) if t in wide.columns]
     wide = wide[order]
     wide["runs"] = s.groupby("model")["n"].max()
+    if "source" in table:
+        notes = {}
+        for m, g in table.groupby("model", sort=False):
+            pre = sorted({str(v) for v in g["source"] if str(v).startswith("pretrained")})
+            if pre:
+                seeds = sorted(set(g.loc[g["source"].astype(str).str.startswith("pretrained"),
+                                         "seed"]))
+                notes[m] = f"seed {', '.join(map(str, seeds))}: {'; '.join(pre)}"
+        if notes:
+            wide["note"] = [notes.get(m, "") for m in wide.index]
     wide.index = [MODEL_LABELS.get(m, m) for m in wide.index]
     wide.index.name = "model"
     wide.columns.name = None
