@@ -1,0 +1,261 @@
+"""Figure 2: psychometric curves of the model and the experts, and per-expert forest plots.
+
+Every function takes a fit (``InferenceData`` from :func:`cytoviz.psychometric.fit_observers`)
+or a summary table (from :func:`cytoviz.psychometric.summary.summarize`) and returns a
+``plotly.graph_objects.Figure`` with the ``cytoviz`` template. Nothing here samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cytoviz.pl._style import TEMPLATE_NAME
+
+if TYPE_CHECKING:  # pragma: no cover
+    import arviz as az
+
+__all__ = ["psychometric_comparison", "psychometric_curve", "psychometric_forest"]
+
+_CURVE = "#0072B2"
+_DATA = "#222222"
+_CI = "#D55E00"
+
+
+def _kde(values: np.ndarray, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import gaussian_kde
+
+    values = np.asarray(values, float)
+    if np.ptp(values) == 0:
+        return np.array([values[0]]), np.array([1.0])
+    grid = np.linspace(values.min(), values.max(), n)
+    return grid, gaussian_kde(values)(grid)
+
+
+def _curve_traces(
+    idata: az.InferenceData, observer: str, *, ci_prob: float, max_draws: int,
+    color: str = _CURVE, showlegend: bool = True,
+) -> tuple[list[go.BaseTraceType], dict[str, Any]]:
+    from cytoviz.psychometric.model import config_from_idata, observer_data, psychometric_function
+    from cytoviz.psychometric.summary import posterior_draws
+
+    config = config_from_idata(idata)
+    data = observer_data(idata, observer)
+    d = posterior_draws(idata, observer)
+    step = max(1, len(d["threshold"]) // max_draws)
+    m, w, lam = (d[p][::step, None] for p in ("threshold", "width", "lambda"))
+    lo_x = min(0.0, float(data.x.min()))
+    hi_x = max(1.0, float(data.x.max()))
+    xs = np.linspace(lo_x, hi_x, 200)
+    psi = psychometric_function(xs[None], m, w, lam, config.gamma, alpha=config.alpha,
+                                pc=config.pc)
+    q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
+    band_lo, band_hi = np.quantile(psi, q, axis=0)
+    mean = psi.mean(axis=0)
+    size = 5 + 15 * np.sqrt(data.n / data.n.max())
+    traces: list[go.BaseTraceType] = [
+        go.Scatter(x=np.r_[xs, xs[::-1]], y=np.r_[band_hi, band_lo[::-1]], fill="toself",
+                   fillcolor="rgba(0,114,178,0.15)", line=dict(width=0), hoverinfo="skip",
+                   name=f"{ci_prob:.0%} band", showlegend=showlegend),
+        go.Scatter(x=xs, y=mean, mode="lines", line=dict(color=color, width=2),
+                   name="posterior mean curve", showlegend=showlegend),
+        go.Scatter(x=data.x, y=data.k / data.n, mode="markers",
+                   marker=dict(size=size, color=_DATA, opacity=0.75, line=dict(width=0)),
+                   customdata=np.column_stack([data.k, data.n]),
+                   hovertemplate="x=%{x:.3f}<br>%{customdata[0]}/%{customdata[1]} correct"
+                                 "<extra></extra>",
+                   name="binned data (size ~ n)", showlegend=showlegend),
+    ]
+    thr = d["threshold"]
+    t_lo, t_hi = np.quantile(thr, q)
+    t_mean = float(thr.mean())
+    # psi at the threshold: S(m) = pc by definition
+    y_thr = config.gamma + (1 - float(np.mean(lam)) - config.gamma) * config.pc
+    traces.append(go.Scatter(
+        x=[t_mean], y=[y_thr], mode="markers",
+        marker=dict(color=_CI, size=8, symbol="diamond"),
+        error_x=dict(type="data", symmetric=False, array=[t_hi - t_mean],
+                     arrayminus=[t_mean - t_lo], color=_CI, thickness=1.5, width=4),
+        name=f"threshold ({ci_prob:.0%} interval)", showlegend=showlegend,
+    ))
+    info = {"threshold": t_mean, "interval": (float(t_lo), float(t_hi)),
+            "draws": d, "config": config}
+    return traces, info
+
+
+def psychometric_curve(
+    idata: az.InferenceData,
+    observer: str | None = None,
+    *,
+    ci_prob: float = 0.95,
+    inset: bool = True,
+    x_title: str = "model confidence",
+    title: str | None = None,
+    max_draws: int = 400,
+) -> go.Figure:
+    """Figure 2 A: the fitted curve with the binned data and the threshold's interval.
+
+    Parameters
+    ----------
+    idata
+        A fit from :func:`cytoviz.psychometric.fit_observers`.
+    observer
+        Which observer (defaults to the first).
+    ci_prob
+        Mass of the curve's band and of the threshold's equal-tailed interval.
+    inset
+        Add inset posterior densities (Gaussian KDE) of the threshold and the width.
+    x_title, title
+        Axis and figure titles.
+    max_draws
+        Posterior draws used for the curve and its band.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Traces: band, mean curve, data (marker area grows with n), threshold with error bar,
+        and (with ``inset``) two KDE lines on the inset axes ``x2/y2`` and ``x3/y3``.
+    """
+    from cytoviz.psychometric.summary import observers
+
+    observer = observer if observer is not None else observers(idata)[0]
+    traces, info = _curve_traces(idata, observer, ci_prob=ci_prob, max_draws=max_draws)
+    fig = go.Figure(traces)
+    fig.update_layout(
+        template=TEMPLATE_NAME, title=title or f"{observer}: psychometric function",
+        xaxis=dict(title=x_title, range=[-0.02, 1.02]),
+        yaxis=dict(title="proportion correct", range=[0, 1.05]),
+        legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top"),
+    )
+    if inset:
+        for j, (param, label) in enumerate((("threshold", "threshold"), ("width", "width"))):
+            g, dens = _kde(info["draws"][param])
+            ax = j + 2
+            fig.add_trace(go.Scatter(x=g, y=dens, mode="lines", fill="tozeroy",
+                                     line=dict(color=_CURVE if j == 0 else _CI, width=1.2),
+                                     name=f"posterior of {label}", showlegend=False,
+                                     xaxis=f"x{ax}", yaxis=f"y{ax}"))
+            x0 = 0.62 if j == 0 else 0.83
+            fig.update_layout({
+                f"xaxis{ax}": dict(domain=[x0, x0 + 0.16], anchor=f"y{ax}",
+                                   title=dict(text=label, font=dict(size=8)),
+                                   tickfont=dict(size=7), nticks=3),
+                f"yaxis{ax}": dict(domain=[0.12, 0.38], anchor=f"x{ax}", showticklabels=False,
+                                   ticks=""),
+            })
+    return fig
+
+
+def psychometric_comparison(
+    fits: Mapping[str, az.InferenceData],
+    observer: str,
+    *,
+    ci_prob: float = 0.95,
+    x_titles: Sequence[str] | None = None,
+    max_draws: int = 400,
+) -> go.Figure:
+    """Figure 2 B / C: one observer's curve on several stimulus axes, side by side.
+
+    Parameters
+    ----------
+    fits
+        Panel title -> fit, e.g. ``{"vs model confidence": fit_b, "vs consensus
+        confidence": fit_c}``; each must contain ``observer``.
+    observer
+        The expert (or model) to show.
+    x_titles
+        One x-axis title per panel (default: the panel titles).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One subplot per fit, each with band, curve, data and threshold interval.
+    """
+    titles = list(fits)
+    if not titles:
+        raise ValueError("fits is empty; pass title -> InferenceData")
+    x_titles = list(x_titles) if x_titles is not None else titles
+    if len(x_titles) != len(titles):
+        raise ValueError(f"x_titles has {len(x_titles)} entries for {len(titles)} fits")
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True)
+    for j, idata in enumerate(fits.values()):
+        traces, _ = _curve_traces(idata, observer, ci_prob=ci_prob, max_draws=max_draws,
+                                  showlegend=j == 0)
+        for tr in traces:
+            fig.add_trace(tr, row=1, col=j + 1)
+        fig.update_xaxes(title_text=x_titles[j], range=[-0.02, 1.02], row=1, col=j + 1)
+    fig.update_yaxes(title_text="proportion correct", range=[0, 1.05], row=1, col=1)
+    fig.update_layout(template=TEMPLATE_NAME, title=f"{observer}: psychometric functions")
+    return fig
+
+
+def psychometric_forest(
+    summary: pd.DataFrame,
+    parameter: str = "threshold",
+    *,
+    observers: Sequence[str] | None = None,
+    groups: Mapping[str, pd.DataFrame] | None = None,
+    point: str = "mean",
+    title: str | None = None,
+) -> go.Figure:
+    """Figure 2 D / E: a parameter with its interval for every observer (forest plot).
+
+    Parameters
+    ----------
+    summary
+        Output of :func:`cytoviz.psychometric.summary.summarize` (columns observer, parameter,
+        mean, map, lower, upper). Ignored when ``groups`` is given.
+    parameter
+        ``"threshold"``, ``"width"``, ``"lambda"`` or ``"eta"``.
+    observers
+        Order (top to bottom) and selection of observers; defaults to the table's order.
+    groups
+        Several summaries to overlay, label -> table (e.g. model axis vs consensus axis).
+    point
+        Column for the point estimate: ``"mean"`` or ``"map"``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One scatter trace with horizontal error bars per group.
+    """
+    tables = dict(groups) if groups else {parameter: summary}
+    fig = go.Figure()
+    colors = (_CURVE, _CI, "#009E73", "#CC79A7")
+    for i, (label, table) in enumerate(tables.items()):
+        need = {"observer", "parameter", point, "lower", "upper"}
+        missing = sorted(need - set(table.columns))
+        if missing:
+            raise ValueError(f"summary table {label!r} lacks column(s) {missing}; pass the "
+                             "output of cytoviz.psychometric.summary.summarize")
+        sub = table[table["parameter"] == parameter]
+        if sub.empty:
+            raise ValueError(f"no rows for parameter {parameter!r}; parameters are "
+                             f"{sorted(table['parameter'].unique())}")
+        if observers is not None:
+            unknown = sorted(set(observers) - set(sub["observer"]))
+            if unknown:
+                raise ValueError(f"observer(s) {unknown} not in the summary table")
+            sub = sub.set_index("observer").loc[list(observers)].reset_index()
+        offset = (i - (len(tables) - 1) / 2) * 0.15
+        y = np.arange(len(sub))[::-1] + offset
+        fig.add_trace(go.Scatter(
+            x=sub[point], y=y, mode="markers", name=label,
+            marker=dict(color=colors[i % len(colors)], size=7),
+            error_x=dict(type="data", symmetric=False, array=sub["upper"] - sub[point],
+                         arrayminus=sub[point] - sub["lower"], thickness=1.5, width=3),
+            customdata=sub["observer"], hovertemplate="%{customdata}: %{x:.3f}<extra></extra>",
+        ))
+        labels = list(sub["observer"])
+    fig.update_layout(
+        template=TEMPLATE_NAME, title=title or f"{parameter} (95 % interval)",
+        xaxis=dict(title=parameter),
+        yaxis=dict(title="observer", tickvals=list(range(len(labels)))[::-1], ticktext=labels),
+        showlegend=len(tables) > 1,
+    )
+    return fig
