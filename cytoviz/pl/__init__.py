@@ -13,6 +13,11 @@ from cytoviz.pl.generation import (
     generated_grid,
 )
 from cytoviz.pl.heatmaps import heatmap_panel, transition_grid
+from cytoviz.pl.psychometric import (
+    psychometric_comparison,
+    psychometric_curve,
+    psychometric_forest,
+)
 
 __all__ = [
     "COLUMN_WIDTH_PX",
@@ -28,6 +33,9 @@ __all__ = [
     "generated_grid",
     "heatmap_panel",
     "low_data_curve",
+    "psychometric_comparison",
+    "psychometric_curve",
+    "psychometric_forest",
     "real_vs_synthetic",
     "save_figure",
     "set_style",
