@@ -131,6 +131,9 @@ class EvalBudget(Config):
         UNet steps of diffusion fine-tuning (VAE frozen).
     fine_tune_epochs, fine_tune_lr
         Epochs and learning rate of baseline fine-tuning.
+    device
+        Torch device of the baseline and the classifier (``None``: CUDA where available, else
+        the CPU; diffusion training picks its device through ``accelerate``).
     """
 
     name: str = "cpu"
@@ -156,6 +159,7 @@ class EvalBudget(Config):
     fine_tune_steps: int = 200
     fine_tune_epochs: int = 20
     fine_tune_lr: float = 2e-4
+    device: str | None = None
 
     def validate(self) -> None:
         if self.name.split("+")[0] not in _BUDGET_NAMES:
@@ -399,7 +403,9 @@ class _Store:
         if path.is_file():
             saved = load_json(path)
             saved.pop("config_class", None)
-            if saved != json_roundtrip(budget.to_dict()):
+            # Fields added since the folder was written take their defaults.
+            full = {**json_roundtrip(EvalBudget().to_dict()), **saved}
+            if full != json_roundtrip(budget.to_dict()):
                 raise ValueError(
                     f"{self.root} holds results of another budget ({saved.get('name')!r}); use "
                     "another output folder or the same budget to resume"
@@ -548,11 +554,21 @@ def _fit_baseline(
     """Train (or load the finished) CNN baseline in ``folder``."""
     from cytoviz.evaluation.baseline import BaselineClassifier, train_baseline
 
+    device = _device(budget)
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return BaselineClassifier.load(folder)
-    clf = train_baseline(train, val, budget.baseline.replace(seed=seed), progress=progress)
+        return BaselineClassifier.load(folder, device=device)
+    clf = train_baseline(train, val, budget.baseline.replace(seed=seed), progress=progress,
+                         device=device)
     clf.save(folder)
     return clf
+
+
+def _device(budget: EvalBudget) -> str:
+    if budget.device is not None:
+        return budget.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _fit(model: str, train: CellDataset, val: CellDataset | None, budget: EvalBudget, seed: int,
@@ -567,7 +583,8 @@ def _classify(model: DiffusionModel, images: np.ndarray, budget: EvalBudget, see
     from cytoviz.diffusion import ClassifyConfig, classify
 
     cfg = ClassifyConfig(max_trials=budget.max_trials, min_trials=budget.min_trials,
-                         batch_size=budget.classify_batch_size, seed=seed, keep_error_maps=False)
+                         batch_size=budget.classify_batch_size, seed=seed, keep_error_maps=False,
+                         device=_device(budget))
     return classify(model, images, cfg, progress=progress)
 
 
