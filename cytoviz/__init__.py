@@ -24,12 +24,14 @@ cv.widgets
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
 
 _SUBMODULES = (
     "anomaly",
+    "authenticity",
     "classes",
     "data",
     "diffusion",
@@ -46,7 +48,16 @@ _SHORTCUTS: dict[str, str] = {
     "CellDataset": "cytoviz.data",
 }
 
-__all__ = ["__version__", *_SUBMODULES, *_SHORTCUTS]
+__all__ = ["__version__", "fast_mode", *_SUBMODULES, *_SHORTCUTS]
+
+
+def fast_mode() -> bool:
+    """Whether ``CYTOVIZ_FAST`` asks for shrunken budgets (CI, notebook smoke runs).
+
+    Notebooks and ``cytoviz figures`` read it to pick small image counts and trial budgets;
+    results computed in fast mode say so.
+    """
+    return os.environ.get("CYTOVIZ_FAST", "0").strip().lower() not in ("", "0", "false", "no")
 
 
 def __getattr__(name: str) -> Any:

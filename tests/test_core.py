@@ -125,3 +125,8 @@ def test_public_api_is_lazy_and_small():
     assert cv.CANONICAL_CLASSES == CANONICAL_CLASSES
     assert len(CANONICAL_CLASSES) == 10
     assert set(cv.__all__) >= {"data", "pl", "psychometric"}
+
+
+def test_empty_subset(rng):
+    ds = CellDataset(rng.integers(0, 255, size=(3, 4, 4, 3), dtype=np.uint8), np.array([0, 1, 0]), ("a", "b"))
+    assert len(ds.subset([])) == 0

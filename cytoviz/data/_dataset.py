@@ -109,6 +109,7 @@ class CellDataset:
         idx = np.asarray(index)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64)  # an empty list arrives as float64
         return CellDataset(
             images=self.images[idx],
             labels=self.labels[idx],
