@@ -665,7 +665,8 @@ class _Trainer:
             return entry
         n = min(cfg.val_images, len(self.val))
         if n > 0:
-            sub = self.val.subset(np.arange(n))
+            # evenly spread over the (often class-sorted) validation set
+            sub = self.val.subset(np.linspace(0, len(self.val) - 1, n).round().astype(int))
             entry["val_loss"] = self._with_ema(
                 lambda: validation_loss(self.model, sub, gamma=cfg.min_snr_gamma, seed=cfg.seed)
             )
