@@ -241,8 +241,10 @@ def test_anomaly_protocol_end_to_end(splits, tmp_path):
     assert list(t.columns) == [*P.ANOMALY_COLUMNS, "budget"]
     assert set(t["model"]) == {"diffusion", "baseline"}
     assert set(t["held_out"]) == {"blast", "erythroblast"}
-    n_test = len(P._per_class(splits["test"], FAST.test_per_class, 0))
-    assert len(t) == 4 * n_test
+    test = P.anomaly_test_set(splits, budget=FAST)
+    assert len(t) == 4 * len(test)
+    first = t[(t["model"] == "diffusion") & (t["held_out"] == "blast")]
+    assert (first["true_class"].to_numpy() == test.label_names).all()
     for (_, h), g in t.groupby(["model", "held_out"]):
         assert (g["is_abnormal"] == (g["true_class"] == h)).all()
         assert g["is_abnormal"].sum() == FAST.test_per_class

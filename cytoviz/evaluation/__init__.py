@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "anomaly_auc": "protocols",
     "anomaly_scores": "protocols",
     "anomaly_table": "protocols",
+    "anomaly_test_set": "protocols",
     "certainty_kde": "protocols",
     "domain_shift": "protocols",
     "domain_shift_table": "protocols",

@@ -57,6 +57,7 @@ __all__ = [
     "anomaly_auc",
     "anomaly_scores",
     "anomaly_table",
+    "anomaly_test_set",
     "certainty_kde",
     "class_proportional_split",
     "domain_shift",
@@ -230,6 +231,12 @@ class EvalBudget(Config):
         )
         base.update(changes)
         return cls(**base)
+
+    def build_model(self, class_names: Sequence[str], *, seed: int = 0) -> DiffusionModel:
+        """A new diffusion model of this budget's architecture (random weights)."""
+        from cytoviz.diffusion import DiffusionModel
+
+        return DiffusionModel.build(class_names, self.model, seed=seed)
 
     @classmethod
     def preset(cls, name: str, **changes: Any) -> EvalBudget:
@@ -512,7 +519,7 @@ def _fit_diffusion(
     cfg = budget.train.replace(seed=seed)
     n_ckpt = budget.val_checkpoints if val is not None else 1
     if n_ckpt == 1:
-        model = DiffusionModel.build(train.class_names, budget.model, seed=seed)
+        model = budget.build_model(train.class_names, seed=seed)
         model = diffusion_train(model, train, None, cfg, out_dir=folder / "run", progress=progress)
         _copy_model(folder / "run" / "model", final)
         return model
@@ -522,7 +529,7 @@ def _fit_diffusion(
     stops = np.unique(np.rint(np.linspace(0, cfg.steps, n_ckpt + 1)[1:]).astype(int))
     best = -1.0
     for stop in stops:
-        model = DiffusionModel.build(train.class_names, budget.model, seed=seed)
+        model = budget.build_model(train.class_names, seed=seed)
         model = diffusion_train(model, train, None, cfg, out_dir=folder / "run", progress=progress,
                                 stop_at=cfg.n_vae_steps + int(stop))
         score = _score_diffusion(model, val_small, budget, seed, progress)["balanced_accuracy"]
@@ -675,6 +682,19 @@ def anomaly_table(
     })
 
 
+def anomaly_test_set(
+    data: str | os.PathLike[str] | Splits = "synthetic",
+    *,
+    budget: EvalBudget | str | None = None,
+) -> CellDataset:
+    """The test images of :func:`anomaly_scores`, in the order of its ``image`` column.
+
+    Pass them to :class:`cytoviz.widgets.AnomalyExplorer` to see the flagged cells.
+    """
+    budget = _budget(budget)
+    return _per_class(eval_data(data, budget=budget)["test"], budget.test_per_class, 0)
+
+
 def anomaly_scores(
     data: str | os.PathLike[str] | Splits = "synthetic",
     *,
@@ -724,7 +744,7 @@ def anomaly_scores(
     unknown = [h for h in held_out if h not in classes]
     if unknown or not held_out:
         raise ValueError(f"held_out must name classes of the data {list(classes)}, got {list(held_out)}")
-    test = _per_class(splits["test"], budget.test_per_class, 0)
+    test = anomaly_test_set(splits, budget=budget)
     units = [(h, m, s) for h in held_out for m in models for s in seed_list]
     frames: list[pd.DataFrame] = []
     with _store(out, budget, "anomaly") as store:
