@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
-__all__ = ["DiffusionModel", "ModelConfig"]
+__all__ = ["DiffusionModel", "ModelConfig", "default_model_path", "load_default_model"]
+
+#: Environment variable that points cytoviz at another default model folder.
+DEFAULT_MODEL_ENV = "CYTOVIZ_DEFAULT_MODEL"
 
 PRESETS = ("tiny", "sd15", "custom")
 #: SD-1.5's VAE latent scaling factor (METHOD.md section 1).
@@ -429,3 +432,31 @@ def _config_from_parts(vae: AutoencoderKL, unet: UNet2DConditionModel,
     )
 
 
+
+
+def default_model_path() -> Path:
+    """Folder of the shipped default model (``data/default_model`` in the repository).
+
+    ``CYTOVIZ_DEFAULT_MODEL`` overrides it (e.g. a model you trained yourself).
+    """
+    env = os.environ.get(DEFAULT_MODEL_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "data" / "default_model"
+
+
+def load_default_model(device: str | None = None) -> DiffusionModel:
+    """Load the shipped default ``tiny`` model (trained on the embedded synthetic data).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder is missing, with the command that trains it.
+    """
+    path = default_model_path()
+    if not (path / "cytoviz.json").is_file():
+        raise FileNotFoundError(
+            f"{path}: no default model there; train it with `bash scripts/train_default_model.sh` "
+            f"or point {DEFAULT_MODEL_ENV} at a model folder"
+        )
+    return DiffusionModel.from_pretrained(path, device=device).eval()

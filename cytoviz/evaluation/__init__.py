@@ -25,6 +25,13 @@ _EXPORTS: dict[str, str] = {
     "eval_data": "protocols",
     "few_shot": "protocols",
     "low_data": "protocols",
+    "augmentation_curve": "augmentation",
+    "classification_scores": "augmentation",
+    "PrototypeConfig": "prototypes",
+    "compare_generators": "prototypes",
+    "frechet_distance": "prototypes",
+    "learn_prototypes": "prototypes",
+    "train_prototype_conditioned": "prototypes",
     "lab_stats": "colour",
     "reinhard_transfer": "colour",
 }
