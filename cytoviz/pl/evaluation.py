@@ -103,6 +103,8 @@ def anomaly_kde(
         vertical_spacing=0.12,
         subplot_titles=[f"{labels.get(m, m)}: {h} held out" for m in models for h in held],
     )
+    fig.update_annotations(font_size=10)
+    lo = min(0.0, float(sub["certainty_norm"].min()))
     for i, m in enumerate(models, start=1):
         for j, h in enumerate(held, start=1):
             for group in ("normal", "abnormal"):
@@ -127,12 +129,13 @@ def anomaly_kde(
                     row=i, col=j,
                 )
             fig.update_xaxes(title_text="normalised certainty" if i == len(models) else None,
-                             row=i, col=j)
+                             range=[lo - 0.05, 1.05], row=i, col=j)
             fig.update_yaxes(title_text="density" if j == 1 else None, row=i, col=j)
     fig.update_layout(
         template=TEMPLATE_NAME, height=260 * len(models) + 60, width=360 * len(held) + 80,
         title=title if title is not None else "Anomaly detection" + _budget_note(table),
         legend=dict(orientation="h", y=-0.12 if len(models) > 1 else -0.25),
+        margin=dict(t=70),
     )
     return fig
 
