@@ -20,6 +20,7 @@ from cytoviz.psychometric.model import (
     fit_observers,
     psychometric_function,
     sigmoid,
+    simulate_xkn,
 )
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "fit_observers",
     "psychometric_function",
     "sigmoid",
+    "simulate_xkn",
     "validate_xkn",
 ]

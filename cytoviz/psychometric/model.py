@@ -63,6 +63,7 @@ __all__ = [
     "prior_settings",
     "psychometric_function",
     "sigmoid",
+    "simulate_xkn",
     "threshold_prior",
     "width_prior",
 ]
@@ -384,3 +385,26 @@ def log_posterior(
               + np.log(lambda_prior(lam[:, 0])))
     lp = np.where(np.isnan(lp), -np.inf, lp)
     return lp.reshape(shape)
+
+
+def simulate_xkn(
+    threshold: float, width: float, lam: float = 0.02, *, gamma: float = 0.1, n_bins: int = 25,
+    n_per_level: int | tuple[int, int] = 40, eta: float = 0.0, alpha: float = 0.05,
+    pc: float = 0.5, seed: int = 0,
+) -> PsychometricData:
+    """Simulated ``(x, k, n)`` at ``n_bins`` equal-width bin centres on [0, 1].
+
+    ``n_per_level`` is a fixed count or a ``(low, high)`` range drawn uniformly per level;
+    ``eta > 0`` adds beta-binomial overdispersion (psignifit's parameterisation).
+    """
+    rng = np.random.default_rng(seed)
+    x = (np.arange(n_bins) + 0.5) / n_bins
+    if isinstance(n_per_level, tuple):
+        n = rng.integers(n_per_level[0], n_per_level[1] + 1, n_bins)
+    else:
+        n = np.full(n_bins, int(n_per_level))
+    p = psychometric_function(x, threshold, width, lam, gamma, alpha=alpha, pc=pc)
+    if eta > 0:
+        nu = 1 / eta**2 - 1
+        p = rng.beta(p * nu, (1 - p) * nu)
+    return PsychometricData(x=x, k=rng.binomial(n, p).astype(np.int64), n=n.astype(np.int64))
