@@ -1,0 +1,92 @@
+"""Figure 2 plots (by structure) and the ``cytoviz psychometric`` command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from cytoviz.cli import main
+from cytoviz.pl import psychometric_comparison, psychometric_curve, psychometric_forest
+from cytoviz.psychometric import PsychometricConfig, fit_observers, simulate_xkn
+from cytoviz.psychometric.summary import summarize
+
+FAST = PsychometricConfig(draws=300, tune=300, chains=1, seed=2)
+
+
+@pytest.fixture(scope="module")
+def fit():
+    data = {"model": simulate_xkn(0.4, 0.5, n_bins=25, n_per_level=30, seed=1),
+            "E1": simulate_xkn(0.3, 0.4, n_bins=12, n_per_level=20, seed=2),
+            "E2": simulate_xkn(0.5, 0.3, n_bins=12, n_per_level=20, seed=3)}
+    return fit_observers(data, FAST)
+
+
+def test_curve_structure(fit):
+    fig = psychometric_curve(fit, "model", x_title="model confidence")
+    assert isinstance(fig, go.Figure) and fig.layout.template.layout.font.size == 10
+    kinds = [t.type for t in fig.data]
+    assert kinds == ["scatter"] * 6  # band, curve, data, threshold, 2 inset KDEs
+    band, curve, data, thr = fig.data[:4]
+    assert band.fill == "toself" and curve.mode == "lines"
+    assert len(data.x) == 25 and np.ptp(data.marker.size) >= 0  # marker size by n
+    assert thr.error_x.array[0] > 0 and thr.error_x.arrayminus[0] > 0
+    lo, hi = thr.x[0] - thr.error_x.arrayminus[0], thr.x[0] + thr.error_x.array[0]
+    assert lo < 0.4 < hi
+    assert fig.data[4].xaxis == "x2" and fig.data[5].xaxis == "x3"
+    assert fig.layout.xaxis.title.text == "model confidence"
+    assert fig.layout.yaxis.title.text == "proportion correct"
+    assert len(psychometric_curve(fit, "E1", inset=False).data) == 4
+
+
+def test_comparison_has_one_panel_per_fit(fit):
+    fig = psychometric_comparison({"vs model confidence": fit, "vs consensus": fit}, "E1")
+    assert len(fig.data) == 8
+    assert {t.xaxis for t in fig.data} == {"x", "x2"}
+    assert [a.text for a in fig.layout.annotations] == ["vs model confidence", "vs consensus"]
+    with pytest.raises(ValueError, match="x_titles"):
+        psychometric_comparison({"a": fit}, "E1", x_titles=["a", "b"])
+
+
+def test_forest_rows_match_the_summary(fit):
+    table = summarize(fit, with_map=False)
+    fig = psychometric_forest(table, "width", observers=["E2", "E1"])
+    (tr,) = fig.data
+    w = table[table.parameter == "width"].set_index("observer")
+    assert list(fig.layout.yaxis.ticktext) == ["E2", "E1"]
+    assert tr.x[0] == pytest.approx(w.loc["E2", "mean"])
+    assert tr.error_x.array[1] == pytest.approx(w.loc["E1", "upper"] - w.loc["E1", "mean"])
+    assert fig.layout.xaxis.title.text == "width"
+    two = psychometric_forest(table, "threshold", groups={"model axis": table, "consensus": table})
+    assert len(two.data) == 2 and two.layout.showlegend
+    with pytest.raises(ValueError, match="slope"):
+        psychometric_forest(table, "slope")
+
+
+def test_cli_raw_confidence_csv(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0, 1, 400)
+    p = 0.1 + 0.88 / (1 + np.exp(-2 * np.log(19) * (conf - 0.4) / 0.5))
+    df = pd.DataFrame({"confidence": conf, "correct": rng.uniform(size=400) < p,
+                       "observer": np.where(np.arange(400) % 2, "A", "B")})
+    df.to_csv(tmp_path / "raw.csv", index=False)
+    rc = main(["psychometric", "--csv", str(tmp_path / "raw.csv"), "--out", str(tmp_path / "o"),
+               "--bins", "10", "--pc", "0.8", "--no-eta", "--draws", "200", "--tune", "200",
+               "--chains", "1", "--formats", "html"])
+    assert rc == 0
+    summary = pd.read_csv(tmp_path / "o" / "summary.csv")
+    assert set(summary.observer) == {"A", "B"} and "eta" in set(summary.parameter)
+    thr = pd.read_csv(tmp_path / "o" / "thresholds.csv")
+    assert set(thr.method) == {"posterior quantiles", "psignifit worst-case"}
+    assert (tmp_path / "o" / "figures" / "curve_A.html").is_file()
+    assert (tmp_path / "o" / "figures" / "forest_width.html").is_file()
+    assert (tmp_path / "o" / "fit.nc").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    pd.DataFrame({"a": [1], "b": [2]}).to_csv(tmp_path / "bad.csv", index=False)
+    rc = main(["psychometric", "--csv", str(tmp_path / "bad.csv"), "--out", str(tmp_path)])
+    assert rc == 2 and "unrecognised columns" in capsys.readouterr().err
+    rc = main(["psychometric", "--csv", str(tmp_path / "none.csv"), "--out", str(tmp_path)])
+    assert rc == 2
