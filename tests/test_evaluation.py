@@ -191,7 +191,10 @@ def test_domain_shift_table_format():
     assert wide.loc["CNN baseline", "strong shift"] == "65.00 ± 7.07"
     assert wide.loc["CytoDiffusion", "runs"] == 2
     assert wide.attrs["budget"] == "fast"
-    assert "85.00 ± 7.07" in wide.to_latex()
+    latex = P.domain_shift_latex(wide)
+    assert r"85.00 $\pm$ 7.07" in latex and "±" not in latex
+    assert r"(\%)" in latex and "budget fast" in latex
+    assert latex.lstrip().startswith(r"\begin{table}")
 
 
 def test_figures_structure():

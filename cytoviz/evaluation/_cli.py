@@ -138,8 +138,7 @@ def _run(args: argparse.Namespace) -> int:
         from cytoviz._io import atomic_path
 
         with atomic_path(out / "domain_shift_table.tex") as tmp:
-            tmp.write_text(summary.to_latex(
-                caption=f"Balanced accuracy (%), mean ± sd over seeds; budget {budget.name}."))
+            tmp.write_text(P.domain_shift_latex(summary))
         written.append(out / "domain_shift_table.tex")
         written += _save_figures(pl.domain_shift_bars(table), out / "domain_shift_bars", formats)
         print(summary.to_string())

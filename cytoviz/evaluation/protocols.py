@@ -61,6 +61,7 @@ __all__ = [
     "certainty_kde",
     "class_proportional_split",
     "domain_shift",
+    "domain_shift_latex",
     "domain_shift_table",
     "eval_data",
     "few_shot",
@@ -410,9 +411,11 @@ class _Store:
         if path.is_file():
             saved = load_json(path)
             saved.pop("config_class", None)
-            # Fields added since the folder was written take their defaults.
-            full = {**json_roundtrip(EvalBudget().to_dict()), **saved}
-            if full != json_roundtrip(budget.to_dict()):
+            try:  # fields added since the folder was written take their defaults
+                same = EvalBudget.from_dict(saved) == budget
+            except (ValueError, TypeError):
+                same = False
+            if not same:
                 raise ValueError(
                     f"{self.root} holds results of another budget ({saved.get('name')!r}); use "
                     "another output folder or the same budget to resume"
@@ -1029,6 +1032,19 @@ def domain_shift_table(
                                            else None)
     wide.attrs["metric"] = metric
     return wide
+
+
+def domain_shift_latex(wide: pd.DataFrame, *, caption: str | None = None) -> str:
+    """LaTeX source of a :func:`domain_shift_table` (``±`` as ``$\\pm$``, ``%`` escaped).
+
+    The caption defaults to the metric and the budget of the table.
+    """
+    if caption is None:
+        metric = str(wide.attrs.get("metric", "balanced_accuracy")).replace("_", " ")
+        caption = (f"{metric.capitalize()} (%), mean ± sd over seeds; evaluation budget "
+                   f"{wide.attrs.get('budget')}.")
+    text = wide.to_latex(caption=caption.replace("%", r"\%"))
+    return text.replace("±", r"$\pm$")
 
 
 # --------------------------------------------------------------------------------------------
