@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
         scores[name] = res
     drop = scores["test"]["balanced_accuracy"] - scores["test_strong"]["balanced_accuracy"]
     result = {
-        "command": "python benchmarks/difficulty.py " + " ".join(argv or []),
+        "command": "python benchmarks/difficulty.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "baseline_config": config.to_dict(),
         "n_train": len(splits["train"]),
         "train_counts": splits["train"].class_counts(),

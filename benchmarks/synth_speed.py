@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{size:4d} px  {domain or 'reference':9s}  {n / min(times):7.1f} images/s "
                   f"(best of {args.repeats} runs of {n} images)")
     result = {
-        "command": "python benchmarks/synth_speed.py " + " ".join(argv or []),
+        "command": "python benchmarks/synth_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0],
