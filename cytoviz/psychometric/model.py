@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "PsychometricConfig",
     "build_model",
+    "clear_compiled_cache",
     "config_from_idata",
     "fit",
     "fit_observers",
@@ -95,6 +96,10 @@ class PsychometricConfig(Config):
         Random seed (sampling is reproducible for a given seed).
     progressbar
         Show PyMC's progress bar.
+    reuse_compiled
+        Keep the compiled model and NUTS step and reuse them (via ``pm.set_data``) for later
+        fits with the same number of observers and model settings: only the first fit in a
+        session pays for compilation.
     """
 
     gamma: float = 0.1
@@ -108,6 +113,7 @@ class PsychometricConfig(Config):
     target_accept: float = 0.9
     seed: int = 0
     progressbar: bool = False
+    reuse_compiled: bool = True
 
     def validate(self) -> None:
         if not 0.0 <= self.gamma < 1.0:
@@ -191,6 +197,56 @@ def _coerce_observers(data: Mapping[str, Any]) -> dict[str, PsychometricData]:
     return {str(name): as_psychometric_data(d, name=str(name)) for name, d in data.items()}
 
 
+def _model_inputs(
+    observers: dict[str, PsychometricData],
+) -> tuple[list[dict[str, float]], dict[str, np.ndarray]]:
+    """Per-observer prior settings and the pm.Data arrays of the model."""
+    settings = [prior_settings(d) for d in observers.values()]
+    arrays = {
+        "x": np.concatenate([d.x for d in observers.values()]),
+        "k_observed": np.concatenate([d.k for d in observers.values()]),
+        "n": np.concatenate([d.n for d in observers.values()]),
+        "observer_index": np.concatenate(
+            [np.full(len(d), i) for i, d in enumerate(observers.values())]),
+        "s0": np.array([s["s0"] for s in settings]),
+        "s1": np.array([s["s1"] for s in settings]),
+        "stimulus_range": np.array([s["range"] for s in settings]),
+        "wmin": np.array([s["wmin"] for s in settings]),
+    }
+    return settings, arrays
+
+
+#: Compiled models and NUTS steps reused across fits: (observers, eta, gamma, alpha, pc,
+#: target_accept) -> (model, step). New data enter through ``pm.set_data``.
+_COMPILED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def clear_compiled_cache() -> None:
+    """Forget the compiled models kept for reuse by :func:`fit_observers`."""
+    _COMPILED.clear()
+
+
+def _model_and_step(observers: dict[str, PsychometricData], config: PsychometricConfig):
+    import pymc as pm
+
+    key = (len(observers), config.eta, config.gamma, config.alpha, config.pc,
+           config.target_accept)
+    if config.reuse_compiled and key in _COMPILED:
+        model, step = _COMPILED[key]
+        settings, arrays = _model_inputs(observers)
+        with model:
+            pm.set_data(arrays, coords={"observer": list(observers),
+                                        "row": np.arange(len(arrays["x"]))})
+        model._cytoviz_settings = settings  # type: ignore[attr-defined]
+        return model, step
+    model = build_model(observers, config)
+    with model:
+        step = pm.NUTS(target_accept=config.target_accept)
+    if config.reuse_compiled:
+        _COMPILED[key] = (model, step)
+    return model, step
+
+
 def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = None) -> pm.Model:
     """Build the vectorised PyMC model for one or more observers (not sampled).
 
@@ -215,12 +271,9 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
     config = config or PsychometricConfig()
     observers = _coerce_observers(data)
     names = list(observers)
-    settings = [prior_settings(d) for d in observers.values()]
+    settings, arrays = _model_inputs(observers)
+    x, k, n, idx = arrays["x"], arrays["k_observed"], arrays["n"], arrays["observer_index"]
     col = {key: np.array([s[key] for s in settings]) for key in settings[0]}
-    x = np.concatenate([d.x for d in observers.values()])
-    k = np.concatenate([d.k for d in observers.values()])
-    n = np.concatenate([d.n for d in observers.values()])
-    idx = np.concatenate([np.full(len(d), i) for i, d in enumerate(observers.values())])
 
     coords = {"observer": names, "row": np.arange(len(x))}
     a_scale = 2.0 * math.log(1.0 / config.alpha - 1.0)
@@ -230,6 +283,7 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
         x_d = pm.Data("x", x, dims="row")
         n_d = pm.Data("n", n, dims="row")
         idx_d = pm.Data("observer_index", idx, dims="row")
+        k_d = pm.Data("k_observed", k, dims="row")
         # Every number that depends on the data is pm.Data (a shared variable), so the
         # compiled C code is reused from pytensor's cache for any data of any size.
         s0 = pm.Data("s0", col["s0"], dims="observer")
@@ -264,9 +318,9 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
                 comb = pt.gammaln(n + 1) - pt.gammaln(value + 1) - pt.gammaln(n - value + 1)
                 return comb + pt.switch(eta2 <= ETA_BINOMIAL, binom, bb)
 
-            pm.CustomDist("k", psi, nu, eta2, n_d, logp=logp, observed=k, dims="row")
+            pm.CustomDist("k", psi, nu, eta2, n_d, logp=logp, observed=k_d, dims="row")
         else:
-            pm.Binomial("k", n=n_d, p=psi, observed=k, dims="row")
+            pm.Binomial("k", n=n_d, p=psi, observed=k_d, dims="row")
     model._cytoviz_settings = settings  # type: ignore[attr-defined]
     return model
 
@@ -298,12 +352,12 @@ def fit_observers(
 
     config = config or PsychometricConfig()
     observers = _coerce_observers(data)
-    model = build_model(observers, config)
     t0 = time.perf_counter()
+    model, step = _model_and_step(observers, config)
     with model:
         idata = pm.sample(
-            draws=config.draws, tune=config.tune, chains=config.chains, cores=config.cores,
-            target_accept=config.target_accept, random_seed=config.seed,
+            step=step, draws=config.draws, tune=config.tune, chains=config.chains, cores=config.cores,
+            random_seed=config.seed,
             progressbar=config.progressbar, compute_convergence_checks=False,
             idata_kwargs={"log_likelihood": False},
         )
