@@ -33,7 +33,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with code {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=5) as r:
                 if r.status < 500:
                     return
         except OSError:
@@ -78,3 +78,16 @@ def jupyter_server(root: Path, log: Path, *, voila_notebook: Path | None = None,
 
 def have_chromium() -> bool:
     return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
+# -- shared by the browser tests (tests/browser/conftest.py, test_*.py) ---------------------------
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+NOTEBOOK_TIMEOUT_MS = 900_000  # run-all of a fast-mode notebook on a shared CPU
+
+
+def server_env(tmp: Path) -> dict[str, str]:
+    """Environment of a notebook server: fast mode, notebook outputs outside the repository."""
+    return {"CYTOVIZ_FAST": "1", "CYTOVIZ_OUTPUT_DIR": str(tmp / "outputs"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
