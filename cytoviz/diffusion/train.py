@@ -128,7 +128,7 @@ class TrainConfig(Config):
         run again with resume to continue.
     """
 
-    steps: int = 2500
+    steps: int = 6000
     batch_size: int = 16
     lr: float = 2e-4
     warmup_steps: int = 200
@@ -154,7 +154,7 @@ class TrainConfig(Config):
     mixed_precision: str = "no"
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
-    val_every: int = 1250
+    val_every: int = 1500
     val_images: int = 64
     val_accuracy_images: int = 50
     val_accuracy_trials: int = 20
