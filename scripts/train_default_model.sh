@@ -14,31 +14,38 @@
 # Interrupted? Run the same command again: training resumes exactly from the last checkpoint.
 # Environment: OUT (run folder, default runs/default), DEST (default data/default_model).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-runs/default}
-DEST=${DEST:-data/default_model}
-mkdir -p "$OUT"
-# One torch thread: on a shared machine, two spinning OpenMP threads competing with other
-# processes are several times slower than one.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-.venv/bin/cytoviz train --data synthetic --out "$OUT" --preset tiny --seed 0 \
-    --vae-steps 300 --vae-batch-size 8 \
-    --steps 6000 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
-    --checkpoint-every 250 --val-every 1500 --val-accuracy-images 50 \
-    --max-minutes 80
+# The whole script is one function, parsed before it runs: editing this file during a run is safe.
+main() {
+    cd "$(dirname "$0")/.."
+    OUT=${OUT:-runs/default}
+    DEST=${DEST:-data/default_model}
+    mkdir -p "$OUT"
+    # One torch thread: on a shared machine, two spinning OpenMP threads competing with other
+    # processes are several times slower than one.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-completed=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['completed'])" \
-    "$OUT/model/train_summary.json")
-if [ "$completed" != "True" ]; then
-    echo "training stopped before the last step; run this script again to resume" >&2
-    exit 1
-fi
-tmp="$DEST.tmp-$$"
-rm -rf "$tmp"
-cp -r "$OUT/model" "$tmp"
-cp "$OUT/history.json" "$tmp/history.json"
-rm -rf "$DEST"
-mv "$tmp" "$DEST"
-du -sh "$DEST"
-echo "default model written to $DEST"
+    .venv/bin/cytoviz train --data synthetic --out "$OUT" --preset tiny --seed 0 \
+        --vae-steps 300 --vae-batch-size 8 \
+        --steps 6000 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
+        --checkpoint-every 250 --val-every 1500 --val-accuracy-images 50 \
+        --max-minutes 80
+
+    completed=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['completed'])" \
+        "$OUT/model/train_summary.json")
+    if [ "$completed" != "True" ]; then
+        echo "training stopped before the last step; run this script again to resume" >&2
+        exit 1
+    fi
+    tmp="$DEST.tmp-$$"
+    rm -rf "$tmp"
+    cp -r "$OUT/model" "$tmp"
+    cp "$OUT/history.json" "$tmp/history.json"
+    rm -rf "$DEST"
+    mv "$tmp" "$DEST"
+    du -sh "$DEST"
+    echo "default model written to $DEST"
+}
+
+main "$@"
+exit
