@@ -13,7 +13,7 @@ Measures, in one process and under the same load:
    (1) is the engine's efficiency (target >= 0.85: the rest is augmentation, VAE encodes, error
    maps and bookkeeping);
 3. seconds per image at those settings;
-4. peak resident memory of ``classify`` over N images for each of ``--rss-sizes`` (each in a
+4. peak resident memory (VmHWM, reset after warm-up) of ``classify`` over N images for each of ``--rss-sizes`` (each in a
    fresh subprocess, a 16 px 10-class model, 2 trials per image, pruning off), with and without
    error maps: without them the growth from 500 to 5000 images should be only the per-image
    summary arrays; the error maps are ``N x K x C x h x w`` float32 by design.
@@ -83,6 +83,28 @@ def classify_rate(model: Any, images: Any, batch: int, trials: int,
             "seconds": sec}
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory since the last reset (VmHWM), else since the start (ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_child(n: int, keep_maps: bool) -> dict[str, float]:
     """Run in a fresh process: peak RSS before and after classifying ``n`` images."""
     import numpy as np
@@ -99,13 +121,15 @@ def rss_child(n: int, keep_maps: bool) -> dict[str, float]:
     config = ClassifyConfig(max_trials=2, min_trials=2, pruning=False, tta=False, batch_size=60,
                             keep_error_maps=keep_maps)
     classify(model, images[:2], config, progress=False)  # warm up allocations
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset = _reset_peak_rss()
+    before = _peak_rss_mb()
     start = time.perf_counter()
     r = classify(model, images, config, progress=False)
     sec = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = _peak_rss_mb()
     maps_mb = 0.0 if r.error_maps is None else r.error_maps.nbytes / 2**20
-    return {"n_images": n, "keep_error_maps": keep_maps, "peak_rss_before_mb": before,
+    return {"n_images": n, "keep_error_maps": keep_maps, "peak_reset": reset,
+            "peak_rss_before_mb": before,
             "peak_rss_after_mb": after, "growth_mb": after - before, "error_maps_mb": maps_mb,
             "images_mb": images.nbytes / 2**20, "seconds": sec}
 
