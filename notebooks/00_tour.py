@@ -60,7 +60,7 @@ print(f"fast mode: {FAST}; outputs go to {OUT.resolve()}")
 
 # %%
 model = cv.diffusion.load_default_model()
-model.class_names
+print(model.class_names)
 
 # %% [markdown]
 # The synthetic generator draws cells of the ten classes of the CytoData set with a known ground
@@ -81,7 +81,7 @@ cv.pl.data_preview(cells, n_per_class=N_PER_CLASS if FAST else 6)
 # stop early. The paper uses up to 2,000 trials; the tour uses far fewer.
 
 # %%
-config = cv.diffusion.ClassifyConfig(min_trials=5 if FAST else 20, max_trials=10 if FAST else 200)
+config = cv.diffusion.ClassifyConfig(min_trials=5 if FAST else 20, max_trials=6 if FAST else 200)
 result = cv.diffusion.classify(model, cells, config, progress=not FAST)
 table = result.to_frame()
 print(f"accuracy {result.accuracy:.2f} on {len(table)} cells")

@@ -69,7 +69,7 @@ train_set.class_counts()
 
 # %%
 model = cv.diffusion.DiffusionModel.build(train_set.class_names, cv.diffusion.ModelConfig.tiny())
-model.config
+print(model.config)
 
 # %% [markdown]
 # ## Train
@@ -110,7 +110,7 @@ px.line(history.dropna(subset=["loss"]), x="step", y="loss", color="kind", log_y
 
 # %%
 few = val_set.subset(list(range(0, len(val_set), max(1, len(val_set) // 10))))
-quick = cv.diffusion.ClassifyConfig(min_trials=5, max_trials=10 if FAST else 100)
+quick = cv.diffusion.ClassifyConfig(min_trials=5, max_trials=6 if FAST else 100)
 mine = cv.diffusion.classify(model, few, quick, progress=False)
 shipped = cv.diffusion.classify(cv.diffusion.load_default_model(), few, quick, progress=False)
 pd.DataFrame({"model": ["just trained", "shipped"], "accuracy": [mine.accuracy, shipped.accuracy]})

@@ -29,7 +29,7 @@
 # dozen trials; hard cells keep several classes in play for longer. The cost of a trial is one UNet
 # evaluation per class still in play.
 #
-# **Runtime.** Fast mode: 20 cells, at most 30 trials (about a minute). Full mode: 100 cells with
+# **Runtime.** Fast mode: 10 cells, at most 20 trials (about a minute). Full mode: 100 cells with
 # the paper's settings (up to 2,000 trials), about 30 minutes on a laptop CPU.
 
 # %%
@@ -50,9 +50,9 @@ cv.pl.set_style()
 
 # %%
 model = cv.diffusion.load_default_model()
-cells = cv.data.synthesize(2 if FAST else 10, config=cv.data.SynthConfig(seed=3))
-config = cv.diffusion.ClassifyConfig(min_trials=10 if FAST else 20, max_trials=30 if FAST else 2000)
-config
+cells = cv.data.synthesize(1 if FAST else 10, config=cv.data.SynthConfig(seed=3))
+config = cv.diffusion.ClassifyConfig(min_trials=10 if FAST else 20, max_trials=20 if FAST else 2000)
+print(config)
 
 # %% [markdown]
 # ## One pass over the images

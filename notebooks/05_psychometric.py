@@ -32,13 +32,15 @@
 # The same analysis runs for each (here: simulated) expert, against the consensus label, with
 # either the consensus confidence or the model's confidence as the stimulus axis (Figure 2 B-E).
 #
-# **Runtime.** Fast mode: 30 cells, short chains (about a minute). Full mode: 600 test cells with
+# **Runtime.** Fast mode: 20 cells, short chains (about a minute). Full mode: 600 test cells with
 # 100 trials each and 2 x 1,000 draws per fit: about 30 to 40 minutes on a laptop CPU, most of it
 # classification.
 
 # %%
 import os
 from pathlib import Path
+
+from IPython.display import display
 
 import cytoviz as cv
 from cytoviz.psychometric import experts, summary
@@ -58,8 +60,8 @@ psy_config = cv.psychometric.PsychometricConfig(draws=200 if FAST else 1000, tun
 
 # %%
 model = cv.diffusion.load_default_model()
-cells = cv.data.synthesize(3 if FAST else 60, config=cv.data.SynthConfig(seed=5))
-config = cv.diffusion.ClassifyConfig(min_trials=5 if FAST else 20, max_trials=10 if FAST else 100)
+cells = cv.data.synthesize(2 if FAST else 60, config=cv.data.SynthConfig(seed=5))
+config = cv.diffusion.ClassifyConfig(min_trials=5 if FAST else 20, max_trials=6 if FAST else 100)
 result = cv.diffusion.classify(model, cells, config, progress=not FAST)
 print(f"accuracy {result.accuracy:.2f} on {len(cells)} cells")
 
@@ -69,7 +71,7 @@ print(f"accuracy {result.accuracy:.2f} on {len(cells)} cells")
 # the vertical band is the threshold's interval; the insets show the posteriors of the parameters.
 
 # %%
-binned = cv.psychometric.bin_confidence(result.confidence, result.correct, n_bins=8 if FAST else 25)
+binned = cv.psychometric.bin_confidence(result.confidence, result.correct, n_bins=6 if FAST else 25)
 model_fit = cv.psychometric.fit(binned.x, binned.k, binned.n, psy_config, name="model")
 cv.pl.psychometric_curve(model_fit, "model")
 
@@ -125,7 +127,7 @@ for expert, rows in correctness.groupby("expert", sort=False):
                          "model confidence": result.confidence[rows["image"].to_numpy()],
                          "correct": rows["correct"].to_numpy()}
 explorer = cv.widgets.UncertaintyBinsExplorer(observers, n_bins=8 if FAST else 25)
-explorer
+display(explorer.widget)
 
 # %% [markdown]
 # Save the summaries for the paper figures (notebook 09) or your own tables.

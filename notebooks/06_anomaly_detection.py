@@ -44,7 +44,7 @@ OUT = Path(os.environ.get("CYTOVIZ_OUTPUT_DIR", "outputs"))
 OUT.mkdir(parents=True, exist_ok=True)
 cv.pl.set_style()
 budget = cv.evaluation.EvalBudget.preset("fast" if FAST else "cpu")
-budget
+print(budget)
 
 # %% [markdown]
 # ## Train with a class held out, score the test set

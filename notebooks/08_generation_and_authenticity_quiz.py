@@ -64,7 +64,7 @@ cv.pl.generated_grid(generated, n_per_class=min(N_PER_CLASS, 6), real=real)
 # the class they were generated for (paper: 98.6 %).
 
 # %%
-agree_config = cv.diffusion.ClassifyConfig(min_trials=5, max_trials=10 if FAST else 100)
+agree_config = cv.diffusion.ClassifyConfig(min_trials=5, max_trials=6 if FAST else 100)
 agreement = cv.authenticity.class_agreement(generated, diffusion=(model, agree_config), progress=not FAST)
 cv.pl.class_agreement_bars(agreement)
 
@@ -99,7 +99,7 @@ cv.widgets.AuthenticityQuiz(quiz, "you", answers_path=OUT / "quiz_answers.csv").
 # %%
 answers = cv.authenticity.simulate_participants(quiz, n=10, skill=0.0, seed=0)
 scores = cv.authenticity.score_answers(answers, quiz)
-scores
+scores.round(3)
 
 # %%
 cv.pl.authenticity_scores(scores)
