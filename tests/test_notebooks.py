@@ -42,7 +42,7 @@ def test_notebook_runs_in_fast_mode(py, tmp_path, monkeypatch):
     from cytoviz.diffusion import default_model_path
 
     if not default_model_path().exists():
-        pytest.skip(f"no default model at {default_model_path()}: train it with `make model` "
+        pytest.skip(f"no default model at {default_model_path()}: train it (`cytoviz train --preset tiny`) "
                     "or point CYTOVIZ_DEFAULT_MODEL at a model folder")
     nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
     # the kernel inherits this environment: fast budgets, outputs in tmp, one torch thread
