@@ -90,3 +90,21 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert rc == 2 and "unrecognised columns" in capsys.readouterr().err
     rc = main(["psychometric", "--csv", str(tmp_path / "none.csv"), "--out", str(tmp_path)])
     assert rc == 2
+
+
+def test_cli_reads_all_three_layouts(tmp_path):
+    from cytoviz.psychometric._cli import read_observers
+
+    pd.DataFrame({"observer": ["a"] * 3 + ["b"] * 3, "x": [0.1, 0.5, 0.9] * 2,
+                  "k": [1, 5, 9, 0, 4, 8], "n": [10] * 6}).to_csv(tmp_path / "xkn.csv", index=False)
+    xkn = read_observers(tmp_path / "xkn.csv", bins=12, scheme="equal-width")
+    assert list(xkn) == ["a", "b"] and xkn["b"].k.tolist() == [0, 4, 8]
+    rows = [{"image": f"i{i}", "expert": e, "years": y, "label": "x" if (i + y) % 7 else "y",
+             "confidence": ["High", "Low"][i % 2]}
+            for i in range(30) for e, y in (("A", 20), ("B", 10), ("C", 5))]
+    pd.DataFrame(rows).to_csv(tmp_path / "panel.csv", index=False)
+    panel = read_observers(tmp_path / "panel.csv", bins=6, scheme="equal-width")
+    assert list(panel) == ["A", "B", "C"] and all(d.n.sum() == 30 for d in panel.values())
+    pd.DataFrame(rows).assign(confidence="Sure").to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="Sure"):
+        read_observers(tmp_path / "bad.csv", bins=6, scheme="equal-width")
