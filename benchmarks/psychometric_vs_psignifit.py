@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=PsychometricConfig.chains)
     parser.add_argument("--no-agreement", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--tag", default="", help="suffix for the result file names")
     args = parser.parse_args(argv)
     config = PsychometricConfig(draws=args.draws, tune=args.tune, chains=args.chains, seed=7)
     data = figure2_data()
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         t = timing(data, config, args.repeats)
         t.update({"config": config.to_dict(), "env": env, "observers": list(data),
                   "loadavg_end": os.getloadavg()})
-        save_json(t, RESULTS / "psychometric_vs_psignifit.json")
+        save_json(t, RESULTS / f"psychometric_vs_psignifit{args.tag}.json")
         print("| | wall time (s) |\n|---|---|")
         print(f"| psignifit 4.3, 7 fits one after another (median of {args.repeats}) | "
               f"{t['psignifit_median_s']:.2f} |")
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                      for n, (tt, w, lam, b, nn, s) in TEST_SETS.items()})
         rows = agreement(sets, config)
         save_json({"config": config.to_dict(), "fine_grid": FINE, "targets": TOL, "rows": rows,
-                   "env": env}, RESULTS / "psychometric_agreement.json")
+                   "env": env}, RESULTS / f"psychometric_agreement{args.tag}.json")
         print("| data | levels | trials | thr mean (cv / ps) | thr 95% CI cv | thr 95% CI ps | "
               "width mean (cv / ps) | width 95% CI cv | width 95% CI ps | max |dCI| thr / w | ok |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
