@@ -130,3 +130,23 @@ def test_public_api_is_lazy_and_small():
 def test_empty_subset(rng):
     ds = CellDataset(rng.integers(0, 255, size=(3, 4, 4, 3), dtype=np.uint8), np.array([0, 1, 0]), ("a", "b"))
     assert len(ds.subset([])) == 0
+
+
+def test_save_figure_keeps_aspect_and_is_atomic(tmp_path):
+    import shutil
+
+    import plotly.graph_objects as go
+
+    from cytoviz.pl import save_figure
+
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]), layout=dict(width=400, height=800))
+    with pytest.raises(ValueError, match="format"):
+        save_figure(fig, tmp_path / "f", formats=["bmp"])
+    if shutil.which("chromium") is None:
+        pytest.skip("static export needs Debian chromium (scripts/setup.sh installs it)")
+    (png,) = save_figure(fig, tmp_path / "f", formats=["png"], width="single", scale=1)
+    from PIL import Image
+
+    w, h = Image.open(png).size
+    assert (w, h) == (350, 700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]

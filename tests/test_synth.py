@@ -246,3 +246,14 @@ def test_colours_match_real_pbc_images(pbc_dir, small):
     (rb, rd), (sb, sd) = stats(real), stats(syn)
     assert np.abs(rb - sb).max() < 12, (rb, sb)
     assert np.abs(rd - sd).max() < 35, (rd, sd)
+
+
+def test_default_splits_subset_is_identical():
+    from cytoviz.data.synth import default_splits
+
+    both = default_splits(scale=0.02, splits=["val", "test"])
+    only = default_splits(scale=0.02, splits=["test"])
+    assert list(only) == ["test"]
+    np.testing.assert_array_equal(both["test"].images, only["test"].images)
+    with pytest.raises(ValueError, match="unknown split"):
+        default_splits(scale=0.02, splits=["tset"])

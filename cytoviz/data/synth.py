@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -746,7 +746,8 @@ def synthesize(
 
 
 def default_splits(
-    config: SynthConfig | None = None, *, scale: float = 1.0
+    config: SynthConfig | None = None, *, scale: float = 1.0,
+    splits: Sequence[str] | None = None,
 ) -> dict[str, CellDataset]:
     """The default synthetic benchmark: imbalanced training set, balanced val/test sets.
 
@@ -757,6 +758,9 @@ def default_splits(
     scale
         Multiplies every count of :data:`DEFAULT_SPLIT_COUNTS` (each class keeps at least one
         image), e.g. ``0.05`` for a quick test.
+    splits
+        Generate only these splits (default: all). Each split has its own random stream, so
+        a split is identical whether or not the others are generated.
 
     Returns
     -------
@@ -769,8 +773,13 @@ def default_splits(
     config = config if config is not None else SynthConfig()
     if not 0.0 < scale <= 100.0:
         raise ValueError(f"scale must lie in (0, 100], got {scale}")
+    wanted = list(DEFAULT_SPLIT_COUNTS) if splits is None else list(splits)
+    unknown = [w for w in wanted if w not in DEFAULT_SPLIT_COUNTS]
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; choose from {list(DEFAULT_SPLIT_COUNTS)}")
     out: dict[str, CellDataset] = {}
-    for split, counts in DEFAULT_SPLIT_COUNTS.items():
+    for split in wanted:
+        counts = DEFAULT_SPLIT_COUNTS[split]
         scaled = {c: max(1, round(n * scale)) for c, n in counts.items() if c in config.classes}
         out[split] = _synthesize(
             scaled, config, _SPLIT_DOMAINS[split], config.seed, _SPLIT_STREAMS[split],

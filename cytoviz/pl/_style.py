@@ -109,8 +109,11 @@ def save_figure(
         if width not in COLUMN_WIDTH_PX:
             raise ValueError(f"width must be a number or one of {list(COLUMN_WIDTH_PX)}, got {width!r}")
         width = COLUMN_WIDTH_PX[width]
-    width = width or fig.layout.width or COLUMN_WIDTH_PX["double"]
-    height = height or fig.layout.height or int(width * 0.7)
+    own_w, own_h = fig.layout.width, fig.layout.height
+    width = width or own_w or COLUMN_WIDTH_PX["double"]
+    if height is None:
+        # keep the figure's own aspect ratio when only the width changes
+        height = round(own_h * width / own_w) if own_w and own_h else (own_h or int(width * 0.7))
     written: list[Path] = []
     formats = [f.lower().lstrip(".") for f in formats]
     unknown = sorted(set(formats) - {"png", "svg", "pdf", "html"})

@@ -1,0 +1,493 @@
+"""The main job: regenerate the paper's figures and tables in one command.
+
+``cytoviz figures --out figures/`` (README command 1) rebuilds, from the shipped default model
+(``data/default_model``), the shipped baseline (``data/default_baseline``) and the embedded
+synthetic data:
+
+=========  ====================================================================================
+preview    real (PBC example images, when present) vs synthetic cells
+table1     in-domain accuracy / balanced accuracy, diffusion vs baseline (+ the shifted sets)
+fig2       psychometric curves of the model and the six simulated experts (A-E)
+fig3       anomaly-detection KDEs with ROC AUC (from ``cytoviz evaluate anomaly`` tables)
+fig4       low-data curves (from ``cytoviz evaluate low-data`` tables)
+table2     domain shift, mean +/- sd over seeds (from ``cytoviz evaluate domain-shift`` tables)
+fig5       counterfactual heatmap, overlay and original for one cell
+fig6       the K x K class-transition grid
+fig8       generated cells, one row per class
+=========  ====================================================================================
+
+Figures 3, 4 and Table 2 need many trained models; on a CPU they are drawn from the protocol
+tables stored under ``data/results/`` (each table records the command and budget that produced
+it), and are skipped with the command to run when those tables are missing. Everything else is
+computed here. Expensive intermediate results (the classification pass, the psychometric fits)
+are cached under ``OUT/cache`` so a second run only redraws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cytoviz._config import Config
+
+__all__ = ["FIGURES", "FiguresConfig", "make_figures"]
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "data" / "results"
+PBC_DIR = REPO.parent / "shared" / "data" / "pbc_example"
+
+
+@dataclasses.dataclass(frozen=True)
+class FiguresConfig(Config):
+    """Budget of the main job.
+
+    Parameters
+    ----------
+    n_per_class
+        Test images per class that are classified (Table 1, Figure 2, Figures 5-6).
+    max_trials, min_trials
+        Classifier budget (the paper's 2000 / 20; the CPU default stops at 100 trials).
+    n_common
+        Images every simulated expert labels (the paper's 200).
+    psych_draws, psych_tune
+        PyMC draws and tuning steps per chain for the psychometric fits.
+    n_generated
+        Generated images per class for Figure 8.
+    generate_steps
+        Sampler steps for Figure 8 (the paper's 50).
+    seed
+        Seed of every random step.
+    formats
+        Figure file formats.
+    fast
+        A smoke-test budget (``CYTOVIZ_FAST=1``); tables say so.
+    """
+
+    n_per_class: int = 24
+    max_trials: int = 100
+    min_trials: int = 20
+    n_common: int = 200
+    psych_draws: int = 1000
+    psych_tune: int = 1000
+    n_generated: int = 6
+    generate_steps: int = 50
+    seed: int = 0
+    formats: tuple[str, ...] = ("pdf", "svg", "png")
+    fast: bool = False
+
+    def validate(self) -> None:
+        for name in ("n_per_class", "max_trials", "min_trials", "n_generated", "generate_steps",
+                     "psych_draws", "psych_tune"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_trials > self.max_trials:
+            raise ValueError(f"min_trials ({self.min_trials}) must not exceed max_trials ({self.max_trials})")
+        if self.n_common < 10:
+            raise ValueError(f"n_common must be >= 10, got {self.n_common}")
+
+    @classmethod
+    def fast_preset(cls) -> FiguresConfig:
+        """A budget that checks the whole pipeline in a couple of minutes."""
+        return cls(n_per_class=3, max_trials=20, min_trials=5, n_common=30, psych_draws=200,
+                   psych_tune=200, n_generated=2, generate_steps=10, fast=True)
+
+
+class _Context:
+    """Lazily computed, cached inputs shared by the figure builders."""
+
+    def __init__(self, out: Path, config: FiguresConfig, progress: bool) -> None:
+        self.out = out
+        self.cache = out / "cache"
+        self.config = config
+        self.progress = progress
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    # -------------------------------------------------------------- inputs
+    def split(self, name: str):
+        """One split of the default synthetic data, generated once and cached on disk."""
+
+        def load():
+            from cytoviz.data import CellDataset
+            from cytoviz.data.synth import default_splits
+
+            path = self.cache / f"split-{name}.npz"
+            if path.is_file():
+                return CellDataset.load(path)
+            ds = default_splits(splits=[name])[name]
+            ds.save(path)
+            return ds
+
+        return self.memo(f"split-{name}", load)
+
+    @property
+    def model(self):
+        from cytoviz.diffusion import load_default_model
+
+        return self.memo("model", load_default_model)
+
+    @property
+    def baseline(self):
+        def load():
+            from cytoviz.evaluation import BaselineClassifier
+
+            path = REPO / "data" / "default_baseline"
+            if not (path / "model.safetensors").is_file():
+                raise FileNotFoundError(
+                    f"{path}: no shipped baseline; train it with "
+                    "`.venv/bin/python scripts/train_default_baseline.py`"
+                )
+            return BaselineClassifier.load(path)
+
+        return self.memo("baseline", load)
+
+    def test_subset(self, split: str = "test"):
+        """``n_per_class`` images of each class of a test split (first ones, deterministic)."""
+
+        def pick():
+            ds = self.split(split)
+            idx = np.concatenate([np.flatnonzero(ds.labels == c)[: self.config.n_per_class]
+                                  for c in range(len(ds.class_names))])
+            return ds.subset(np.sort(idx))
+
+        return self.memo(f"subset-{split}", pick)
+
+    @property
+    def result(self):
+        """The classification pass over the in-domain test subset (cached on disk)."""
+
+        def run():
+            from cytoviz.diffusion import ClassificationResult, ClassifyConfig, classify
+
+            path = self.cache / "classify_test.npz"
+            cfg = ClassifyConfig(min_trials=self.config.min_trials,
+                                 max_trials=self.config.max_trials, seed=self.config.seed)
+            if path.is_file():
+                res = ClassificationResult.load(path)
+                if res.config == cfg and len(res) == len(self.test_subset()):
+                    return res
+            res = classify(self.model, self.test_subset(), config=cfg, progress=self.progress)
+            res.save(path)
+            return res
+
+        return self.memo("result", run)
+
+    @property
+    def panel(self):
+        def run():
+            from cytoviz.data.panel import simulate_panel
+
+            ds = self.test_subset()
+            n_common = min(self.config.n_common, len(ds))
+            return simulate_panel(ds, n_common=n_common, per_expert=len(ds), seed=self.config.seed)
+
+        return self.memo("panel", run)
+
+    def psych_config(self):
+        from cytoviz.psychometric import PsychometricConfig
+
+        return PsychometricConfig(draws=self.config.psych_draws, tune=self.config.psych_tune,
+                                  seed=self.config.seed)
+
+
+def _save(fig, out: Path, name: str, config: FiguresConfig, width: str | int | None = None) -> list[Path]:
+    from cytoviz.pl import save_figure
+
+    return save_figure(fig, out / name, formats=config.formats, width=width)
+
+
+def _save_table(table, out: Path, name: str, *, note: str) -> list[Path]:
+    from cytoviz._io import atomic_path
+
+    csv, tex = out / f"{name}.csv", out / f"{name}.tex"
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(tex) as tmp:
+        body = table.to_latex(index=False, float_format="%.2f", escape=True)
+        tmp.write_text(f"% {note}\n{body}")
+    return [csv, tex]
+
+
+# ------------------------------------------------------------------ figure builders
+def _preview(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+
+    synth = ctx.split("val")
+    real = None
+    if PBC_DIR.is_dir():
+        from cytoviz.data import load_folder
+
+        real = load_folder(PBC_DIR, image_size=synth.image_size)
+    fig = pl.real_vs_synthetic(real, synth, n_per_class=4)
+    return _save(fig, ctx.out, "preview_real_vs_synthetic", ctx.config, width="double")
+
+
+def _table1(ctx: _Context) -> list[Path]:
+    import pandas as pd
+
+    res = ctx.result
+    rows = [{"model": "CytoDiffusion (tiny, CPU)", "test set": "in-domain",
+             "accuracy": 100 * res.accuracy, "balanced accuracy": 100 * res.balanced_accuracy,
+             "n images": len(res)}]
+    try:
+        base = ctx.baseline
+    except FileNotFoundError as exc:
+        print(f"figures: table1 without the baseline ({exc})")
+        base = None
+    if base is not None:
+        for split in ("test", "test_mild", "test_strong"):
+            ds = ctx.test_subset(split)
+            ev = base.evaluate(ds)
+            rows.append({"model": "CNN baseline", "test set": split.replace("test_", "") if split != "test" else "in-domain",
+                         "accuracy": 100 * ev["accuracy"],
+                         "balanced accuracy": 100 * ev["balanced_accuracy"], "n images": len(ds)})
+    table = pd.DataFrame(rows)
+    note = (f"cytoviz figures: {ctx.config.n_per_class} test images per class, classifier "
+            f"max_trials={ctx.config.max_trials}" + (" (FAST smoke budget)" if ctx.config.fast else ""))
+    return _save_table(table, ctx.out, "table1_accuracy", note=note)
+
+
+def _fig2(ctx: _Context) -> list[Path]:
+    import pandas as pd
+
+    from cytoviz import pl
+    from cytoviz.psychometric import bin_confidence, fit, fit_observers
+    from cytoviz.psychometric.experts import expert_psychometric_data
+    from cytoviz.psychometric.summary import summarize
+
+    res = ctx.result
+    paths: list[Path] = []
+    # A: the model, its confidence against its correctness, 25 bins.
+    model_data = bin_confidence(res.confidence, res.correct, n_bins=25)
+    idata_model = fit(model_data.x, model_data.k, model_data.n, ctx.psych_config(), name="model")
+    paths += _save(pl.psychometric_curve(idata_model, x_title="model confidence",
+                                         title="A  CytoDiffusion"),
+                   ctx.out, "fig2a_model", ctx.config, width="single")
+    # B-E: each expert against model confidence and consensus confidence.
+    conf = pd.Series(res.confidence, index=np.arange(len(res)))
+    fits = {}
+    summaries = {}
+    for axis, label in (("model", "model confidence"), ("consensus", "consensus expert confidence")):
+        data = expert_psychometric_data(ctx.panel, conf if axis == "model" else None, axis=axis,
+                                        n_bins=12)
+        idata = fit_observers(data, ctx.psych_config())
+        fits[label] = idata
+        summaries[label] = summarize(idata)
+    first = next(iter(expert_psychometric_data(ctx.panel, None, axis="consensus", n_bins=12)))
+    paths += _save(pl.psychometric_comparison(fits, first), ctx.out, "fig2bc_expert", ctx.config,
+                   width="double")
+    for param, tag in (("threshold", "fig2d_thresholds"), ("width", "fig2e_widths")):
+        fig = pl.psychometric_forest(next(iter(summaries.values())), param, groups=summaries)
+        paths += _save(fig, ctx.out, tag, ctx.config, width="single")
+    table = pd.concat([s.assign(axis=k) for k, s in summaries.items()], ignore_index=True)
+    paths += _save_table(table, ctx.out, "fig2_expert_fits",
+                         note="posterior summaries per expert (cytoviz figures)")
+    return paths
+
+
+def _from_results(name: str, command: str) -> Any:
+    import pandas as pd
+
+    path = RESULTS_DIR / f"{name}.csv"
+    if not path.is_file():
+        print(f"figures: skipping {name}: {path} is missing; produce it with `{command}`")
+        return None
+    return pd.read_csv(path)
+
+
+def _fig3(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+
+    table = _from_results("anomaly", "cytoviz evaluate anomaly --out data/results/anomaly_run --budget cpu")
+    if table is None:
+        return []
+    return _save(pl.anomaly_kde(table), ctx.out, "fig3_anomaly_kde", ctx.config, width="double")
+
+
+def _fig4(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+
+    table = _from_results("low_data", "cytoviz evaluate low-data --out data/results/low_data_run --budget cpu")
+    if table is None:
+        return []
+    return _save(pl.low_data_curve(table), ctx.out, "fig4_low_data", ctx.config, width="single")
+
+
+def _table2(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+    from cytoviz.evaluation import domain_shift_table
+
+    table = _from_results("domain_shift",
+                          "cytoviz evaluate domain-shift --out data/results/domain_shift_run --budget cpu")
+    if table is None:
+        return []
+    paths = _save(pl.domain_shift_bars(table), ctx.out, "table2_domain_shift", ctx.config,
+                  width="single")
+    paths += _save_table(domain_shift_table(table), ctx.out, "table2_domain_shift",
+                         note="balanced accuracy, mean +/- sd over seeds (data/results/domain_shift.csv)")
+    return paths
+
+
+def _heatmaps(ctx: _Context):
+    from cytoviz.heatmaps import counterfactual_heatmaps, grid_sources
+
+    def run():
+        res = ctx.result
+        src = grid_sources(res)
+        src = src[src >= 0]
+        return counterfactual_heatmaps(res, ctx.model, ctx.test_subset(), src)
+
+    return ctx.memo("heatmaps", run)
+
+
+def _fig5(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+
+    h = _heatmaps(ctx)
+    names = list(h.class_names)
+    # a granulocyte if there is one: the transitions the paper discusses
+    pos = next((i for i, t in enumerate(h.true) if names[t] == "neutrophil"), 0)
+    targets = [c for c in ("eosinophil", "basophil", "lymphocyte") if c in names and
+               names.index(c) != h.predicted[pos]][:3]
+    fig = pl.heatmap_panel(h, pos, targets or None)
+    return _save(fig, ctx.out, "fig5_heatmap_overlay", ctx.config, width="single")
+
+
+def _fig6(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+
+    h = _heatmaps(ctx)
+    if len(h) != len(h.class_names):
+        print("figures: fig6 needs one classified image per class; skipped")
+        return []
+    return _save(pl.transition_grid(h, list(range(len(h)))), ctx.out, "fig6_transition_grid",
+                 ctx.config, width="double")
+
+
+def _fig8(ctx: _Context) -> list[Path]:
+    from cytoviz import pl
+    from cytoviz.diffusion import GenerateConfig, generate
+
+    cfg = GenerateConfig(num_inference_steps=ctx.config.generate_steps, seed=ctx.config.seed)
+    ds = generate(ctx.model, list(ctx.model.class_names), ctx.config.n_generated, cfg,
+                  progress=ctx.progress)
+    ds.save(ctx.cache / "generated.npz")
+    fig = pl.generated_grid(ds, ctx.config.n_generated, title="Generated cells (one row per class)")
+    return _save(fig, ctx.out, "fig8_generated", ctx.config, width="double")
+
+
+#: Figure name -> builder, in build order.
+FIGURES: dict[str, Callable[[_Context], list[Path]]] = {
+    "preview": _preview,
+    "table1": _table1,
+    "fig2": _fig2,
+    "fig3": _fig3,
+    "fig4": _fig4,
+    "table2": _table2,
+    "fig5": _fig5,
+    "fig6": _fig6,
+    "fig8": _fig8,
+}
+
+
+def make_figures(
+    out: str | os.PathLike[str],
+    *,
+    only: Sequence[str] | None = None,
+    fast: bool | None = None,
+    config: FiguresConfig | None = None,
+    progress: bool = True,
+) -> dict[str, list[Path]]:
+    """Build the paper's figures and tables into ``out``.
+
+    Parameters
+    ----------
+    out
+        Output folder (created). Files are written atomically; ``out/cache`` keeps the
+        classification result and generated images for reruns.
+    only
+        Names from :data:`FIGURES` (default: all).
+    fast
+        Use :meth:`FiguresConfig.fast_preset` (default: ``cytoviz.fast_mode()``).
+    config
+        An explicit budget (overrides ``fast``).
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        Figure name -> files written (empty when a figure was skipped).
+    """
+    from cytoviz import fast_mode
+
+    names = list(FIGURES) if only is None else list(only)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+    if config is None:
+        fast = fast_mode() if fast is None else fast
+        config = FiguresConfig.fast_preset() if fast else FiguresConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "figures_config.json")
+    ctx = _Context(out, config, progress)
+    written: dict[str, list[Path]] = {}
+    for i, name in enumerate(names, 1):
+        start = time.time()
+        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        written[name] = FIGURES[name](ctx)
+        print(f"[{i}/{len(names)}] {name}: {len(written[name])} file(s) in {time.time() - start:.0f} s",
+              flush=True)
+    return written
+
+
+# ------------------------------------------------------------------ CLI
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``cytoviz figures``."""
+    p = subparsers.add_parser(
+        "figures",
+        help="regenerate the paper's figures and tables (the main job)",
+        description="Regenerate Figures 2-6 and 8 and Tables 1-2 as PDF, SVG and PNG (tables as "
+        "CSV and LaTeX) from the shipped default model and the synthetic data.",
+    )
+    p.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default: figures/)")
+    p.add_argument("--only", nargs="+", metavar="NAME", choices=list(FIGURES),
+                   help=f"build only these ({', '.join(FIGURES)})")
+    p.add_argument("--fast", action="store_true", help="smoke-test budget (also CYTOVIZ_FAST=1)")
+    p.add_argument("--n-per-class", type=int, help="test images per class to classify")
+    p.add_argument("--max-trials", type=int, help="classifier trial budget")
+    p.add_argument("--formats", nargs="+", choices=["pdf", "svg", "png", "html"],
+                   help="figure formats (default: pdf svg png)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cytoviz import fast_mode
+
+    fast = args.fast or fast_mode()
+    config = FiguresConfig.fast_preset() if fast else FiguresConfig()
+    changes = {k: v for k, v in (("n_per_class", args.n_per_class), ("max_trials", args.max_trials),
+                                 ("formats", tuple(args.formats) if args.formats else None))
+               if v is not None}
+    if changes:
+        config = config.replace(**changes)
+    start = time.time()
+    written = make_figures(args.out, only=args.only, config=config, progress=not args.quiet)
+    n = sum(len(v) for v in written.values())
+    skipped = [k for k, v in written.items() if not v]
+    print(f"figures: {n} files in {args.out} in {time.time() - start:.0f} s"
+          + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
+    return 0
