@@ -294,6 +294,7 @@ class DiffusionModel:
                 final = path / name
                 if final.exists():
                     shutil.rmtree(final)
+                _usual_permissions(tmp)  # mkdtemp creates 0700
                 os.replace(tmp, final)
             finally:
                 if tmp.exists():
@@ -432,6 +433,15 @@ def _config_from_parts(vae: AutoencoderKL, unet: UNet2DConditionModel,
     )
 
 
+
+
+def _usual_permissions(folder: Path) -> None:
+    """Give a folder made by ``mkdtemp`` (and its files) the usual umask-based modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for f in folder.rglob("*"):
+        os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
 
 
 def default_model_path() -> Path:
