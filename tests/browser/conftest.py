@@ -78,7 +78,7 @@ def lab(browser, tmp_path_factory) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def page(browser) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    context = browser.new_context(viewport={"width": 1600, "height": 1200})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     try:

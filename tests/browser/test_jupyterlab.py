@@ -68,9 +68,28 @@ def open_and_run(page, lab: tuple[str, str], notebook: str) -> None:
     assert not errors, f"{notebook} raised: {errors}"
 
 
-def widget_ready(page) -> None:
-    """The explorer rendered: plotly figures and ipywidgets controls in its output."""
+WIDGET_DRAWN_JS = """n => {
+  const out = document.querySelector('WIDGET_OUTPUT');
+  if (!out) return false;
+  const plots = [...out.querySelectorAll('.js-plotly-plot')];
+  return plots.length >= n && plots.every(p => p.data && p.data.length > 0);
+}""".replace("WIDGET_OUTPUT", WIDGET_OUTPUT)
+
+
+def tidy_lab(page) -> None:
+    """Room for the notebook: close the right side bar, dismiss the news notification."""
+    page.evaluate("window.jupyterapp.shell.collapseRight && window.jupyterapp.shell.collapseRight()")
+    try:
+        page.get_by_role("button", name="No").click(timeout=2000)
+    except Exception:  # noqa: BLE001 - no notification shown
+        pass
+
+
+def widget_ready(page, n_figures: int) -> None:
+    """The explorer rendered: its ``n_figures`` plotly figures drawn with data, and controls."""
     page.wait_for_selector(f"{WIDGET_OUTPUT} .js-plotly-plot", timeout=120_000)
+    page.wait_for_function(WIDGET_DRAWN_JS, arg=n_figures, timeout=300_000, polling=1000)
+    tidy_lab(page)
     assert page.locator(".js-plotly-plot").count() >= 2  # static figures and the widget's
     assert page.locator(f"{WIDGET_OUTPUT} .widget-slider").count() >= 1
     assert page.locator(f"{WIDGET_OUTPUT} .widget-dropdown").count() >= 1
@@ -87,7 +106,7 @@ def set_slider(page, description: str, value: str) -> None:
     page.keyboard.press("Enter")
 
 
-def wait_changed(page, before: str, timeout: int = 180_000) -> str:
+def wait_changed(page, before: str, timeout: int = 300_000) -> str:
     """Wait until the widget's figures differ from the fingerprint ``before``; return the new one."""
     page.wait_for_function("before => (" + FINGERPRINT_JS + ")() !== before", arg=before,
                            timeout=timeout, polling=500)
@@ -96,7 +115,7 @@ def wait_changed(page, before: str, timeout: int = 180_000) -> str:
 
 def test_heatmap_notebook_transition_explorer(page, lab, screenshot_dir):
     open_and_run(page, lab, "04_counterfactual_heatmaps.ipynb")
-    widget_ready(page)
+    widget_ready(page, 2)  # the transition grid and the enlarged cell
     out = page.locator(WIDGET_OUTPUT).first
     out.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot_dir / "04_transition_explorer.png"))
@@ -122,7 +141,7 @@ def test_heatmap_notebook_transition_explorer(page, lab, screenshot_dir):
 
 def test_psychometric_notebook_bins_explorer(page, lab, screenshot_dir):
     open_and_run(page, lab, "05_psychometric.ipynb")
-    widget_ready(page)
+    widget_ready(page, 1)
     out = page.locator(WIDGET_OUTPUT).first
     out.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot_dir / "05_bins_explorer.png"))
