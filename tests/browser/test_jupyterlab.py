@@ -81,7 +81,7 @@ def tidy_lab(page) -> None:
     page.evaluate("window.jupyterapp.shell.collapseRight && window.jupyterapp.shell.collapseRight()")
     try:
         page.get_by_role("button", name="No").click(timeout=2000)
-    except Exception:  # noqa: BLE001 - no notification shown
+    except Exception:
         pass
 
 
