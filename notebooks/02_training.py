@@ -32,9 +32,10 @@
 #    (needed later for classifier-free guidance when generating).
 #
 # **Runtime.** Fast mode trains for a handful of steps (a model that has learnt nothing yet: the
-# point is the mechanics). Full mode uses the `tiny` recipe (300 VAE + 2,500 UNet steps), about
-# 1 to 2 hours on a laptop CPU; the shipped default model was trained that way
-# (`cytoviz train --preset tiny`).
+# point is the mechanics). Full mode uses the `tiny` recipe (`TrainConfig.tiny()`: 300 VAE +
+# 2,500 UNet steps), roughly 20 to 60 minutes on a laptop CPU. The shipped default model was
+# trained with this recipe for 6,000 UNet steps (`cytoviz train --preset tiny`; its
+# `train_summary.json` and `history.json` are in `data/default_model`).
 
 # %%
 import json
