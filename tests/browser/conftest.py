@@ -7,6 +7,7 @@ to ``test-artifacts/`` at the repository root (CI keeps that folder).
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,9 +70,16 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def lab(browser, tmp_path_factory) -> Iterator[tuple[str, str]]:
-    """``(base url, token)`` of a JupyterLab server rooted at the repository, in fast mode."""
+    """``(base url, token)`` of a JupyterLab server in fast mode, on a copy of the notebooks.
+
+    JupyterLab autosaves open notebooks with their outputs: the server works on copies in a
+    temporary folder so that the stored notebooks stay without outputs.
+    """
     tmp = tmp_path_factory.mktemp("lab")
-    with jupyter_server(REPO, ARTIFACTS / "jupyterlab.log", env=server_env(tmp)) as base:
+    root = tmp / "root"
+    shutil.copytree(REPO / "notebooks", root / "notebooks",
+                    ignore=shutil.ignore_patterns("outputs", ".ipynb_checkpoints"))
+    with jupyter_server(root, ARTIFACTS / "jupyterlab.log", env=server_env(tmp)) as base:
         url, token = base.split("|")
         yield url, token
 
