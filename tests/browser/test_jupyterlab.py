@@ -77,12 +77,9 @@ WIDGET_DRAWN_JS = """n => {
 
 
 def tidy_lab(page) -> None:
-    """Room for the notebook: close the right side bar, dismiss the news notification."""
+    """Room for the notebook: close the right side bar, hide notification toasts."""
     page.evaluate("window.jupyterapp.shell.collapseRight && window.jupyterapp.shell.collapseRight()")
-    try:
-        page.get_by_role("button", name="No").click(timeout=2000)
-    except Exception:
-        pass
+    page.add_style_tag(content=".Toastify { display: none !important; }")  # notifications
 
 
 def widget_ready(page, n_figures: int) -> None:
