@@ -1,0 +1,123 @@
+"""Print the README's measured tables (markdown) from benchmarks/results/*.json.
+
+    .venv/bin/python benchmarks/readme_tables.py
+
+Every number in the README's tables comes from a JSON file written by a script in benchmarks/
+(or by `cytoviz figures`); this script only formats them, and says which file each table is from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RES = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RES / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def difficulty() -> None:
+    d = _load("difficulty")
+    if d is None:
+        return
+    print(f"Source: `benchmarks/results/difficulty.json` (CNN baseline, {d.get('epochs_run')} epochs)\n")
+    print("| test set | balanced accuracy | accuracy, clear-cut cells | accuracy, blended (hard) cells |")
+    print("|---|---|---|---|")
+    names = {"test": "in-domain", "test_mild": "mild shift (Raabin Test-B-like)",
+             "test_strong": "strong shift (LISC-like)"}
+    for k, label in names.items():
+        s = d["scores"][k]
+        print(f"| {label} | {100 * s['balanced_accuracy']:.1f} % | {100 * s['accuracy_clear']:.1f} % | "
+              f"{100 * s['accuracy_hard']:.1f} % |")
+    print()
+
+
+def psychometric() -> None:
+    d = _load("psychometric_agreement")
+    if d is None:
+        return
+    print("Source: `benchmarks/results/psychometric_agreement.json` (cytoviz PyMC vs psignifit 4.3 fine grid "
+          f"{d['fine_grid']['threshold']}x{d['fine_grid']['width']}x{d['fine_grid']['lambda']}x{d['fine_grid']['eta']})\n")
+    print("| data | levels | threshold mean (cytoviz / psignifit) | threshold 95 % CI (cytoviz / psignifit) "
+          "| width mean | width 95 % CI | within targets |")
+    print("|---|---|---|---|---|---|---|")
+    for r in d["rows"]:
+        tm, tc, wm, wc = r["threshold_mean"], r["threshold_ci"], r["width_mean"], r["width_ci"]
+        print(f"| {r['data']} | {r['levels']} | {tm[0]:.4f} / {tm[1]:.4f} | "
+              f"[{tc[0][0]:.4f}, {tc[0][1]:.4f}] / [{tc[1][0]:.4f}, {tc[1][1]:.4f}] | "
+              f"{wm[0]:.4f} / {wm[1]:.4f} | [{wc[0][0]:.3f}, {wc[0][1]:.3f}] / [{wc[1][0]:.3f}, {wc[1][1]:.3f}] | "
+              f"{'yes' if r['within_targets'] else 'NO'} |")
+    print()
+
+
+def speed() -> None:
+    rows = []
+    d = _load("classify_engine")
+    if d is not None:
+        t = d.get("classify_tta_stochastic", {})
+        n = d.get("classify_no_tta_cached_encode", {})
+        rows.append(("classify engine efficiency (UNet evals/s in `classify` / raw UNet rate, same batch)",
+                     f"{t.get('efficiency', float('nan')):.2f} with TTA + stochastic encode; "
+                     f"{n.get('efficiency', float('nan')):.2f} without", ">= 0.85", "classify_engine.json"))
+        rss = [r for r in d.get("rss", []) if r.get("keep_error_maps") is False]
+        if rss:
+            growth = ", ".join(f"{r['n_images']} images: +{r['growth_mb']:.0f} MB" for r in rss)
+            rows.append(("peak RSS growth while classifying (streaming)", growth, "flat", "classify_engine.json"))
+    p = _load("psychometric_vs_psignifit")
+    if p is not None:
+        rows.append(("psychometric: 7 fits, cytoviz / psignifit wall time",
+                     f"{p['ratio_warm']:.2f} (model compiled once); {p['ratio_cold']:.2f} including the compile",
+                     "<= 1.0", "psychometric_vs_psignifit.json"))
+    s = _load("synth_speed")
+    if s is not None:
+        r64 = [r for r in s["results"] if r["image_size"] == 64 and r["domain"] == "reference"]
+        if r64:
+            rows.append(("synthetic generator, 64 px", f"{r64[0]['images_per_second']:.0f} images/s "
+                         f"(load average {s.get('load_average_1min', float('nan')):.1f})", "-", "synth_speed.json"))
+    h = _load("heatmap_energy")
+    if h is not None:
+        rows.append(("K x K heatmap grid cost / classification passes it needs",
+                     f"{h['decode_cost_ratio']:.3f}", "<= 1.1", "heatmap_energy.json"))
+    if rows:
+        print("| benchmark | measured | target | source (benchmarks/results/) |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        print()
+
+
+def pruning() -> None:
+    d = _load("pruning")
+    if d is None:
+        return
+    print(f"Source: `benchmarks/results/pruning.json`; model: {d['model']}\n")
+    print("| max trials | pruning | images | UNet evals / image | accuracy | balanced accuracy |")
+    print("|---|---|---|---|---|---|")
+    for r in d["rows"]:
+        print(f"| {r['max_trials']} | {'on' if r['pruning'] else 'off'} | {r['images']} | "
+              f"{r['mean_unet_evals_per_image']:.0f} | {100 * r['accuracy']:.1f} % | {100 * r['balanced_accuracy']:.1f} % |")
+    print()
+
+
+def heatmaps() -> None:
+    d = _load("heatmap_energy")
+    if d is None:
+        return
+    o = d["overall"]
+    print(f"Source: `benchmarks/results/heatmap_energy.json` ({d['images']} clear-cut granulocytes, "
+          f"{d['trials_per_class']} trials per class, pruning off)\n")
+    print("| transition | mean \\|H\\| inside / outside the cell | cytoplasm share | nucleus share |")
+    print("|---|---|---|---|")
+    for r in d["per_transition"]:
+        print(f"| {r['source']} -> {r['target']} | {r['ratio']:.1f} | {r['cytoplasm_share']:.2f} | {r['nucleus_share']:.2f} |")
+    print(f"| **all** | **{o['ratio_inside_outside_mean']:.1f}** | **{o['cytoplasm_share_mean']:.2f}** | "
+          f"**{o['nucleus_share_mean']:.2f}** |\n")
+
+
+if __name__ == "__main__":
+    for section in (difficulty, psychometric, speed, pruning, heatmaps):
+        print(f"<!-- {section.__name__} -->")
+        section()
