@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check cytoviz tests benchmarks
-# Two workers for the two cores; each torch process uses one thread (see tests/conftest.py).
-.venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
+.venv/bin/ruff check cytoviz tests benchmarks scripts
+# 1. Everything but the browser tests, on two workers for the two cores (one torch thread each,
+#    see tests/conftest.py).
+.venv/bin/python -m pytest -n 2 --dist loadgroup -m "not browser" "$@"
+# 2. The browser tests (JupyterLab and Voila in headless Chromium) on their own, so that the
+#    notebook kernels they start do not compete with other tests for the CPU.
+.venv/bin/python -m pytest -m browser "$@"
