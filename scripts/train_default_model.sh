@@ -6,9 +6,9 @@
 # Runs `cytoviz train` on the built-in synthetic training split (2,290 images of 64 px, 10 classes;
 # validation on its val split) into runs/default/, then copies runs/default/model/ (weights with
 # the EMA UNet, cytoviz.json, train_config.json, train_summary.json) and the loss history to
-# data/default_model/. Budget: 300 VAE steps (batch 8) + 6,000 UNet steps (batch 16): about
-# 35-40 minutes on a quiet 2-core machine (measured 3.4 UNet steps/s), longer under load from
-# other processes (benchmarks/train_speed.py measures the speed; --max-minutes 80 caps a run,
+# data/default_model/. Budget: 300 VAE steps (batch 8) + 12,500 UNet steps (batch 16): about
+# 65-70 minutes on a quiet 2-core machine (measured 3.4 UNet steps/s), longer under load from
+# other processes (benchmarks/train_speed.py measures the speed; --max-minutes 150 caps a run,
 # and running the script again resumes it). A run folder trained with fewer --steps (all other
 # settings equal) is continued, bit-identically to an uninterrupted run.
 # Interrupted? Run the same command again: training resumes exactly from the last checkpoint.
@@ -27,9 +27,9 @@ main() {
 
     .venv/bin/cytoviz train --data synthetic --out "$OUT" --preset tiny --seed 0 \
         --vae-steps 300 --vae-batch-size 8 \
-        --steps 6000 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
+        --steps 12500 --batch-size 16 --lr 2e-4 --warmup-steps 200 --ema-decay 0.999 \
         --checkpoint-every 250 --val-every 1500 --val-accuracy-images 50 \
-        --max-minutes 80
+        --max-minutes 150
 
     completed=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['completed'])" \
         "$OUT/model/train_summary.json")
