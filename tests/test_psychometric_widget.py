@@ -66,3 +66,22 @@ def test_bad_data_is_rejected_clearly():
         UncertaintyBinsExplorer({"a": {"conf": [0.1, 0.2]}}, auto_fit=False)
     with pytest.raises(ValueError, match="has 2 values"):
         UncertaintyBinsExplorer({"a": {"conf": [0.1, 0.2], "correct": [1]}}, auto_fit=False)
+
+
+def test_switching_between_observers_with_different_axes():
+    import numpy as np
+
+    from cytoviz.widgets import UncertaintyBinsExplorer
+
+    rng = np.random.default_rng(0)
+    data = {"model": {"model confidence": rng.random(40), "correct": rng.random(40) < 0.6},
+            "E1": {"consensus confidence": rng.random(40), "model confidence": rng.random(40),
+                   "correct": rng.random(40) < 0.7}}
+    ex = UncertaintyBinsExplorer(data, n_bins=5)
+    ex.observer.value = "E1"  # E1 has an extra axis; the model's axis is kept
+    assert list(ex.axis.options) == ["consensus confidence", "model confidence"]
+    assert ex.axis.value == "model confidence"
+    assert ex.figure.layout.title.text.startswith("E1")
+    ex.observer.value = "model"
+    assert list(ex.axis.options) == ["model confidence"]
+    assert ex.figure.layout.title.text.startswith("model")

@@ -141,9 +141,15 @@ class UncertaintyBinsExplorer:
         """New observer: refresh its stimulus axes, then refit and redraw."""
         axes = [a for a in self.data[self.observer.value] if a != "correct"]
         if list(self.axis.options) != axes:
-            with self.axis.hold_trait_notifications():
+            # Swap the options without triggering a fit for the intermediate value; keep the
+            # current axis when the new observer has it.
+            keep = self.axis.value if self.axis.value in axes else axes[0]
+            self.axis.unobserve(self.on_binning_change, names="value")
+            try:
                 self.axis.options = axes
-                self.axis.value = axes[0]
+                self.axis.value = keep
+            finally:
+                self.axis.observe(self.on_binning_change, names="value")
         self.update()
 
     def on_binning_change(self, change: Any = None) -> None:
