@@ -117,7 +117,31 @@ def heatmaps() -> None:
           f"**{o['nucleus_share_mean']:.2f}** |\n")
 
 
+def table1() -> None:
+    path = RES / "table1_accuracy.csv"
+    if not path.is_file():
+        return
+    import csv
+
+    rows = list(csv.DictReader(path.open()))
+    print("Source: `benchmarks/results/table1_accuracy.csv`, copied from `figures/table1_accuracy.csv` "
+          "written by `cytoviz figures` (README command 1)\n")
+    print("| model | test set | images | accuracy | balanced accuracy |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['test set']} | {r['n images']} | {float(r['accuracy']):.1f} % | "
+              f"{float(r['balanced accuracy']):.1f} % |")
+    shift = _load("shift_accuracy")
+    if shift is not None:
+        for r in shift["rows"]:
+            if r["model"].startswith("CytoDiffusion"):
+                name = r["split"].replace("test_", "")
+                print(f"| {r['model']} | {name} (benchmarks/shift_accuracy.py) | {r['images']} | "
+                      f"{100 * r['accuracy']:.1f} % | {100 * r['balanced_accuracy']:.1f} % |")
+    print()
+
+
 if __name__ == "__main__":
-    for section in (difficulty, psychometric, speed, pruning, heatmaps):
+    for section in (difficulty, table1, psychometric, speed, pruning, heatmaps):
         print(f"<!-- {section.__name__} -->")
         section()

@@ -70,7 +70,7 @@ class FiguresConfig(Config):
         A smoke-test budget (``CYTOVIZ_FAST=1``); tables say so.
     """
 
-    n_per_class: int = 24
+    n_per_class: int = 20
     max_trials: int = 100
     min_trials: int = 20
     n_common: int = 200

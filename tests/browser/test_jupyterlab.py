@@ -103,6 +103,18 @@ def set_slider(page, description: str, value: str) -> None:
     page.keyboard.press("Enter")
 
 
+def wait_contains(page, text: str, timeout: int = 300_000) -> str:
+    """Wait until the widget's figures are redrawn with ``text`` (e.g. in a title); return them.
+
+    A redraw passes through intermediate states (traces removed, then added), so waiting for
+    "any change" can return too early.
+    """
+    page.wait_for_function(
+        "text => { const f = (" + FINGERPRINT_JS + ")(); return f && f.includes(text) && "
+        "!f.startsWith('[[[]'); }", arg=text, timeout=timeout, polling=500)
+    return page.evaluate(FINGERPRINT_JS)
+
+
 def wait_changed(page, before: str, timeout: int = 300_000) -> str:
     """Wait until the widget's figures differ from the fingerprint ``before``; return the new one."""
     page.wait_for_function("before => (" + FINGERPRINT_JS + ")() !== before", arg=before,
@@ -147,14 +159,14 @@ def test_psychometric_notebook_bins_explorer(page, lab, screenshot_dir):
 
     # fewer bins: a new fit, another figure (its title names the bin count)
     set_slider(page, "bins", "5")
-    after_bins = wait_changed(page, before)
-    assert "5 equal-width bins" in after_bins
+    after_bins = wait_contains(page, "5 equal-width bins")
+    assert after_bins != before
     # another observer from the dropdown: an expert
     observer = out.locator(".widget-dropdown", has_text="observer").locator("select")
     options = observer.locator("option").all_text_contents()
     assert len(options) >= 2, options
     observer.select_option(label=options[1])
-    after_observer = wait_changed(page, after_bins)
-    assert options[1] in after_observer
+    after_observer = wait_contains(page, f"{options[1]}: 5 equal-width bins")
+    assert after_observer != after_bins
     out.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot_dir / "05_bins_explorer_changed.png"))

@@ -1,0 +1,54 @@
+"""Diffusion classifier vs CNN baseline on the shifted synthetic test sets (shipped models).
+
+    .venv/bin/python benchmarks/shift_accuracy.py [--per-class 20] [--max-trials 100] [--splits test_mild test_strong]
+
+Same images (the first --per-class of each class) and classifier budget as `cytoviz figures`
+Table 1. Writes benchmarks/results/shift_accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cytoviz._io import save_json
+from cytoviz.data.synth import default_splits
+from cytoviz.diffusion import ClassifyConfig, classify, load_default_model
+from cytoviz.evaluation import BaselineClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--per-class", type=int, default=20)
+    ap.add_argument("--max-trials", type=int, default=100)
+    ap.add_argument("--splits", nargs="+", default=["test_mild", "test_strong"])
+    args = ap.parse_args()
+    model = load_default_model()
+    base = BaselineClassifier.load(REPO / "data" / "default_baseline")
+    rows = []
+    for split in args.splits:
+        ds = default_splits(splits=[split])[split]
+        idx = np.concatenate([np.flatnonzero(ds.labels == c)[: args.per_class] for c in range(len(ds.class_names))])
+        ds = ds.subset(np.sort(idx))
+        t0 = time.time()
+        res = classify(model, ds, config=ClassifyConfig(max_trials=args.max_trials), progress=False)
+        rows.append({"split": split, "model": "CytoDiffusion (tiny, CPU)", "images": len(ds),
+                     "accuracy": res.accuracy, "balanced_accuracy": res.balanced_accuracy,
+                     "seconds": time.time() - t0, "mean_unet_evals": float(res.n_evals.mean())})
+        ev = base.evaluate(ds)
+        rows.append({"split": split, "model": "CNN baseline", "images": len(ds),
+                     "accuracy": ev["accuracy"], "balanced_accuracy": ev["balanced_accuracy"]})
+        print(rows[-2], rows[-1], flush=True)
+    save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
+               "max_trials": args.max_trials, "rows": rows},
+              REPO / "benchmarks" / "results" / "shift_accuracy.json")
+
+
+if __name__ == "__main__":
+    main()
