@@ -77,6 +77,14 @@ def speed() -> None:
         if r64:
             rows.append(("synthetic generator, 64 px", f"{r64[0]['images_per_second']:.0f} images/s "
                          f"(load average {s.get('load_average_1min', float('nan')):.1f})", "-", "synth_speed.json"))
+    sh = _load("shift_accuracy")
+    if sh is not None:
+        diff = [r for r in sh["rows"] if "seconds" in r]
+        if diff:
+            sec = sum(r["seconds"] for r in diff) / sum(r["images"] for r in diff)
+            evals = sum(r["mean_unet_evals"] * r["images"] for r in diff) / sum(r["images"] for r in diff)
+            rows.append(("seconds per image, shipped model (pruning on, <= 100 trials, 2 threads)",
+                         f"{sec:.2f} s ({evals:.0f} UNet evaluations per image)", "-", "shift_accuracy.json"))
     h = _load("heatmap_energy")
     if h is not None:
         rows.append(("K x K heatmap grid cost / classification passes it needs",
