@@ -85,7 +85,7 @@ def tidy_lab(page) -> None:
 def widget_ready(page, n_figures: int) -> None:
     """The explorer rendered: its ``n_figures`` plotly figures drawn with data, and controls."""
     page.wait_for_selector(f"{WIDGET_OUTPUT} .js-plotly-plot", timeout=120_000)
-    page.wait_for_function(WIDGET_DRAWN_JS, arg=n_figures, timeout=300_000, polling=1000)
+    page.wait_for_function(WIDGET_DRAWN_JS, arg=n_figures, timeout=600_000, polling=1000)
     tidy_lab(page)
     assert page.locator(".js-plotly-plot").count() >= 2  # static figures and the widget's
     assert page.locator(f"{WIDGET_OUTPUT} .widget-slider").count() >= 1
@@ -103,7 +103,7 @@ def set_slider(page, description: str, value: str) -> None:
     page.keyboard.press("Enter")
 
 
-def wait_contains(page, text: str, timeout: int = 300_000) -> str:
+def wait_contains(page, text: str, timeout: int = 600_000) -> str:
     """Wait until the widget's figures are redrawn with ``text`` (e.g. in a title); return them.
 
     A redraw passes through intermediate states (traces removed, then added), so waiting for
@@ -115,7 +115,7 @@ def wait_contains(page, text: str, timeout: int = 300_000) -> str:
     return page.evaluate(FINGERPRINT_JS)
 
 
-def wait_changed(page, before: str, timeout: int = 300_000) -> str:
+def wait_changed(page, before: str, timeout: int = 600_000) -> str:
     """Wait until the widget's figures differ from the fingerprint ``before``; return the new one."""
     page.wait_for_function("before => (" + FINGERPRINT_JS + ")() !== before", arg=before,
                            timeout=timeout, polling=500)
