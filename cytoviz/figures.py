@@ -284,7 +284,7 @@ def _fig2(ctx: _Context) -> list[Path]:
         idata = fit_observers(data, ctx.psych_config())
         fits[label] = idata
         summaries[label] = summarize(idata)
-    first = next(iter(expert_psychometric_data(ctx.panel, None, axis="consensus", n_bins=12)))
+    first = next(iter(data))  # the most experienced expert (experts come in that order)
     paths += _save(pl.psychometric_comparison(fits, first), ctx.out, "fig2bc_expert", ctx.config,
                    width="double")
     for param, tag in (("threshold", "fig2d_thresholds"), ("width", "fig2e_widths")):

@@ -368,15 +368,8 @@ class DiffusionModel:
         """
         import torch
 
+        onehot = label_matrix(labels, self.n_classes)
         k = self.n_classes
-        if labels.ndim == 1:
-            onehot = torch.zeros(labels.shape[0], k, device=labels.device)
-            valid = labels >= 0
-            onehot[valid] = torch.nn.functional.one_hot(labels[valid].long(), k).float()
-        elif labels.ndim == 2 and labels.shape[1] == k:
-            onehot = labels.float()
-        else:
-            raise ValueError(f"labels must be (B,) indices or (B, {k}) soft labels, got {tuple(labels.shape)}")
         row = torch.zeros(onehot.shape[0], self.token_dim, device=onehot.device, dtype=onehot.dtype)
         row[:, :k] = onehot
         dtype = next(self.unet.parameters()).dtype
@@ -433,6 +426,29 @@ def _config_from_parts(vae: AutoencoderKL, unet: UNet2DConditionModel,
     )
 
 
+
+
+def label_matrix(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, k)`` float rows: one-hot for class indices (all zero for ``-1``), soft labels as given.
+
+    Parameters
+    ----------
+    labels
+        ``(B,)`` integer class indices (``-1``: the unconditional null condition) or ``(B, k)``
+        soft labels (mixup).
+    k
+        Number of classes.
+    """
+    import torch
+
+    if labels.ndim == 1:
+        onehot = torch.zeros(labels.shape[0], k, device=labels.device)
+        valid = labels >= 0
+        onehot[valid] = torch.nn.functional.one_hot(labels[valid].long(), k).float()
+        return onehot
+    if labels.ndim == 2 and labels.shape[1] == k:
+        return labels.float()
+    raise ValueError(f"labels must be (B,) indices or (B, {k}) soft labels, got {tuple(labels.shape)}")
 
 
 def _usual_permissions(folder: Path) -> None:

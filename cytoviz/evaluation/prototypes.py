@@ -370,18 +370,10 @@ class PrototypeConditioning:
     def __call__(self, labels: torch.Tensor) -> torch.Tensor:
         import torch
 
+        from cytoviz.diffusion.model import label_matrix
+
         table = torch.as_tensor(self.rows, device=labels.device)
-        k = table.shape[0]
-        if labels.ndim == 1:
-            onehot = torch.zeros(labels.shape[0], k, device=labels.device)
-            valid = labels >= 0
-            onehot[valid] = torch.nn.functional.one_hot(labels[valid].long(), k).float()
-        elif labels.ndim == 2 and labels.shape[1] == k:
-            onehot = labels.float()
-        else:
-            raise ValueError(f"labels must be (B,) indices or (B, {k}) soft labels, "
-                             f"got {tuple(labels.shape)}")
-        row = onehot @ table
+        row = label_matrix(labels, table.shape[0]) @ table
         return row[:, None, :].expand(-1, self.n_tokens, -1)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
