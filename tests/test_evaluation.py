@@ -270,7 +270,7 @@ def test_domain_shift_end_to_end(splits):
     assert wide.shape == (2, 4)
 
 
-def test_domain_shift_pretrained_seed0(splits, tmp_path, monkeypatch):
+def test_domain_shift_pretrained_every_seed(splits, tmp_path, monkeypatch):
     from cytoviz.diffusion import DiffusionModel
 
     model = DiffusionModel.build(splits["train"].class_names, FAST.model, seed=0)
@@ -279,9 +279,9 @@ def test_domain_shift_pretrained_seed0(splits, tmp_path, monkeypatch):
     monkeypatch.setattr(P, "_fit_diffusion", lambda *a, **k: calls.append(a) or model)
     t = P.domain_shift(splits, budget=FAST, models=["diffusion"], seeds=2,
                        pretrained=tmp_path / "pre", progress=False)
-    assert len(calls) == 1  # seed 1 trained, seed 0 loaded
+    assert calls == []  # every seed uses the pretrained model
     src = t.groupby("seed")["source"].first()
-    assert src[0].startswith("pretrained") and src[1] == "trained"
+    assert src[0].startswith("pretrained") and src[1].startswith("pretrained")
     wrong = DiffusionModel.build(("a", "b", "c"), FAST.model)
     wrong.save_pretrained(tmp_path / "wrong")
     with pytest.raises(ValueError, match="classes"):
@@ -336,6 +336,28 @@ def test_few_shot_end_to_end(splits, tmp_path):
     assert len(fig.data) == 4
     with pytest.raises(ValueError, match="target split"):
         P.few_shot(splits, budget=FAST, targets=["test_xyz"], progress=False)
+
+
+def test_few_shot_pretrained_sources(splits, tmp_path, monkeypatch):
+    from cytoviz.diffusion import DiffusionModel
+    from cytoviz.evaluation.baseline import train_baseline
+
+    model = DiffusionModel.build(splits["train"].class_names, FAST.model, seed=0)
+    model.save_pretrained(tmp_path / "pre")
+    clf = train_baseline(splits["train"], None, FAST.baseline, progress=False, device="cpu")
+    clf.save(tmp_path / "pre_base")
+    calls = []
+    monkeypatch.setattr(P, "_fit", lambda *a, **k: calls.append(a))
+    t = P.few_shot(splits, budget=FAST, colour_transfer=(False,), targets=["test_mild"],
+                   pretrained=tmp_path / "pre", pretrained_baseline=tmp_path / "pre_base",
+                   progress=False)
+    assert calls == []  # neither source model was trained
+    assert set(t["model"]) == {"diffusion", "baseline"} and len(t) == 4
+    wrong = DiffusionModel.build(("a", "b", "c"), FAST.model)
+    wrong.save_pretrained(tmp_path / "wrong")
+    with pytest.raises(ValueError, match="classes"):
+        P.few_shot(splits, budget=FAST, models=["diffusion"], pretrained=tmp_path / "wrong",
+                   progress=False)
 
 
 # ---------------------------------------------------------------------------- CLI

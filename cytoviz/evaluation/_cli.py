@@ -58,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--held-out", nargs="+", default=["blast", "erythroblast"],
                    help="anomaly: classes to hold out (default blast erythroblast)")
     s.add_argument("--pretrained", metavar="DIR",
-                   help="domain-shift: a trained diffusion model used as seed 0")
+                   help="domain-shift, few-shot: a trained diffusion model (e.g. "
+                   "data/default_model) used for every seed instead of training one")
+    s.add_argument("--pretrained-baseline", metavar="DIR",
+                   help="few-shot: a saved baseline (e.g. data/default_baseline) used as the "
+                   "source baseline instead of training one")
     s.add_argument("--sizes", nargs="+", type=int, metavar="N",
                    help="low-data: training images per class (default: the budget's)")
     s.add_argument("--no-colour-transfer", action="store_true",
@@ -151,7 +155,9 @@ def _run(args: argparse.Namespace) -> int:
         print(P.summarise(table, ["model", "n_per_class"]).to_string(index=False))
     else:
         cts = (False,) if args.no_colour_transfer else (False, True)
-        table = P.few_shot(data, colour_transfer=cts, seeds=args.seeds or 1, **common)
+        table = P.few_shot(data, colour_transfer=cts, seeds=args.seeds or 1,
+                           pretrained=args.pretrained,
+                           pretrained_baseline=args.pretrained_baseline, **common)
         written += [P.write_csv(table, out / "few_shot.csv")]
         written += _save_figures(pl.few_shot_bars(table), out / "few_shot_bars", formats)
         print(P.summarise(table, ["model", "target", "colour_transfer", "stage"], "accuracy")

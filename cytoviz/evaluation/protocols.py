@@ -899,6 +899,19 @@ def _load_pretrained(path: str | os.PathLike[str], classes: Sequence[str], budge
     return model
 
 
+def _load_pretrained_baseline(path: str | os.PathLike[str], classes: Sequence[str],
+                              budget: EvalBudget) -> BaselineClassifier:
+    from cytoviz.evaluation.baseline import BaselineClassifier
+
+    clf = BaselineClassifier.load(path, device=_device(budget))
+    if tuple(clf.class_names) != tuple(classes):
+        raise ValueError(
+            f"the pretrained baseline {path} has classes {list(clf.class_names)}, the data "
+            f"{list(classes)}; pass pretrained_baseline=None to train instead"
+        )
+    return clf
+
+
 def domain_shift(
     data: str | os.PathLike[str] | Splits = "synthetic",
     *,
@@ -924,7 +937,9 @@ def domain_shift(
         Number of seeds or a list (default ``budget.seeds``; 5 in the paper).
     pretrained
         A trained diffusion model folder (e.g. ``data/default_model``) used as the diffusion
-        model of the first seed instead of training one; its rows have ``source`` naming it.
+        model of every seed instead of training one: the seeds then vary only the classifier's
+        random draws (timesteps, noise, test-time augmentation), not the training. Its rows
+        have ``source`` naming it.
     out
         Output folder for resume.
     progress
@@ -947,7 +962,7 @@ def domain_shift(
     frames = []
     with _store(out, budget, "domain_shift") as store:
         for m, s in _progress_units(units, "domain shift", progress):
-            use_pre = m == "diffusion" and pretrained is not None and s == seed_list[0]
+            use_pre = m == "diffusion" and pretrained is not None
             key = f"{m}-seed{s}" + ("-pretrained" if use_pre else "")
             cached = store.load(key)
             if cached is None:
@@ -1153,6 +1168,8 @@ def few_shot(
     models: Sequence[str] = MODELS,
     budget: EvalBudget | str | None = None,
     seeds: int | Sequence[int] | None = 1,
+    pretrained: str | os.PathLike[str] | None = None,
+    pretrained_baseline: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -1181,6 +1198,12 @@ def few_shot(
         An :class:`EvalBudget` or a preset name (default ``"cpu"``).
     seeds
         Number of seeds or a list (default one).
+    pretrained
+        A trained diffusion model folder (e.g. ``data/default_model``) used as the source
+        diffusion model of every seed instead of training one.
+    pretrained_baseline
+        A saved :class:`~cytoviz.evaluation.BaselineClassifier` folder (e.g.
+        ``data/default_baseline``) used as the source baseline of every seed.
     out
         Output folder for resume (source models are shared with :func:`domain_shift` when
         both run in the same folder).
@@ -1236,8 +1259,14 @@ def few_shot(
             cached = store.load(key)
             if cached is None:
                 if (m, s) not in sources:
-                    sources[(m, s)] = _fit(m, source, splits.get("val"), budget, s,
-                                           store.model_dir(f"{m}-seed{s}"), progress)
+                    if m == "diffusion" and pretrained is not None:
+                        sources[(m, s)] = _load_pretrained(pretrained, source.class_names, budget)
+                    elif m == "baseline" and pretrained_baseline is not None:
+                        sources[(m, s)] = _load_pretrained_baseline(
+                            pretrained_baseline, source.class_names, budget)
+                    else:
+                        sources[(m, s)] = _fit(m, source, splits.get("val"), budget, s,
+                                               store.model_dir(f"{m}-seed{s}"), progress)
                 base = sources[(m, s)]
                 ft, ev = prepared[(t, ct)]
                 ft = _match_classes(ft, base.class_names, t)
