@@ -296,6 +296,10 @@ def _fig2(ctx: _Context) -> list[Path]:
     return paths
 
 
+#: The command that (re)produces the tables in ``data/results/``.
+_EVAL_COMMAND = "bash scripts/run_evaluations.sh"
+
+
 def _from_results(name: str, command: str) -> Any:
     import pandas as pd
 
@@ -309,7 +313,7 @@ def _from_results(name: str, command: str) -> Any:
 def _fig3(ctx: _Context) -> list[Path]:
     from cytoviz import pl
 
-    table = _from_results("anomaly", "cytoviz evaluate anomaly --out data/results/anomaly_run --budget cpu")
+    table = _from_results("anomaly", _EVAL_COMMAND)
     if table is None:
         return []
     return _save(pl.anomaly_kde(table), ctx.out, "fig3_anomaly_kde", ctx.config, width="double")
@@ -318,7 +322,7 @@ def _fig3(ctx: _Context) -> list[Path]:
 def _fig4(ctx: _Context) -> list[Path]:
     from cytoviz import pl
 
-    table = _from_results("low_data", "cytoviz evaluate low-data --out data/results/low_data_run --budget cpu")
+    table = _from_results("low_data", _EVAL_COMMAND)
     if table is None:
         return []
     return _save(pl.low_data_curve(table), ctx.out, "fig4_low_data", ctx.config, width="single")
@@ -328,8 +332,7 @@ def _table2(ctx: _Context) -> list[Path]:
     from cytoviz import pl
     from cytoviz.evaluation import domain_shift_table
 
-    table = _from_results("domain_shift",
-                          "cytoviz evaluate domain-shift --out data/results/domain_shift_run --budget cpu")
+    table = _from_results("domain_shift", _EVAL_COMMAND)
     if table is None:
         return []
     paths = _save(pl.domain_shift_bars(table), ctx.out, "table2_domain_shift", ctx.config,

@@ -1,0 +1,67 @@
+"""Collect the evaluation tables of ``scripts/run_evaluations.sh`` into ``data/results/``.
+
+``cytoviz figures`` draws Figures 3 and 4 and Table 2 from these files:
+
+- ``anomaly.csv``: ``RUNS/anomaly/anomaly_scores.csv`` (one row per test image and model);
+- ``domain_shift.csv``: ``RUNS/domain_shift/domain_shift.csv``;
+- ``low_data.csv``: the low-data tables of every ``RUNS/low_data*`` folder, concatenated;
+- ``few_shot.csv``: ``RUNS/few_shot/few_shot.csv``;
+
+and each run's ``budget.json`` as ``NAME_budget.json``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from cytoviz._io import atomic_path
+
+SOURCES = {
+    "anomaly": ["anomaly/anomaly_scores.csv"],
+    "domain_shift": ["domain_shift/domain_shift.csv"],
+    "few_shot": ["few_shot/few_shot.csv"],
+}
+
+
+def collect(runs: Path, dest: Path) -> list[Path]:
+    """Copy (and for low data, concatenate) the protocol tables; return the written paths."""
+    dest.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, list[Path]] = {k: [runs / p for p in v] for k, v in SOURCES.items()}
+    tables["low_data"] = sorted(runs.glob("low_data*/low_data.csv"))
+    written = []
+    for name, paths in tables.items():
+        missing = [str(p) for p in paths if not p.is_file()]
+        if not paths or missing:
+            raise FileNotFoundError(
+                f"{name}: missing {missing or 'low_data*/low_data.csv'}; run "
+                "scripts/run_evaluations.sh to completion first"
+            )
+        frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+        out = dest / f"{name}.csv"
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, index=False)
+        written.append(out)
+        budget = paths[0].parent / "budget.json"
+        if budget.is_file():
+            target = dest / f"{name}_budget.json"
+            with atomic_path(target) as tmp:
+                shutil.copyfile(budget, tmp)
+            written.append(target)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/eval", type=Path, help="run folder (runs/eval)")
+    parser.add_argument("--dest", default="data/results", type=Path, help="destination")
+    args = parser.parse_args()
+    for path in collect(args.runs, args.dest):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
