@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CounterfactualHeatmaps",
     "HeatmapConfig",
+    "classify_for_heatmaps",
     "counterfactual_heatmaps",
     "grid_sources",
     "heatmap_energy",
@@ -162,6 +163,88 @@ class CounterfactualHeatmaps:
         return np.clip(np.rint(self.heatmaps[i, c] * 255), 0, 255).astype(np.uint8)
 
 
+#: ClassifyConfig fields that :func:`classify_for_heatmaps` sets itself.
+_HEATMAP_RUN_FIELDS = ("pruning", "keep_error_maps", "min_trials", "max_trials")
+
+
+def classify_for_heatmaps(
+    model: DiffusionModel,
+    images: CellDataset | np.ndarray,
+    *,
+    trials: int = 200,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    progress: bool = True,
+    **config_changes: Any,
+) -> ClassificationResult:
+    """Classify for heatmaps as the reference code does: pruning off, error maps kept.
+
+    Every class of every image is evaluated on the same ``trials`` trials (no class is dropped
+    early), so every ``Delta_c`` averages the same noise draws and the heatmaps of all target
+    classes are equally reliable. With pruning on, a class dropped after 20 trials has a much
+    noisier ``Delta_c`` than the prediction's.
+
+    Parameters
+    ----------
+    model
+        The diffusion model.
+    images
+        A :class:`~cytoviz.data.CellDataset` (its labels are kept, so :func:`grid_sources`
+        works on the result) or ``uint8`` images ``(N, H, W, 3)``.
+    trials
+        Trials per image, each evaluating every class (``K * trials`` UNet evaluations per
+        image; the notebooks use 200, the paper's classification budget is 2000). At least 2.
+    seed
+        Seed of the timestep shuffle and of every image's noise and augmentation.
+    labels
+        Optional true labels ``(N,)`` (overrides the data set's).
+    progress
+        Show a progress bar over images.
+    **config_changes
+        Any other :class:`~cytoviz.diffusion.ClassifyConfig` field (``weighting``, ``tta``,
+        ``batch_size``, ``device``, ...). ``pruning``, ``keep_error_maps``, ``min_trials`` and
+        ``max_trials`` are set here and refused.
+
+    Returns
+    -------
+    ClassificationResult
+        ``n_trials == trials`` and ``class_trials == trials`` for every image and class, with
+        the per-class error maps; its :attr:`~ClassificationResult.config` records
+        ``pruning=False``.
+
+    See Also
+    --------
+    grid_sources : one source image per class from this result.
+    counterfactual_heatmaps : decode the heatmaps of the chosen images.
+
+    Examples
+    --------
+    The Figure 6 grid: classify, pick one source per class, decode (no second UNet pass).
+
+    >>> result = classify_for_heatmaps(model, cells, trials=50)  # doctest: +SKIP
+    >>> sources = grid_sources(result)  # doctest: +SKIP
+    >>> heatmaps = counterfactual_heatmaps(result, model, cells, sources)  # doctest: +SKIP
+
+    To spend the full budget only on the sources, pick them from a cheaper (pruned) pass and
+    classify just those cells again: ``cells.subset(grid_sources(first_pass))``.
+    """
+    from cytoviz.diffusion import ClassifyConfig, classify
+
+    fixed = sorted(set(config_changes) & set(_HEATMAP_RUN_FIELDS))
+    if fixed:
+        raise ValueError(
+            f"classify_for_heatmaps sets {fixed} itself (pruning off, error maps kept, "
+            "trials= per image); use cytoviz.diffusion.classify for other settings"
+        )
+    if int(trials) < 2:
+        raise ValueError(f"trials must be >= 2, got {trials}")
+    config = ClassifyConfig.from_dict({
+        **config_changes, "min_trials": int(trials), "max_trials": int(trials),
+        "pruning": False, "keep_error_maps": True, "seed": int(seed),
+    })
+    return classify(model, images, config, labels=labels, progress=progress)
+
+
 def counterfactual_heatmaps(
     result: ClassificationResult,
     model: DiffusionModel,
@@ -175,9 +258,9 @@ def counterfactual_heatmaps(
     Parameters
     ----------
     result
-        A result of :func:`cytoviz.diffusion.classify` run with ``keep_error_maps=True``
-        (ideally with ``pruning=False``, so every class has the same number of trials, as in
-        the reference heatmap runs).
+        A result of :func:`cytoviz.diffusion.classify` run with ``keep_error_maps=True``,
+        ideally from :func:`classify_for_heatmaps` (pruning off, so every class has the same
+        number of trials, as in the reference heatmap runs).
     model
         The model that produced ``result`` (only its VAE decoder is used).
     images

@@ -133,3 +133,53 @@ def test_transition_explorer_callbacks(setup):
     assert ex.config.gain == pytest.approx(50.0)
     with pytest.raises(ValueError, match="which"):
         ex.candidates(0, "bogus")
+
+
+def test_transition_explorer_default_target_is_the_runner_up(setup):
+    from cytoviz.widgets import TransitionExplorer
+
+    model, ds, result = setup
+    ex = TransitionExplorer(result, ds, model)
+    for idx in range(len(result)):
+        c = int(ds.labels[idx])
+        pred = int(result.prediction[idx])
+        # aim at the image's prediction first: the old behaviour kept this target
+        ex.select_cell(c, pred)
+        ex.set_source(c, idx)
+        order = [k for k in np.argsort(result.scores[idx], kind="stable") if k != pred]
+        assert ex.selected == (c, order[0])  # runner-up: second-lowest mean error
+        assert ex.selected[1] != pred
+        assert ex.default_target(c) == order[0]
+        # the enlarged heatmap is not the empty transition to the prediction
+        assert ex.heatmaps.magnitude[c, ex.selected[1]].max() > 1e-4
+        assert np.array_equal(np.asarray(ex.detail.data[1].z), ex.heatmaps.heatmap_uint8(c, order[0]))
+    # a click on the diagonal (the source image) enlarges the default target too
+    ex.select_cell(0, 0)
+    target = ex.default_target(0)
+    assert np.array_equal(np.asarray(ex.detail.data[1].z), ex.heatmaps.heatmap_uint8(0, target))
+
+
+def test_classify_for_heatmaps_gives_every_class_every_trial(setup):
+    model, ds, _ = setup
+    result = hm.classify_for_heatmaps(model, ds, trials=3, seed=1, batch_size=16, progress=False)
+    assert result.config.pruning is False and result.config.keep_error_maps
+    assert result.config.max_trials == 3 and result.config.seed == 1
+    assert np.all(result.n_trials == 3)
+    assert np.all(result.class_trials == 3)  # every class gets the same trials
+    assert np.all(result.remaining)
+    assert np.all(result.n_evals == 3 * len(CLASSES))
+    assert result.error_maps is not None and result.error_maps.shape[:2] == (len(ds), len(CLASSES))
+    mask = result.mask
+    assert np.all(np.abs(result.error_maps[..., mask]).sum(axis=(-1, -2)) > 0)  # a map per class
+    np.testing.assert_array_equal(result.labels, ds.labels)
+    # the Figure 6 flow: one source per class, then decode
+    src = hm.grid_sources(result)
+    assert all(result.labels[s] == c for c, s in enumerate(src))
+    h = hm.counterfactual_heatmaps(result, model, ds, src)
+    assert h.heatmaps.shape[:2] == (len(CLASSES), len(CLASSES))
+    with pytest.raises(ValueError, match="pruning"):
+        hm.classify_for_heatmaps(model, ds, trials=3, pruning=True)
+    with pytest.raises(ValueError, match="trials"):
+        hm.classify_for_heatmaps(model, ds, trials=1)
+    with pytest.raises(ValueError, match="unknown field"):
+        hm.classify_for_heatmaps(model, ds, trials=3, bogus=1)

@@ -47,6 +47,10 @@ class TransitionExplorer:
     Every callback is a plain method (:meth:`set_source`, :meth:`select_cell`,
     :meth:`set_gain`, :meth:`set_threshold`, :meth:`candidates`) so it can be driven from code
     and tested without a browser; :meth:`show` returns the assembled ipywidgets box.
+
+    The heatmap of the transition to the source image's *predicted* class is zero by
+    construction (``delta_c_hat = 0``), so whenever a source is chosen the enlarged view opens
+    on :meth:`default_target`, the image's runner-up class.
     """
 
     def __init__(
@@ -77,7 +81,7 @@ class TransitionExplorer:
             raise ValueError(
                 f"no classified image of class(es) {missing}; the grid needs one source per class"
             )
-        self.selected: tuple[int, int] = (0, 1 % result.n_classes)
+        self.selected: tuple[int, int] = (0, self.default_target(0))
         self.heatmaps: CounterfactualHeatmaps = self._decode()
         self.grid = go.FigureWidget(pl.transition_grid(self.heatmaps, list(range(result.n_classes))))
         self.detail = go.FigureWidget(self._detail_figure())
@@ -95,7 +99,7 @@ class TransitionExplorer:
         from cytoviz import pl
 
         j, i = self.selected
-        target = i if i != j else (i + 1) % self.result.n_classes
+        target = i if i != j else self.default_target(j)
         return pl.heatmap_panel(self.heatmaps, j, [target], threshold_k=self.config.threshold_k)
 
     def _refresh(self, grid: bool = True) -> None:
@@ -116,6 +120,21 @@ class TransitionExplorer:
             self._controls["readout"].value = self.readout()
 
     # ------------------------------------------------------------------ callbacks
+    def default_target(self, class_index: int) -> int:
+        """The most informative target class for the source of column ``class_index``.
+
+        The runner-up class of the source image: the lowest score (mean error) among the
+        classes other than the prediction, whose heatmap is zero by construction. With a single
+        class this is the prediction itself.
+        """
+        idx = int(self.sources[class_index])
+        pred = int(self.result.prediction[idx])
+        scores = np.where(np.isnan(self.result.scores[idx]), np.inf, self.result.scores[idx])
+        scores[pred] = np.inf
+        if self.result.n_classes == 1:
+            return pred
+        return int(np.argmin(scores))
+
     def candidates(self, class_index: int, which: str = "all") -> list[int]:
         """Indices of result images of true class ``class_index`` matching a filter.
 
@@ -131,7 +150,10 @@ class TransitionExplorer:
         return [int(v) for v in idx]
 
     def set_source(self, class_index: int, image_index: int) -> None:
-        """Use result image ``image_index`` as the source of the column of ``class_index``."""
+        """Use result image ``image_index`` as the source of the column of ``class_index``.
+
+        Selects the column and, as target, the image's :meth:`default_target`.
+        """
         if not 0 <= class_index < self.result.n_classes:
             raise IndexError(f"class index {class_index} out of range")
         if not 0 <= image_index < len(self.result):
@@ -139,7 +161,7 @@ class TransitionExplorer:
         self.sources = self.sources.copy()
         self.sources[class_index] = image_index
         self.heatmaps = self._decode()
-        self.selected = (class_index, self.selected[1])
+        self.selected = (class_index, self.default_target(class_index))
         self._refresh()
 
     def select_cell(self, source_class: int, target_class: int) -> None:
