@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.express as px
-import plotly.graph_objects as go
 
 import cytoviz as cv
 
@@ -70,23 +69,17 @@ table[["true", "predicted", "confidence", "n_trials", "n_evals"]].head(10)
 # ## Watching one cell: classes eliminated trial by trial
 #
 # Take the cell that needed the most trials. `result.image_errors(i)` is a `(trials, classes)`
-# array of weighted errors; a class that has been pruned is `NaN` from then on. The plot shows the
-# running mean error of each class: the lines that stop are the classes that were eliminated (at
-# trial `min_trials`, then every `prune_every` trials). The lowest line at the end is the
-# prediction. In fast mode there are few trials, so few classes can be dropped; with the full
-# budget you can see most classes leave after 20 to 50 trials.
+# array of weighted errors; a class that has been pruned is `NaN` from then on.
+# `cv.pl.pruning_trace` draws the running mean error of each class (each trial's best class
+# subtracted, the paired comparison the classifier makes): the lines that stop, marked with a
+# cross, are the classes that were eliminated (at trial `min_trials`, the dotted line, then every
+# `prune_every` trials). The lowest line at the end is the prediction. In fast mode there are few
+# trials, so few classes can be dropped; with the full budget you can see most classes leave
+# after 20 to 50 trials.
 
 # %%
 i = int(np.argmax(result.n_trials))
-errors = result.image_errors(i)
-trials = np.arange(1, len(errors) + 1)
-running = np.nancumsum(errors, axis=0) / trials[:, None]
-running[np.isnan(errors)] = np.nan  # a pruned class: the line stops
-colors = cv.pl.class_colors(result.class_names)
-fig = go.Figure([go.Scatter(x=trials, y=running[:, k], name=c, mode="lines", line_color=colors[c])
-                 for k, c in enumerate(result.class_names)])
-fig.update_layout(template=cv.pl.TEMPLATE_NAME, xaxis_title="trial", yaxis_title="running mean error",
-                  title=f"cell {i}: true {table.true[i]}, predicted {table.predicted[i]}")
+cv.pl.pruning_trace(result, i)
 
 # %% [markdown]
 # The per-trial errors jump around a lot (each trial draws a new noise level), which is why many
@@ -94,8 +87,8 @@ fig.update_layout(template=cv.pl.TEMPLATE_NAME, xaxis_title="trial", yaxis_title
 # The timesteps of the trials cover the whole range from the first trials on (a stratified grid):
 
 # %%
-px.scatter(x=trials, y=result.image_timesteps(i), labels={"x": "trial", "y": "timestep t"},
-           template=cv.pl.TEMPLATE_NAME)
+px.scatter(x=np.arange(1, result.n_trials[i] + 1), y=result.image_timesteps(i),
+           labels={"x": "trial", "y": "timestep t"}, template=cv.pl.TEMPLATE_NAME)
 
 # %% [markdown]
 # ## How many trials did each cell need?

@@ -47,13 +47,17 @@ OUT = Path(os.environ.get("CYTOVIZ_OUTPUT_DIR", "outputs"))
 OUT.mkdir(parents=True, exist_ok=True)
 cv.pl.set_style()
 
+# %% [markdown]
+# `classify_for_heatmaps` runs the classifier as the reference heatmap runs do: pruning off, so
+# every class gets the same trials (and an equally reliable `Delta_c`), with the error maps kept.
+# It is `classify` with `ClassifyConfig(pruning=False, keep_error_maps=True)` and a fixed number
+# of trials.
+
 # %%
 model = cv.diffusion.load_default_model()
 cells = cv.data.synthesize(1 if FAST else 5, config=cv.data.SynthConfig(seed=4))
-config = cv.diffusion.ClassifyConfig(min_trials=10 if FAST else 20, max_trials=10 if FAST else 200,
-                                     pruning=False, keep_error_maps=True)
-result = cv.diffusion.classify(model, cells, config, progress=not FAST)
-print(f"accuracy {result.accuracy:.2f}")
+result = cv.heatmaps.classify_for_heatmaps(model, cells, trials=10 if FAST else 200, progress=not FAST)
+print(f"accuracy {result.accuracy:.2f}, {result.class_trials.min()} trials for every class")
 
 # %% [markdown]
 # ## The transition grid (Figure 6)
@@ -88,7 +92,8 @@ energy.groupby("source")[["ratio", "nucleus_share", "cytoplasm_share"]].mean().r
 # ## Explore interactively: `TransitionExplorer`
 #
 # * **column / browse / image**: choose the source cell of a class column, e.g. browse the
-#   misclassified or low-confidence cells of that class;
+#   misclassified or low-confidence cells of that class; the enlarged view then opens on the
+#   cell's runner-up class (the transition to its predicted class is zero by construction);
 # * **click a grid cell** to enlarge the source, heatmap and overlay on the right;
 # * **gain**: the heatmap is decoded again with another gain (the VAE runs, the UNet does not);
 # * **threshold**: how far from the background colour a pixel must be to be drawn.

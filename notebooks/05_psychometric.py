@@ -87,8 +87,7 @@ summary.threshold_at(model_fit, 0.8)
 
 # %%
 panel = cv.data.simulate_panel(cells, n_common=min(200, len(cells)), seed=0)
-model_confidence = dict(enumerate(result.confidence))
-by_axis = {axis: experts.expert_psychometric_data(panel, model_confidence, axis=axis)
+by_axis = {axis: experts.expert_psychometric_data(panel, result.confidence, axis=axis)
            for axis in ("consensus", "model")}
 expert_fits = {axis: cv.psychometric.fit_observers(data, psy_config) for axis, data in by_axis.items()}
 experts.correct_counts(by_axis["consensus"])
@@ -118,14 +117,13 @@ cv.pl.psychometric_forest(summaries["consensus"], "threshold", groups=summaries)
 # readout gives the goodness of fit and the threshold at the chosen percent correct.
 # Few bins hide the shape of the curve; many bins leave few cells per bin. A robust conclusion
 # does not change much between reasonable choices.
+#
+# `experts.observer_cases` gathers the unbinned cases of every observer: the model's confidence
+# and correctness on all cells, and for each expert the consensus confidence, the model's
+# confidence and the correctness on the common cells.
 
 # %%
-correctness = cv.data.expert_correctness(panel, common_only=True)
-observers = {"model": {"model confidence": result.confidence, "correct": result.correct}}
-for expert, rows in correctness.groupby("expert", sort=False):
-    observers[expert] = {"consensus confidence": rows["consensus_confidence"].to_numpy(),
-                         "model confidence": result.confidence[rows["image"].to_numpy()],
-                         "correct": rows["correct"].to_numpy()}
+observers = experts.observer_cases(panel, result.confidence, result.correct)
 explorer = cv.widgets.UncertaintyBinsExplorer(observers, n_bins=8 if FAST else 25)
 display(explorer.widget)
 

@@ -309,6 +309,48 @@ def test_expert_psychometric_data_model_axis_and_errors():
         expert_psychometric_data(table, axis="experts")
 
 
+def test_observer_cases_feed_the_bins_explorer():
+    from cytoviz.data.panel import consensus, expert_correctness
+    from cytoviz.psychometric.experts import observer_cases
+    from cytoviz.widgets.uncertainty import _normalise
+
+    table = _panel()
+    images = sorted(table["image"].unique())
+    mc = {im: (i + 0.5) / len(images) for i, im in enumerate(images)}
+    ok = {im: i % 3 > 0 for i, im in enumerate(images)}
+    cases = observer_cases(table, mc, ok)
+    assert list(cases) == ["model", "A", "B", "C"]  # the model, then most experienced first
+    np.testing.assert_allclose(cases["model"]["model confidence"], list(mc.values()))
+    np.testing.assert_array_equal(cases["model"]["correct"], list(ok.values()))
+    assert list(cases["A"]) == ["consensus confidence", "model confidence", "correct"]
+    corr = expert_correctness(table, consensus(table), common_only=True)
+    for e in "ABC":
+        sub = corr[corr.expert == e]
+        np.testing.assert_array_equal(cases[e]["correct"], sub["correct"])
+        np.testing.assert_allclose(cases[e]["model confidence"], sub["image"].map(mc))
+        np.testing.assert_allclose(cases[e]["consensus confidence"], sub["consensus_confidence"])
+    # binning the cases gives the rows of expert_psychometric_data
+    binned = expert_psychometric_data(table, mc, axis="model", n_bins=6)
+    again = bin_confidence(cases["B"]["model confidence"], cases["B"]["correct"], n_bins=6)
+    np.testing.assert_array_equal(again.k, binned["B"].k)
+    assert _normalise(cases).keys() == cases.keys()  # the explorer's input format
+    # without the model: the consensus axis only; arrays index images by position
+    assert list(observer_cases(table)["A"]) == ["consensus confidence", "correct"]
+    table_int = table.assign(image=table["image"].str[2:].astype(int))
+    conf = np.linspace(0, 1, 60)
+    by_pos = observer_cases(table_int, conf, conf > 0.5)
+    np.testing.assert_allclose(by_pos["A"]["model confidence"],
+                               conf[table_int[table_int.expert == "A"]["image"]])
+    with pytest.raises(ValueError, match="model_correct needs"):
+        observer_cases(table, model_correct=ok)
+    with pytest.raises(ValueError, match="same images"):
+        observer_cases(table_int, conf, conf[:10] > 0.5)
+    with pytest.raises(ValueError, match="named 'A'"):
+        observer_cases(table, mc, ok, model_name="A")
+    with pytest.raises(TypeError, match="model_confidence"):
+        observer_cases(table, 0.5)
+
+
 def test_read_expert_table_errors_name_the_problem(tmp_path):
     table = _panel()
     bad = table.copy()

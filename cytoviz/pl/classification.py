@@ -1,0 +1,111 @@
+"""The diffusion classifier trial by trial: how pruning eliminates classes for one cell."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors
+
+if TYPE_CHECKING:
+    from cytoviz.diffusion import ClassificationResult
+
+__all__ = ["pruning_trace"]
+
+
+def _running_means(errors: np.ndarray, relative: bool) -> np.ndarray:
+    """``(T, K)`` running mean over the trials in which each class was evaluated (NaN after)."""
+    e = errors.astype(np.float64)
+    if relative and e.shape[0]:
+        with np.errstate(invalid="ignore"):
+            e = e - np.nanmin(np.where(np.isnan(e), np.inf, e), axis=1, keepdims=True)
+    seen = ~np.isnan(e)
+    counts = np.cumsum(seen, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.cumsum(np.where(seen, e, 0.0), axis=0) / counts
+    out[~seen] = np.nan  # a pruned class: the line stops
+    return out
+
+
+def pruning_trace(
+    result: ClassificationResult,
+    index: int,
+    *,
+    relative: bool = True,
+    title: str | None = None,
+) -> go.Figure:
+    """Classes eliminated trial by trial for one image: running mean error per class.
+
+    Each line is a class's mean weighted error over the trials so far. A class dropped by the
+    pruning test stops, and a cross marks the last trial it took part in; the vertical line marks
+    the first pruning test (``min_trials``). With ``relative=True`` each trial's minimum over the
+    classes in play is subtracted first, as in :attr:`ClassificationResult.mean_errors`, so each
+    line ends at the value that decides the prediction (the lowest line among the classes still
+    in play).
+
+    Parameters
+    ----------
+    result
+        A classification result (any config; with ``pruning=False`` no line stops).
+    index
+        The image, a position in ``result``.
+    relative
+        Subtract each trial's minimum before averaging (the paired comparison the classifier
+        makes); ``False`` shows the raw running mean weighted error, which jumps with each
+        trial's noise level.
+    title
+        Figure title (default: the image, its true and predicted class, its trials).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One line per class (named by class) and, when a class was pruned, a ``"pruned"``
+        marker trace with one cross per pruned class at ``(trial, running mean)``.
+
+    Examples
+    --------
+    >>> i = int(np.argmax(result.n_trials))  # doctest: +SKIP
+    >>> cv.pl.pruning_trace(result, i)  # doctest: +SKIP
+    """
+    n = len(result)
+    if not -n <= int(index) < n:
+        raise IndexError(f"image index {index} out of range for a result of {n} images")
+    i = int(index) % n
+    errors = result.image_errors(i)
+    if errors.shape[0] == 0:
+        raise ValueError(f"image {i} has no trials to plot")
+    names = result.class_names
+    colors = class_colors(names)
+    trials = np.arange(1, errors.shape[0] + 1)
+    running = _running_means(errors, relative)
+    pred = int(result.prediction[i])
+    y_title = "running mean error<br>minus the trial's best" if relative else "running mean error"
+
+    fig = go.Figure()
+    for k, name in enumerate(names):
+        fig.add_trace(go.Scatter(
+            x=trials, y=running[:, k], name=name, mode="lines", legendgroup=name,
+            line=dict(color=colors[name], width=2.2 if k == pred else 1.2),
+            hovertemplate=f"{name}<br>trial %{{x}}<br>mean %{{y:.4g}}<extra></extra>",
+        ))
+    evaluated = ~np.isnan(errors)
+    pruned = [k for k in range(len(names)) if not result.remaining[i, k] and evaluated[:, k].any()]
+    if pruned:
+        last = [int(np.flatnonzero(evaluated[:, k])[-1]) for k in pruned]
+        fig.add_trace(go.Scatter(
+            x=[trials[t] for t in last], y=[running[t, k] for t, k in zip(last, pruned, strict=True)],
+            name="pruned", mode="markers", text=[names[k] for k in pruned],
+            marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="#222")),
+            hovertemplate="%{text} pruned after trial %{x}<extra></extra>",
+        ))
+    cfg = result.config
+    if cfg.pruning and trials[-1] >= cfg.min_trials:
+        fig.add_vline(x=cfg.min_trials, line=dict(color="#999", width=0.8, dash="dot"))
+    if title is None:
+        true = f"true {names[int(result.labels[i])]}, " if result.labels is not None else ""
+        title = f"image {i}: {true}predicted {names[pred]}, {int(result.n_trials[i])} trials"
+    fig.update_layout(template=TEMPLATE_NAME, width=COLUMN_WIDTH_PX["double"], height=340,
+                      title=title, xaxis_title="trial", yaxis_title=y_title)
+    return fig
