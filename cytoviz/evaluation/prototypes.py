@@ -626,7 +626,9 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, *, eps: float = 1
     eps
         Regularisation used when the square root is not finite.
     """
-    from scipy.linalg import sqrtm
+    import warnings
+
+    from scipy.linalg import LinAlgWarning, sqrtm
 
     a = np.asarray(feats_a, dtype=np.float64)
     b = np.asarray(feats_b, dtype=np.float64)
@@ -637,10 +639,15 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, *, eps: float = 1
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a = np.atleast_2d(np.cov(a, rowvar=False))
     s_b = np.atleast_2d(np.cov(b, rowvar=False))
-    covmean = sqrtm(s_a @ s_b)
+    with warnings.catch_warnings():
+        # singular covariances (fewer images than feature dimensions) are expected here
+        warnings.simplefilter("ignore", LinAlgWarning)
+        covmean = sqrtm(s_a @ s_b)
     if not np.all(np.isfinite(covmean)):
         off = eps * np.eye(s_a.shape[0])
-        covmean = sqrtm((s_a + off) @ (s_b + off))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LinAlgWarning)
+            covmean = sqrtm((s_a + off) @ (s_b + off))
     covmean = np.real(covmean)
     diff = mu_a - mu_b
     value = float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))

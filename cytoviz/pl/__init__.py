@@ -12,6 +12,7 @@ from cytoviz.pl.generation import (
     authenticity_scores,
     class_agreement_bars,
     generated_grid,
+    prototype_comparison,
 )
 from cytoviz.pl.heatmaps import heatmap_panel, transition_grid
 from cytoviz.pl.psychometric import (
@@ -34,6 +35,7 @@ __all__ = [
     "generated_grid",
     "heatmap_panel",
     "low_data_curve",
+    "prototype_comparison",
     "pruning_trace",
     "psychometric_comparison",
     "psychometric_curve",

@@ -15,7 +15,13 @@ import plotly.graph_objects as go
 from cytoviz.data._dataset import CellDataset
 from cytoviz.pl._style import TEMPLATE_NAME
 
-__all__ = ["augmentation_curve", "authenticity_scores", "class_agreement_bars", "generated_grid"]
+__all__ = [
+    "augmentation_curve",
+    "authenticity_scores",
+    "class_agreement_bars",
+    "generated_grid",
+    "prototype_comparison",
+]
 
 _METRIC_LABELS = {
     "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
@@ -138,6 +144,51 @@ def class_agreement_bars(table: pd.DataFrame, *, title: str | None = "Class agre
                       annotation_position="bottom right")
     fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=620, height=320)
     fig.update_yaxes(title="agreement with intended class", range=[0, 1.05])
+    return fig
+
+
+def prototype_comparison(table: pd.DataFrame, *, title: str | None = "Prototype vs one-hot "
+                         "conditioning") -> go.Figure:
+    """Class agreement and Frechet distance per class for each generator (IMPROVE).
+
+    Parameters
+    ----------
+    table
+        From :func:`cytoviz.evaluation.prototypes.compare_generators` (or
+        :func:`cytoviz.evaluation.generation.prototype_comparison`): ``generator``,
+        ``intended`` (incl. ``"all"``), ``agreement``, ``frechet_baseline_features``.
+    title
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Two panels of grouped bars (one trace per generator and panel): baseline agreement with
+        the intended class, and the Frechet distance to the real images on the baseline's
+        features (not the Inception FID; lower is closer).
+    """
+    from plotly.subplots import make_subplots
+
+    need = ("generator", "intended", "agreement", "frechet_baseline_features")
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks column(s) {missing}; pass the output of compare_generators")
+    if len(table) == 0:
+        raise ValueError("the table is empty")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "baseline agreement with intended class",
+        "Frechet distance on baseline features (not FID)"))
+    colours = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
+    for i, (name, g) in enumerate(table.groupby("generator", sort=False)):
+        colour = colours[i % len(colours)]
+        for col, column in ((1, "agreement"), (2, "frechet_baseline_features")):
+            fig.add_trace(go.Bar(x=g["intended"].astype(str), y=g[column], name=str(name),
+                                 legendgroup=str(name), showlegend=col == 1,
+                                 marker_color=colour), row=1, col=col)
+    fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=900, height=340,
+                      legend=dict(orientation="h", y=-0.35))
+    fig.update_yaxes(title="agreement", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(title="Frechet distance (lower = closer)", row=1, col=2)
     return fig
 
 
