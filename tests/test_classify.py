@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
@@ -370,3 +371,113 @@ def test_cli_classify_and_refit(tmp_path, model: DiffusionModel, images: np.ndar
     assert ClassificationResult.load(out / "result.npz").config.poly_coeffs == tuple(w["poly_coeffs"])
     assert main(["classify", "--model", str(tmp_path / "nope"), "--data", "x.npz",
                  "--out", str(out)]) == 2
+
+
+# --------------------------------------------------------------------------------- chunks, resume
+def test_chunks_with_first_index_match_one_call(model: DiffusionModel, images: np.ndarray) -> None:
+    cfg = ClassifyConfig(max_trials=8, min_trials=4, p_threshold=0.3, batch_size=5, seed=3)
+    whole = classify(model, images, cfg, progress=False)
+    parts = [classify(model, images[lo:hi], cfg, progress=False, first_index=lo)
+             for lo, hi in ((0, 2), (2, 5))]
+    joined = ClassificationResult.concat(parts)
+    np.testing.assert_array_equal(joined.n_trials, whole.n_trials)
+    np.testing.assert_array_equal(joined.remaining, whole.remaining)
+    np.testing.assert_array_equal(joined.prediction, whole.prediction)
+    np.testing.assert_array_equal(joined.trial_timesteps, whole.trial_timesteps)
+    # Other images share the UNet batches, so the errors agree up to float32 rounding.
+    np.testing.assert_allclose(joined.trial_errors, whole.trial_errors, rtol=1e-5, atol=1e-7)
+    # Without first_index the second chunk replays images 0.. streams: different draws.
+    wrong = classify(model, images[2:5], cfg, progress=False)
+    assert not np.allclose(wrong.trial_errors[:4], whole.image_errors(2)[:4], equal_nan=True)
+    seen: list[int] = []
+    classify(model, images[:3], cfg, progress=False, image_callback=seen.append)
+    assert sorted(seen) == [0, 1, 2]
+    with pytest.raises(ValueError, match="first_index"):
+        classify(model, images, cfg, progress=False, first_index=-1)
+
+
+def test_concat_inverts_subset() -> None:
+    r = _hand_result()
+    joined = ClassificationResult.concat([r.subset([0]), r.subset([1]), r.subset([0, 1])])
+    assert len(joined) == 4
+    for name in ("trial_errors", "trial_timesteps", "n_trials", "n_evals", "remaining", "labels"):
+        np.testing.assert_array_equal(getattr(joined, name),
+                                      getattr(r.subset([0, 1, 0, 1]), name))
+    np.testing.assert_allclose(joined.scores[:2], r.scores)
+    np.testing.assert_array_equal(ClassificationResult.concat([r]).trial_errors, r.trial_errors)
+    with pytest.raises(ValueError, match="at least one"):
+        ClassificationResult.concat([])
+    other = dataclasses.replace(r, config=r.config.replace(seed=9))
+    with pytest.raises(ValueError, match=r"results\[1\] differs .* config"):
+        ClassificationResult.concat([r, other])
+    with pytest.raises(ValueError, match="labels"):
+        ClassificationResult.concat([r, dataclasses.replace(r, labels=None)])
+
+
+def _classify_argv(model_dir, data, out, *extra: str) -> list[str]:
+    return ["classify", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+            "--max-trials", "6", "--min-trials", "3", "--p-threshold", "0.2", "--batch-size", "6",
+            "--seed", "4", "--chunk-size", "2", "--quiet", *extra]
+
+
+def test_cli_classify_resumes_after_sigkill(tmp_path, model: DiffusionModel,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Kill `cytoviz classify` after its first chunk; the rerun finishes with the same result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    from cytoviz.cli import build_parser, main
+    from cytoviz.diffusion._classify_cli import PARTIAL_DIR, _run_classify
+
+    model.save_pretrained(tmp_path / "model")
+    imgs = np.random.default_rng(7).integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8)
+    data = tmp_path / "cells.npz"
+    CellDataset(imgs, np.arange(8) % 3, NAMES).save(data)
+
+    # The reference: an uninterrupted run of the same command.
+    assert main(_classify_argv(tmp_path / "model", data, tmp_path / "ref")) == 0
+    ref = ClassificationResult.load(tmp_path / "ref" / "result.npz")
+    assert not (tmp_path / "ref" / PARTIAL_DIR).exists()
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cytoviz.cli", *_classify_argv(tmp_path / "model", data, out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = out / PARTIAL_DIR / "chunk-00000.npz"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists(), proc.stdout.read().decode() if proc.stdout else ""
+    assert proc.returncode == -signal.SIGKILL
+    chunks = sorted((out / PARTIAL_DIR).glob("chunk-*.npz"))
+    assert 1 <= len(chunks) < 4 and not (out / "result.npz").exists()
+
+    # Other settings or other input are refused, naming what differs; nothing is touched.
+    argv = _classify_argv(tmp_path / "model", data, out)
+    argv[argv.index("--max-trials") + 1] = "9"
+    with pytest.raises(ValueError, match=r"max_trials 6 then, 9 now.*Delete .*result\.partial"):
+        _run_classify(build_parser().parse_args(argv))
+    with pytest.raises(ValueError, match="the input images differ"):
+        _run_classify(build_parser().parse_args(
+            _classify_argv(tmp_path / "model", data, out, "--limit", "7")))
+    assert sorted((out / PARTIAL_DIR).glob("chunk-*.npz")) == chunks
+
+    # The same command again (in this process, also on one thread) resumes and finishes.
+    assert main(_classify_argv(tmp_path / "model", data, out)) == 0
+    assert f"{len(chunks)} of 4 chunks done" in capsys.readouterr().out
+    assert not (out / PARTIAL_DIR).exists()
+    r = ClassificationResult.load(out / "result.npz")
+    # Same chunks, same batches, same thread count: bit-identical, not just close.
+    for name in ("trial_errors", "trial_timesteps", "trial_weights", "n_trials", "n_evals",
+                 "remaining", "labels", "error_maps"):
+        np.testing.assert_array_equal(getattr(r, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_array_equal(r.prediction, ref.prediction)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "ref" / "predictions.csv"))

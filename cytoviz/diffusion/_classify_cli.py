@@ -5,6 +5,16 @@ image: true and predicted class, confidence, certainty, trials, per-class scores
 ``result.npz`` (the full :class:`~cytoviz.diffusion.ClassificationResult`, reloadable with
 ``ClassificationResult.load``).
 
+The images are classified in chunks (``--chunk-size``, 256 by default). Each finished chunk's
+result is written atomically to ``OUT/result.partial/chunk-NNNNN.npz`` next to a
+``manifest.json`` that records the config, the model and fingerprints of the model files and the
+input images. A run that was killed resumes when started again with the same arguments: finished
+chunks are skipped, and since every image draws from its own random stream (``first_index``)
+and the chunks are the same, the final result equals that of an uninterrupted run. At the end the
+chunks are joined (:meth:`~cytoviz.diffusion.ClassificationResult.concat`), ``result.npz`` and
+``predictions.csv`` are written atomically, and the partial folder is removed. A restart with
+other settings, another model or other input images is refused, naming what differs.
+
 ``refit-weighting`` refits the polynomial timestep weighting (METHOD.md section 1) on a saved
 result of a validation set and writes its coefficients as JSON; pass that file back to
 ``classify --weighting-file``. Classify the validation set with ``--no-pruning`` first so that
@@ -26,6 +36,7 @@ _EPILOG = """\
 examples:
   cytoviz classify --model data/default_model --data synthetic --split test --out runs/cls
   cytoviz classify --model runs/demo/model --data cells.npz --out runs/cls --max-trials 200
+  # killed part-way? the same command again resumes from runs/cls/result.partial/
   # refit the weighting on a validation set, then use it:
   cytoviz classify --model M --data synthetic --split val --no-pruning --max-trials 200 --out runs/val
   cytoviz refit-weighting --result runs/val/result.npz --out runs/val/weighting.json
@@ -71,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--no-error-maps", action="store_true",
                    help="do not keep the per-class error maps (smaller result.npz, no heatmaps)")
     c.add_argument("--batch-size", type=int, default=64, help="(image, class) pairs per UNet pass")
+    p.add_argument("--chunk-size", type=int, default=256,
+                   help="images per resumable chunk (default 256): finished chunks are kept in "
+                   "OUT/result.partial/ and skipped when a killed run is started again")
     c.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     c.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -123,12 +137,84 @@ def _load_data(spec: str, split: str) -> CellDataset:
     raise FileNotFoundError(f"{spec}: not a CellDataset .npz, a folder, or 'synthetic'")
 
 
-def _run_classify(args: argparse.Namespace) -> int:
+#: Name of the folder of finished chunks inside --out, and the version of its manifest.
+PARTIAL_DIR = "result.partial"
+_PARTIAL_KIND = "cytoviz classify partial run"
+_PARTIAL_VERSION = 1
+
+
+def _sha256_files(folder: Path) -> str:
+    """SHA-256 over the relative names and contents of every file below ``folder``."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _sha256_data(data: CellDataset) -> str:
+    """SHA-256 of the images (shape and bytes), the labels and the class names."""
+    import hashlib
+
     import numpy as np
 
-    from cytoviz._io import atomic_path, load_json
-    from cytoviz.diffusion import ClassifyConfig, DiffusionModel, classify
+    h = hashlib.sha256()
+    images = np.ascontiguousarray(data.images)
+    h.update(f"{images.dtype} {images.shape}\0".encode())
+    h.update(memoryview(images).cast("B"))
+    h.update(np.ascontiguousarray(data.labels, dtype=np.int64).tobytes())
+    h.update("\0".join(data.class_names).encode())
+    return h.hexdigest()
 
+
+def _partial_mismatch(old: dict, new: dict) -> list[str]:
+    """What differs between a partial run's manifest and this run's (empty: may resume)."""
+    from cytoviz.diffusion import ClassifyConfig
+
+    if old.get("kind") != _PARTIAL_KIND or old.get("format_version") != _PARTIAL_VERSION:
+        return [f"the manifest is not a version-{_PARTIAL_VERSION} cytoviz partial run"]
+    diffs = []
+    if old.get("model_sha256") != new["model_sha256"]:
+        diffs.append(f"the model files differ (partial run: {old.get('model')}, this run: "
+                     f"{new['model']})")
+    if old.get("input_sha256") != new["input_sha256"] or old.get("n_images") != new["n_images"]:
+        diffs.append(f"the input images differ (partial run: {old.get('n_images')} images from "
+                     f"{old.get('data')}, this run: {new['n_images']} images from {new['data']})")
+    if old.get("chunk_size") != new["chunk_size"]:
+        diffs.append(f"--chunk-size {old.get('chunk_size')} then, {new['chunk_size']} now")
+    try:
+        old_cfg = ClassifyConfig.from_dict(old.get("config", {}))
+    except (TypeError, ValueError) as exc:
+        return [*diffs, f"the partial run's config cannot be read ({exc})"]
+    new_cfg = ClassifyConfig.from_dict(new["config"])
+    for name, value in new_cfg.to_dict().items():
+        if getattr(old_cfg, name) != value:
+            diffs.append(f"{name} {getattr(old_cfg, name)!r} then, {value!r} now")
+    return diffs
+
+
+def _remove_temporaries(folder: Path, stems: tuple[str, ...]) -> None:
+    """Delete temporary files that a killed atomic write left behind (``.STEM.tmp-*``)."""
+    for stem in stems:
+        for tmp in folder.glob(f".{stem}.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    import shutil
+
+    import numpy as np
+
+    from cytoviz._io import atomic_path, load_json, save_json
+    from cytoviz.diffusion import ClassificationResult, ClassifyConfig, DiffusionModel, classify
+
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be positive, got {args.chunk_size}")
     model = DiffusionModel.from_pretrained(args.model, device=args.device)
     data = _load_data(args.data, args.split)
     if tuple(data.class_names) != model.class_names:
@@ -157,13 +243,72 @@ def _run_classify(args: argparse.Namespace) -> int:
         stochastic_encode=not args.deterministic_encode, keep_error_maps=not args.no_error_maps,
         batch_size=args.batch_size, seed=args.seed, device=args.device, **extra,  # type: ignore[arg-type]
     )
-    result = classify(model, data, config, progress=not args.quiet)
+
+    # -- resumable chunks ------------------------------------------------------------------
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    partial = out / PARTIAL_DIR
+    n_img = len(data)
+    n_chunks = max(1, -(-n_img // args.chunk_size))
+    manifest = {
+        "kind": _PARTIAL_KIND, "format_version": _PARTIAL_VERSION,
+        "model": str(Path(args.model).resolve()), "model_sha256": _sha256_files(Path(args.model)),
+        "data": {"data": args.data, "split": args.split, "limit": args.limit},
+        "n_images": n_img, "input_sha256": _sha256_data(data),
+        "chunk_size": args.chunk_size, "n_chunks": n_chunks, "config": config.to_dict(),
+    }
+    chunk_paths = [partial / f"chunk-{i:05d}.npz" for i in range(n_chunks)]
+    if (partial / "manifest.json").is_file():
+        diffs = _partial_mismatch(load_json(partial / "manifest.json"), manifest)
+        if diffs:
+            raise ValueError(
+                f"{partial} holds an unfinished run with other settings: " + "; ".join(diffs)
+                + f". Delete {partial} to start over, or pass another --out."
+            )
+    elif partial.is_dir() and any(partial.glob("chunk-*.npz")):
+        raise ValueError(f"{partial} holds chunks but no manifest.json; delete {partial} to "
+                         "start over, or pass another --out")
+    else:
+        save_json(manifest, partial / "manifest.json")
+    _remove_temporaries(partial, tuple(p.stem for p in chunk_paths))
+    _remove_temporaries(out, ("result", "predictions"))
+    done = sum(p.is_file() for p in chunk_paths)
+    if done:
+        print(f"cytoviz classify: resuming {partial}: {done} of {n_chunks} chunks done")
+
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        n_done = sum(min(args.chunk_size, n_img - i * args.chunk_size)
+                     for i, p in enumerate(chunk_paths) if p.is_file())
+        bar = tqdm(total=n_img, initial=n_done, desc="classify", unit="img")
+    results = []
+    for i, path in enumerate(chunk_paths):
+        lo, hi = i * args.chunk_size, min((i + 1) * args.chunk_size, n_img)
+        if path.is_file():
+            try:
+                r = ClassificationResult.load(path)
+            except ValueError as exc:
+                raise ValueError(f"{exc}; delete {path} to classify its images again") from exc
+            if len(r) != hi - lo or r.config != config:
+                raise ValueError(f"{path} does not hold images {lo}..{hi - 1} of this run; "
+                                 f"delete {partial} to start over")
+        else:
+            r = classify(model, data.subset(np.arange(lo, hi)), config, progress=False,
+                         first_index=lo,
+                         image_callback=None if bar is None else lambda _: bar.update(1))
+            r.save(path)
+        results.append(r)
+    if bar is not None:
+        bar.close()
+    result = ClassificationResult.concat(results)
+
     frame = result.to_frame()
     with atomic_path(out / "predictions.csv") as tmp:
         frame.to_csv(tmp, index=False)
     result.save(out / "result.npz")
+    shutil.rmtree(partial)
     summary = f"{len(result)} images, {result.n_evals.mean():.1f} UNet evaluations per image"
     if result.labels is not None:
         summary += (f", accuracy {result.accuracy:.4f}, balanced accuracy "

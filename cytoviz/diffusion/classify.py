@@ -14,14 +14,16 @@ finish at different times (pruning ends easy images early), and a finished image
 next image of the queue, so memory stays bounded by the batch, not by the data set. Every image
 draws its randomness from its own generator seeded by ``(seed, image index)``, so the result does
 not depend on the batch size or on which images share a batch (up to floating-point rounding of
-batched convolutions).
+batched convolutions), nor on classifying the data set in pieces (``first_index``). Finished
+images' trials go to one growing buffer, not one small array per image, so a long run's resident
+memory stays flat.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -254,13 +256,49 @@ class _Slot:
     map_count: np.ndarray | None = None  # (K,)
 
 
+class _TrialStore:
+    """Finished images' per-trial errors, appended in finishing order to one growing buffer.
+
+    One ``(rows, K)`` float32 array that doubles when full, instead of one small array per
+    image: a long run then holds no per-image Python objects, and no small long-lived
+    allocations pin the heap between the engine's large temporary tensors.
+    """
+
+    def __init__(self, n_img: int, k: int, rows: int) -> None:
+        self.buf = np.empty((max(rows, 1), k), dtype=np.float32)
+        self.start = np.zeros(n_img, dtype=np.int64)
+        self.used = 0
+
+    def add(self, i: int, errors: np.ndarray) -> None:
+        end = self.used + errors.shape[0]
+        if end > self.buf.shape[0]:
+            grown = np.empty((max(end, 2 * self.buf.shape[0]), self.buf.shape[1]), np.float32)
+            grown[: self.used] = self.buf[: self.used]
+            self.buf = grown
+        self.buf[self.used: end] = errors
+        self.start[i] = self.used
+        self.used = end
+
+    def in_image_order(self, n_trials: np.ndarray) -> np.ndarray:
+        """``(sum(n_trials), K)`` rows, image 0's trials first."""
+        col = _trial_column(n_trials)
+        return self.buf[np.repeat(self.start, n_trials) + col]
+
+
+def _trial_column(n_trials: np.ndarray) -> np.ndarray:
+    """For the flat trial rows of images with ``n_trials`` trials each: the trial number."""
+    offsets = np.cumsum(n_trials) - n_trials
+    return np.arange(int(n_trials.sum()), dtype=np.int64) - np.repeat(offsets, n_trials)
+
+
 # ------------------------------------------------------------------------------------------------
 # the engine
 
 
 def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
              config: ClassifyConfig | None = None, *, labels: np.ndarray | None = None,
-             progress: bool = True) -> ClassificationResult:
+             progress: bool = True, first_index: int = 0,
+             image_callback: Callable[[int], None] | None = None) -> ClassificationResult:
     """Classify images with the diffusion classifier (one pass; METHOD.md sections 1 and 3).
 
     Parameters
@@ -276,6 +314,14 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
         Optional true labels ``(N,)`` (overrides the data set's), for accuracy views.
     progress
         Show a tqdm progress bar over images.
+    first_index
+        Position of ``images[0]`` in the whole data set: image ``i`` draws its noise, encode
+        and augmentation from the stream of image ``first_index + i``. Classifying a data set
+        in pieces, each with its ``first_index``, so draws the same randomness as one call
+        (the ``cytoviz classify`` command's resumable chunks do this).
+    image_callback
+        Called with the index (into ``images``) of each image as it finishes, in finishing
+        order (progress reporting, memory probes).
 
     Returns
     -------
@@ -294,6 +340,8 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
     from cytoviz.diffusion.weighting import weight_errors
 
     config = config or ClassifyConfig()
+    if isinstance(first_index, bool) or not isinstance(first_index, int | np.integer) or first_index < 0:
+        raise ValueError(f"first_index must be a non-negative integer, got {first_index!r}")
     arr, labels = _as_images(images, labels, model.class_names)
     size = model.config.image_size
     if arr.shape[1:3] != (size, size):
@@ -347,7 +395,7 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
     n_trials = np.zeros(n_img, dtype=np.int64)
     n_evals = np.zeros(n_img, dtype=np.int64)
     remaining_out = np.zeros((n_img, k), dtype=bool)
-    trial_chunks: list[np.ndarray | None] = [None] * n_img
+    store = _TrialStore(n_img, k, n_img * min(config.min_trials, config.max_trials))
     error_maps = (
         np.zeros((n_img, k, ch, lat, lat), dtype=np.float32) if config.keep_error_maps else None
     )
@@ -364,7 +412,7 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
         load = sum(int(s.remaining.sum()) for s in active)
         while queue and (not active or load + k <= config.batch_size):
             i = queue.popleft()
-            gen = torch.Generator().manual_seed(_image_seed(config.seed, i))
+            gen = torch.Generator().manual_seed(_image_seed(config.seed, first_index + i))
             slot = _Slot(
                 index=i, gen=gen, remaining=np.ones(k, dtype=bool),
                 errors=np.full((config.max_trials, k), np.nan, dtype=np.float32),
@@ -380,12 +428,14 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
         n_trials[i] = slot.n
         n_evals[i] = slot.n_evals
         remaining_out[i] = slot.remaining
-        trial_chunks[i] = slot.errors[: slot.n].copy()
+        store.add(i, slot.errors[: slot.n])
         if error_maps is not None and slot.map_sum is not None and slot.map_count is not None:
             cnt = torch.from_numpy(np.maximum(slot.map_count, 1)).to(device).float()
             error_maps[i] = (slot.map_sum / cnt.view(-1, 1, 1, 1)).cpu().numpy()
         if bar is not None:
             bar.update(1)
+        if image_callback is not None:
+            image_callback(i)
 
     with torch.inference_mode():
         while queue or active:
@@ -476,17 +526,15 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
     if bar is not None:
         bar.close()
 
-    trial_errors = (np.concatenate([c for c in trial_chunks if c is not None])
-                    if n_img else np.zeros((0, k), np.float32))
-    per_image_t = [t_order[: n_trials[i]] for i in range(n_img)]
-    trial_t = np.concatenate(per_image_t) if n_img else np.zeros(0, np.int64)
-    trial_w = np.concatenate([w_order[: n_trials[i]] for i in range(n_img)]) if n_img else np.zeros(0)
+    # Every image ran the first n_trials entries of the shared timestep order.
+    trial_errors = store.in_image_order(n_trials)
+    col = _trial_column(n_trials)
     return ClassificationResult(
         class_names=model.class_names,
         config=config,
-        trial_errors=trial_errors.astype(np.float32),
-        trial_timesteps=trial_t.astype(np.int32),
-        trial_weights=trial_w.astype(np.float32),
+        trial_errors=trial_errors,
+        trial_timesteps=t_order[col].astype(np.int32),
+        trial_weights=w_order[col].astype(np.float32),
         n_trials=n_trials,
         n_evals=n_evals,
         remaining=remaining_out,

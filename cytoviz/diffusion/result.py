@@ -341,6 +341,73 @@ class ClassificationResult:
             error_maps=None if self.error_maps is None else self.error_maps[idx],
         )
 
+    @classmethod
+    def concat(cls, results: Sequence[ClassificationResult]) -> ClassificationResult:
+        """One result with the images of ``results``, in order (the inverse of :meth:`subset`).
+
+        Parameters
+        ----------
+        results
+            Results of the same classes, config, mask radius and noise schedule (for example
+            the chunks of one data set classified with ``first_index`` set per chunk); either
+            all or none with labels, and all or none with error maps of one shape.
+
+        Returns
+        -------
+        ClassificationResult
+            Views such as :attr:`confidence` are recomputed over all the images.
+
+        Raises
+        ------
+        ValueError
+            For an empty sequence, or results whose classes, config, radius, schedule, labels
+            or error maps do not match (naming the first result that differs).
+        """
+        results = list(results)
+        if not results:
+            raise ValueError("concat needs at least one ClassificationResult")
+        first = results[0]
+        for j, r in enumerate(results[1:], start=1):
+            if not isinstance(r, ClassificationResult):
+                raise TypeError(f"results[{j}] is a {type(r).__name__}, not a ClassificationResult")
+            checks = (
+                ("class names", r.class_names, first.class_names),
+                ("config", r.config, first.config),
+                ("mask radius", r.mask_radius, first.mask_radius),
+                ("num_train_timesteps", r.num_train_timesteps, first.num_train_timesteps),
+                ("presence of labels", r.labels is None, first.labels is None),
+                ("presence of error maps", r.error_maps is None, first.error_maps is None),
+            )
+            for what, mine, theirs in checks:
+                if mine != theirs:
+                    raise ValueError(
+                        f"results[{j}] differs from results[0] in its {what} ({mine!r} vs "
+                        f"{theirs!r}); only results of one classification run can be joined"
+                    )
+            if r.error_maps is not None and r.error_maps.shape[2:] != first.error_maps.shape[2:]:  # type: ignore[union-attr]
+                raise ValueError(
+                    f"results[{j}] has error maps of shape {r.error_maps.shape[2:]}, results[0] "
+                    f"{first.error_maps.shape[2:]}"  # type: ignore[union-attr]
+                )
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(r, name) for r in results])
+
+        return cls(
+            class_names=first.class_names,
+            config=first.config,
+            trial_errors=cat("trial_errors"),
+            trial_timesteps=cat("trial_timesteps"),
+            trial_weights=cat("trial_weights"),
+            n_trials=cat("n_trials"),
+            n_evals=cat("n_evals"),
+            remaining=cat("remaining"),
+            labels=None if first.labels is None else cat("labels"),
+            error_maps=None if first.error_maps is None else cat("error_maps"),
+            mask_radius=first.mask_radius,
+            num_train_timesteps=first.num_train_timesteps,
+        )
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write to one ``.npz`` (no pickles, atomically) with a ``format_version`` field."""
