@@ -63,7 +63,14 @@ def speed() -> None:
                      f"{t.get('efficiency', float('nan')):.2f} with TTA + stochastic encode; "
                      f"{n.get('efficiency', float('nan')):.2f} without", ">= 0.85", "classify_engine.json"))
         rss = [r for r in d.get("rss", []) if r.get("keep_error_maps") is False]
-        if rss:
+        m = _load("classify_memory")
+        if m is not None:
+            rows.append(("peak RSS growth while classifying (shipped model, one `classify` call)",
+                         f"+{m['growth_bytes_per_image']:.0f} bytes/image from {m['growth_window'][0]:,} "
+                         f"to {m['growth_window'][1]:,} images (the result's own arrays: "
+                         f"{m['result_bytes_per_image']:.0f} bytes/image)",
+                         "the result's storage", "classify_memory.json"))
+        elif rss:
             growth = ", ".join(f"{r['n_images']} images: +{r['growth_mb']:.0f} MB" for r in rss)
             rows.append(("peak RSS growth while classifying (streaming)", growth, "flat", "classify_engine.json"))
     p = _load("psychometric_vs_psignifit")
@@ -95,6 +102,27 @@ def speed() -> None:
         for r in rows:
             print("| " + " | ".join(r) + " |")
         print()
+
+
+def memory() -> None:
+    d = _load("classify_memory")
+    if d is None:
+        return
+    cfg = d["config"]
+    print(f"Source: `benchmarks/results/classify_memory.json` ({d['images']} images of 64 px in one "
+          f"`classify` call, shipped model, {cfg['max_trials']} trials, error maps off, "
+          f"{d['threads']} thread(s), load average {d['load_average_1min']['before']:.1f} / "
+          f"{d['load_average_1min']['after']:.1f} before / after)\n")
+    print("| images done | resident (MiB) | peak resident since warm-up (MiB) | seconds |")
+    print("|---|---|---|---|")
+    print(f"| 0 (after warm-up) | {d['rss_before_mb']:.1f} | {d['peak_rss_before_mb']:.1f} | 0 |")
+    for c in d["checkpoints"]:
+        print(f"| {c['images']:,} | {c['rss_mb']:.1f} | {c['peak_rss_mb']:.1f} | {c['seconds']:.0f} |")
+    print(f"| result built | {d['rss_after_mb']:.1f} | {d['peak_rss_after_mb']:.1f} | {d['seconds']:.0f} |")
+    print(f"\nGrowth of the peak from {d['growth_window'][0]:,} to {d['growth_window'][1]:,} images: "
+          f"{d['growth_bytes_per_image']:.0f} bytes per image; the result's own arrays take "
+          f"{d['result_bytes_per_image']:.0f} bytes per image ({d['result_bytes'] / 2**20:.2f} MiB). "
+          f"The images themselves ({d['images_mb']:.0f} MiB) were allocated before the warm-up.\n")
 
 
 def pruning() -> None:
@@ -150,6 +178,6 @@ def table1() -> None:
 
 
 if __name__ == "__main__":
-    for section in (difficulty, table1, psychometric, speed, pruning, heatmaps):
+    for section in (difficulty, table1, psychometric, speed, memory, pruning, heatmaps):
         print(f"<!-- {section.__name__} -->")
         section()
