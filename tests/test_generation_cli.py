@@ -92,6 +92,7 @@ def test_augmentation_cli_with_pool_reuse(shipped, tmp_path) -> None:
     table = pd.read_csv(out / "augmentation.csv")
     assert list(table["k"]) == [0, 2]
     assert list(table["n_synthetic"]) == [0, 20] and (table["n_real"] == 20).all()
+    assert list(table["epochs"]) == [1, 1] and not table["equal_steps"].any()
     assert (table["n_real_per_class"] == 2).all() and (table["budget"] == "fast+custom").all()
     for col in ("accuracy", "macro_f1", "auc_ovr"):
         assert table[col].between(0, 1).all()
@@ -102,8 +103,9 @@ def test_augmentation_cli_with_pool_reuse(shipped, tmp_path) -> None:
     out2 = tmp_path / "aug2"
     assert main(["evaluate", "augmentation", "--model", str(tmp_path / "nowhere"), "--generated",
                  str(pool), "--ks", "0", "1", "--real-per-class", "2", "--epochs", "1",
-                 "--out", str(out2), *GEN]) == 0
+                 "--equal-steps", "--out", str(out2), *GEN]) == 0
     again = pd.read_csv(out2 / "augmentation.csv")
+    assert list(again["epochs"]) == [2, 1] and again["equal_steps"].all()  # 20 vs 30 images
     assert list(again["n_synthetic"]) == [0, 10] and again["pool"].iloc[0] == str(pool)
     assert (again["steps"] == 2).all()  # the sampler settings of the pool, from its meta
     assert not (out2 / "generated").exists()
@@ -111,6 +113,23 @@ def test_augmentation_cli_with_pool_reuse(shipped, tmp_path) -> None:
     with pytest.raises(ValueError, match="fewer than max"):
         G.synthetic_augmentation(generated=pool, ks=(0, 5), n_real=2, budget="fast",
                                  progress=False)
+
+
+def test_augmentation_equal_steps_scales_epochs() -> None:
+    from cytoviz.data import SynthConfig, synthesize
+    from cytoviz.evaluation.augmentation import augmentation_curve
+    from cytoviz.evaluation.baseline import BaselineConfig
+
+    cfg = SynthConfig(image_size=16, classes=("basophil", "blast", "lymphocyte"), seed=0)
+    small, test = synthesize(2, config=cfg), synthesize(2, config=cfg, seed=1)
+    pool = synthesize(6, config=cfg, seed=2)
+    base = BaselineConfig(channels=(8, 16), norm_groups=4, epochs=2, batch_size=16)
+    kw = dict(generated=pool, baseline_config=base, progress=False)
+    table = augmentation_curve(None, small, test, ks=(0, 2, 6), equal_steps=True, **kw)
+    # 6, 12 and 24 training images: epochs * images stays 2 * 24
+    assert list(table["epochs"]) == [8, 4, 2]
+    plain = augmentation_curve(None, small, test, ks=(0, 2, 6), **kw)
+    assert list(plain["epochs"]) == [2, 2, 2]
 
 
 def test_prototypes_cli_and_resume(shipped, tmp_path, monkeypatch) -> None:

@@ -94,6 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="augmentation: generated images added per class (0 10 25 50)")
     g.add_argument("--real-per-class", type=int, default=20, metavar="N",
                    help="augmentation: real training images per class (20)")
+    g.add_argument("--equal-steps", action="store_true",
+                   help="augmentation: train every k for the optimiser steps of the largest "
+                   "training set (epochs scaled down as k grows); default: the same epochs")
     g.add_argument("--generated", metavar="NPZ",
                    help="augmentation: a pool of generated images (a CellDataset .npz, e.g. "
                    "OUT/generated/*.npz of class-agreement) instead of generating one")
@@ -237,7 +240,7 @@ def _run_generation(args: argparse.Namespace, budget: Any, out: Path, formats: l
         table = G.synthetic_augmentation(
             args.data, args.pretrained, ks=args.ks, n_real=args.real_per_class,
             generated=args.generated, generate_config=gen_cfg, budget=budget,
-            repeats=args.seeds or 1, out=out, progress=progress)
+            repeats=args.seeds or 1, equal_steps=args.equal_steps, out=out, progress=progress)
         written.append(P.write_csv(table, out / "augmentation.csv"))
         written += _save_figures(pl.augmentation_curve(table), out / "augmentation_curve", formats)
         print(table.groupby("k")[["accuracy", "macro_f1", "auc_ovr"]].mean().to_string())

@@ -69,6 +69,7 @@ def augmentation_curve(
     baseline_config: BaselineConfig | None = None,
     repeats: int = 1,
     seed: int = 0,
+    equal_steps: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Baseline test scores against the number ``k`` of generated images added per class.
@@ -96,6 +97,13 @@ def augmentation_curve(
         Independent repeats (baseline seed and synthetic subset) per ``k``.
     seed
         Seed of the synthetic-subset shuffles (and of generation when generating).
+    equal_steps
+        Train every classifier for about the same number of optimiser steps: the one for ``k``
+        gets ``round(epochs * N_max / N_k)`` epochs, where ``N_k`` is its training-set size and
+        ``N_max`` that of the largest ``k``. With ``False`` (the default) every classifier
+        trains ``baseline_config.epochs`` epochs, so a larger training set also means more
+        steps, and a gain with ``k`` mixes the effect of the images with that of longer
+        training.
     progress
         Print one line per trained classifier (and the generation progress bar).
 
@@ -103,7 +111,7 @@ def augmentation_curve(
     -------
     pandas.DataFrame
         Tidy: one row per ``k`` and repeat: ``k``, ``repeat``, ``n_real``, ``n_synthetic``,
-        ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``auc_ovr``.
+        ``epochs``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``auc_ovr``.
     """
     import pandas as pd
 
@@ -139,6 +147,8 @@ def augmentation_curve(
             raise ValueError(f"the generated pool has fewer than max(ks) = {k_max} images for "
                              f"{short}; generate more or lower ks")
     base = baseline_config or BaselineConfig()
+    n_classes = int(sum(1 for c in range(len(classes)) if (train_small.labels == c).any()))
+    n_max = len(train_small) + (k_max * n_classes if pool is not None else 0)
     rows = []
     for r in range(repeats):
         rng = np.random.default_rng([seed, r])
@@ -153,12 +163,15 @@ def augmentation_curve(
             else:
                 syn = train_small.subset(np.zeros(0, dtype=np.int64))
             data = _concat(train_small, syn)
-            clf = train_baseline(data, None, base.replace(seed=base.seed + r), progress=False)
+            epochs = (max(1, round(base.epochs * n_max / len(data))) if equal_steps
+                      else base.epochs)
+            clf = train_baseline(data, None, base.replace(seed=base.seed + r, epochs=epochs),
+                                 progress=False)
             scores = classification_scores(clf, test)
             rows.append({"k": k, "repeat": r, "n_real": len(train_small), "n_synthetic": len(syn),
-                         **scores})
+                         "epochs": epochs, **scores})
             if progress:
-                print(f"k={k} repeat={r}: accuracy {scores['accuracy']:.3f}, "
+                print(f"k={k} repeat={r} ({epochs} epochs): accuracy {scores['accuracy']:.3f}, "
                       f"macro-F1 {scores['macro_f1']:.3f}, AUC {scores['auc_ovr']:.3f}")
     return pd.DataFrame(rows)
 

@@ -271,6 +271,7 @@ def synthetic_augmentation(
     budget: P.EvalBudget | str | None = None,
     repeats: int = 1,
     seed: int = 0,
+    equal_steps: bool = False,
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -298,8 +299,8 @@ def synthetic_augmentation(
     budget
         Sets the baseline recipe (``budget.baseline``), the test images per class and the
         synthetic scale (default ``"cpu"``).
-    repeats, seed
-        Repeats per ``k`` and their seed (see
+    repeats, seed, equal_steps
+        Repeats per ``k`` and their seed; the same optimiser steps for every ``k`` (see
         :func:`~cytoviz.evaluation.augmentation.augmentation_curve`).
     out
         Output folder for resume.
@@ -311,7 +312,7 @@ def synthetic_augmentation(
     pandas.DataFrame
         The rows of :func:`~cytoviz.evaluation.augmentation.augmentation_curve` (``k``,
         ``repeat``, ``n_real``, ``n_synthetic``, ``accuracy``, ``balanced_accuracy``,
-        ``macro_f1``, ``auc_ovr``) plus ``n_real_per_class``, ``n_test``, ``pool`` (where the
+        ``epochs``, ``macro_f1``, ``auc_ovr``) plus ``equal_steps``, ``n_real_per_class``, ``n_test``, ``pool`` (where the
         generated images came from), the sampler settings and ``budget``.
     """
     from cytoviz.diffusion.generate import generate
@@ -344,12 +345,14 @@ def synthetic_augmentation(
             pool_name = str(path)
         else:
             pool_name = pool_tag = "none"
-        unit = f"curve-real{n_real}-k{'_'.join(map(str, ks))}-r{repeats}-seed{seed}-{pool_tag}"
+        unit = (f"curve-real{n_real}-k{'_'.join(map(str, ks))}-r{repeats}-seed{seed}"
+                + ("-equalsteps" if equal_steps else "") + f"-{pool_tag}")
         table = store.load(unit)
         if table is None:
             table = augmentation_curve(None, train_small, test, ks, generated=generated,
                                        baseline_config=budget.baseline, repeats=repeats,
-                                       seed=seed, progress=progress)
+                                       seed=seed, equal_steps=equal_steps, progress=progress)
+            table["equal_steps"] = bool(equal_steps)
             table["n_real_per_class"] = int(n_real)
             table["n_test"] = len(test)
             table["pool"] = pool_name

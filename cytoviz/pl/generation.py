@@ -185,8 +185,9 @@ def prototype_comparison(table: pd.DataFrame, *, title: str | None = "Prototype 
             fig.add_trace(go.Bar(x=g["intended"].astype(str), y=g[column], name=str(name),
                                  legendgroup=str(name), showlegend=col == 1,
                                  marker_color=colour), row=1, col=col)
-    fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=900, height=340,
-                      legend=dict(orientation="h", y=-0.35))
+    fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=900, height=380,
+                      margin=dict(t=90), legend=dict(orientation="h", y=-0.45))
+    fig.update_annotations(font_size=13)
     fig.update_yaxes(title="agreement", range=[0, 1.05], row=1, col=1)
     fig.update_yaxes(title="Frechet distance (lower = closer)", row=1, col=2)
     return fig
