@@ -301,13 +301,14 @@ _EVAL_COMMAND = "bash scripts/run_evaluations.sh"
 
 
 def _from_results(name: str, command: str) -> Any:
-    import pandas as pd
+
+    from cytoviz.evaluation import stored_results
 
     path = RESULTS_DIR / f"{name}.csv"
     if not path.is_file():
         print(f"figures: skipping {name}: {path} is missing; produce it with `{command}`")
         return None
-    return pd.read_csv(path)
+    return stored_results(name, folder=RESULTS_DIR)
 
 
 def _fig3(ctx: _Context) -> list[Path]:

@@ -441,3 +441,13 @@ def test_domain_shift_table_notes_pretrained():
     wide = domain_shift_table(t)
     assert wide.loc["CytoDiffusion", "note"] == "seed 0: pretrained: data/default_model"
     assert wide.loc["CNN baseline", "note"] == ""
+
+
+def test_stored_results_reads_tables_and_names_the_missing_one(tmp_path):
+    frame = pd.DataFrame({"model": ["baseline"] * 3, "colour_transfer": ["True", "False", "1"],
+                          "stage": ["after"] * 3})
+    frame.to_csv(tmp_path / "few_shot.csv", index=False)
+    got = P.stored_results("few_shot", folder=tmp_path)
+    assert got["colour_transfer"].tolist() == [True, False, True]
+    with pytest.raises(FileNotFoundError, match=r"domain_shift\.csv.*few_shot.*run_evaluations"):
+        P.stored_results("domain_shift", folder=tmp_path)

@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "eval_data": "protocols",
     "few_shot": "protocols",
     "low_data": "protocols",
+    "stored_results": "protocols",
     "augmentation_curve": "augmentation",
     "classification_scores": "augmentation",
     "PrototypeConfig": "prototypes",

@@ -66,6 +66,7 @@ __all__ = [
     "eval_data",
     "few_shot",
     "low_data",
+    "stored_results",
     "summarise",
 ]
 
@@ -1288,6 +1289,52 @@ def few_shot(
     table = pd.concat(frames, ignore_index=True)
     table["colour_transfer"] = table["colour_transfer"].astype(bool)
     return _finish(table, budget)
+
+
+#: Folder of the measured protocol tables shipped with the repository.
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "data" / "results"
+
+
+def stored_results(name: str, *, folder: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """A measured protocol table shipped in ``data/results/`` (no training, no classification).
+
+    The tables come from ``bash scripts/run_evaluations.sh`` (the reduced CPU budget; each
+    table's ``budget`` column and ``NAME_budget.json`` record the settings) and from the
+    generation protocols (``cytoviz evaluate class-agreement | augmentation | prototypes``).
+
+    Parameters
+    ----------
+    name
+        ``"anomaly"``, ``"domain_shift"``, ``"low_data"``, ``"few_shot"``,
+        ``"generation_agreement"``, ``"augmentation"`` or ``"prototypes"`` (any CSV stem in
+        the folder).
+    folder
+        Another folder of tables (default ``data/results`` of the repository).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table as the protocol returned it (e.g. :func:`domain_shift`'s rows), ready for
+        :func:`domain_shift_table`, :func:`anomaly_auc` or the ``cytoviz.pl`` functions.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the table is missing, naming the file and the command that writes it.
+    """
+    root = Path(folder) if folder is not None else RESULTS_DIR
+    path = root / f"{name}.csv"
+    if not path.is_file():
+        have = sorted(p.stem for p in root.glob("*.csv")) if root.is_dir() else []
+        raise FileNotFoundError(
+            f"{path} is missing (tables there: {have or 'none'}); produce the evaluation tables "
+            "with `bash scripts/run_evaluations.sh`"
+        )
+    frame = pd.read_csv(path)
+    if "colour_transfer" in frame and frame["colour_transfer"].dtype != bool:
+        flags = {"true": True, "false": False, "1": True, "0": False}
+        frame["colour_transfer"] = [flags[str(v).strip().lower()] for v in frame["colour_transfer"]]
+    return frame
 
 
 #: Names of the protocols, for the command line.
