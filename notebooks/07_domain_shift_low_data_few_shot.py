@@ -30,10 +30,11 @@
 # Each protocol trains the diffusion model and the discriminative CNN baseline and returns a tidy
 # table; `cv.pl` draws it.
 #
-# **Runtime.** Fast mode: the `"fast"` budget (tiny 16 px models, a few steps; the numbers are
-# noise, about a minute in all). Full mode: the `"cpu"` budget, many hours on a CPU (each
-# protocol trains several models); run it from the command line (`cytoviz evaluate ...`) or with
-# `EvalBudget.paper()` on a GPU, and load the saved tables here.
+# **Runtime.** Fast mode runs the protocols with the `"fast"` budget (tiny 16 px models, a few
+# steps; the numbers are noise, about a minute in all). Full mode does not retrain: it loads the
+# measured tables shipped in `data/results/` (`cv.evaluation.stored_results`), written by
+# `bash scripts/run_evaluations.sh` at a reduced CPU budget (about two hours on 2 cores; each
+# table's `budget` column says which). `EvalBudget.paper()` is the full protocol for a GPU.
 
 # %%
 import os
@@ -45,7 +46,12 @@ FAST = cv.fast_mode()
 OUT = Path(os.environ.get("CYTOVIZ_OUTPUT_DIR", "outputs"))
 OUT.mkdir(parents=True, exist_ok=True)
 cv.pl.set_style()
-budget = cv.evaluation.EvalBudget.preset("fast" if FAST else "cpu")
+budget = cv.evaluation.EvalBudget.preset("fast")
+
+
+def protocol(name, run):
+    """Fast mode: run the protocol on the fast budget; full mode: the measured table."""
+    return run() if FAST else cv.evaluation.stored_results(name)
 
 # %% [markdown]
 # ## What the shifted domains look like
@@ -62,8 +68,8 @@ cv.pl.real_vs_synthetic(reference, cv.data.synthesize(2, config=cv.data.SynthCon
 # balanced accuracy, mean +/- sd over seeds. The drop from left to right is the cost of the shift.
 
 # %%
-shift = cv.evaluation.domain_shift("synthetic", budget=budget, seeds=1, out=OUT / "domain_shift",
-                                   progress=not FAST)
+shift = protocol("domain_shift", lambda: cv.evaluation.domain_shift(
+    "synthetic", budget=budget, seeds=1, out=OUT / "domain_shift", progress=False))
 cv.evaluation.domain_shift_table(shift)
 
 # %%
@@ -76,7 +82,8 @@ cv.pl.domain_shift_bars(shift)
 # which model copes better with very few images?
 
 # %%
-low = cv.evaluation.low_data("synthetic", budget=budget, out=OUT / "low_data", progress=not FAST)
+low = protocol("low_data", lambda: cv.evaluation.low_data(
+    "synthetic", budget=budget, out=OUT / "low_data", progress=False))
 cv.pl.low_data_curve(low)
 
 # %% [markdown]
@@ -87,7 +94,8 @@ cv.pl.low_data_curve(low)
 # help most on the strongly shifted domain.
 
 # %%
-few = cv.evaluation.few_shot("synthetic", budget=budget, out=OUT / "few_shot", progress=not FAST)
+few = protocol("few_shot", lambda: cv.evaluation.few_shot(
+    "synthetic", budget=budget, out=OUT / "few_shot", progress=False))
 cv.pl.few_shot_bars(few)
 
 # %%
