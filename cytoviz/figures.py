@@ -215,6 +215,7 @@ def _save_table(table, out: Path, name: str, *, note: str) -> list[Path]:
         table.to_csv(tmp, index=False)
     with atomic_path(tex) as tmp:
         body = table.to_latex(index=False, float_format="%.2f", escape=True)
+        body = body.replace("±", r"$\pm$")
         tmp.write_text(f"% {note}\n{body}")
     return [csv, tex]
 
@@ -338,7 +339,7 @@ def _table2(ctx: _Context) -> list[Path]:
         return []
     paths = _save(pl.domain_shift_bars(table), ctx.out, "table2_domain_shift", ctx.config,
                   width="single")
-    paths += _save_table(domain_shift_table(table), ctx.out, "table2_domain_shift",
+    paths += _save_table(domain_shift_table(table).reset_index(), ctx.out, "table2_domain_shift",
                          note="balanced accuracy, mean +/- sd over seeds (data/results/domain_shift.csv)")
     return paths
 
