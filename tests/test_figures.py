@@ -76,3 +76,13 @@ def test_shipped_tables_load():
     assert set(auc["held_out"]) == {"blast", "erythroblast"} and auc["auc"].between(0, 1).all()
     low = stored_results("low_data")
     assert sorted(low["n_per_class"].unique()) == [10, 20, 50, 150]
+
+
+def test_same_seed_same_figure_bytes(tmp_path):
+    """Determinism on the CPU: generating Figure 8 twice gives byte-identical PNGs."""
+    cfg = FiguresConfig.fast_preset().replace(formats=("png",))
+    a = make_figures(tmp_path / "a", only=["fig8"], config=cfg, progress=False)["fig8"]
+    b = make_figures(tmp_path / "b", only=["fig8"], config=cfg, progress=False)["fig8"]
+    assert [p.name for p in a] == [p.name for p in b] and a
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes(), f"{pa.name} differs between two runs"
