@@ -22,15 +22,23 @@ def _table(name: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
-def _budget(name: str) -> str:
+def _budget(name: str, *, diffusion: str | None = None, baseline: str | None = None) -> str:
+    """One line on the budget; ``diffusion``/``baseline`` name pretrained models used instead."""
     path = RES / f"{name}_budget.json"
     if not path.is_file():
         return "budget unknown"
     b = json.loads(path.read_text())
     t = b.get("train", {})
-    return (f"budget `{b.get('name')}`: {t.get('vae_steps')} VAE + {t.get('steps')} UNet steps per "
-            f"trained diffusion model, baseline {b.get('baseline', {}).get('epochs')} epochs, "
-            f"at most {b.get('max_trials')} trials, {b.get('test_per_class')} test images per class")
+    diff = diffusion or f"trained for {t.get('vae_steps')} VAE + {t.get('steps')} UNet steps"
+    base = baseline or f"trained for {b.get('baseline', {}).get('epochs')} epochs"
+    return (f"budget `{b.get('name')}`; diffusion model {diff}; baseline {base}; at most "
+            f"{b.get('max_trials')} trials per image, {b.get('test_per_class')} test images per "
+            "class")
+
+
+def _field(name: str, key: str) -> object:
+    path = RES / f"{name}_budget.json"
+    return json.loads(path.read_text()).get(key) if path.is_file() else None
 
 
 def eval_anomaly() -> None:
@@ -56,7 +64,8 @@ def eval_domain_shift() -> None:
     if t is None:
         return
     wide = domain_shift_table(t)
-    print(f"Source: `data/results/domain_shift.csv` ({_budget('domain_shift')}); balanced accuracy "
+    print(f"Source: `data/results/domain_shift.csv` "
+          f"({_budget('domain_shift', diffusion='the shipped data/default_model')}); balanced accuracy "
           "(%), mean ± sd over seeds\n")
     cols = [c for c in wide.columns if c not in ("note",)]
     print("| model | " + " | ".join(cols) + " |")
@@ -100,7 +109,11 @@ def eval_few_shot() -> None:
     t = _table("few_shot")
     if t is None:
         return
-    print(f"Source: `data/results/few_shot.csv` ({_budget('few_shot')}); accuracy (%) on the rest "
+    shipped = _budget("few_shot", diffusion="the shipped data/default_model (fine-tuned for "
+                      f"{_field('few_shot', 'fine_tune_steps')} UNet steps)",
+                      baseline="the shipped data/default_baseline (fine-tuned for "
+                      f"{_field('few_shot', 'fine_tune_epochs')} epochs)")
+    print(f"Source: `data/results/few_shot.csv` ({shipped}); accuracy (%) on the rest "
           "of the shifted set, before and after fine-tuning on at most 100 of its images\n")
     print("| model | target | colour transfer | before | after | fine-tuning images |")
     print("|---|---|---|---|---|---|")
