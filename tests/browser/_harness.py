@@ -90,4 +90,17 @@ NOTEBOOK_TIMEOUT_MS = 900_000  # run-all of a fast-mode notebook on a shared CPU
 def server_env(tmp: Path) -> dict[str, str]:
     """Environment of a notebook server: fast mode, notebook outputs outside the repository."""
     return {"CYTOVIZ_FAST": "1", "CYTOVIZ_OUTPUT_DIR": str(tmp / "outputs"),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            "JUPYTERLAB_SETTINGS_DIR": str(lab_settings(tmp / "lab-settings"))}
+
+
+def lab_settings(folder: Path) -> Path:
+    """JupyterLab user settings for the tests: every cell rendered (no windowing).
+
+    By default JupyterLab 4 renders off-screen cells lazily, so an output below the fold can be
+    in the page but not visible, and waits for "visible" then depend on the screen size.
+    """
+    tracker = folder / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text('{"windowingMode": "none"}\n')
+    return folder

@@ -84,7 +84,8 @@ def tidy_lab(page) -> None:
 
 def widget_ready(page, n_figures: int) -> None:
     """The explorer rendered: its ``n_figures`` plotly figures drawn with data, and controls."""
-    page.wait_for_selector(f"{WIDGET_OUTPUT} .js-plotly-plot", timeout=120_000)
+    # "attached", not "visible": the explorer may sit below the fold; WIDGET_DRAWN_JS checks data
+    page.wait_for_selector(f"{WIDGET_OUTPUT} .js-plotly-plot", state="attached", timeout=120_000)
     page.wait_for_function(WIDGET_DRAWN_JS, arg=n_figures, timeout=600_000, polling=1000)
     tidy_lab(page)
     assert page.locator(".js-plotly-plot").count() >= 2  # static figures and the widget's
