@@ -137,6 +137,17 @@ class _Context:
 
         return self.memo("model", load_default_model)
 
+    def model_sha256(self) -> str:
+        """SHA-256 of the default model's files (names and contents)."""
+
+        def run():
+            from cytoviz.diffusion import default_model_path
+            from cytoviz.diffusion._classify_cli import _sha256_files
+
+            return _sha256_files(default_model_path())
+
+        return self.memo("model_sha256", run)
+
     @property
     def baseline(self):
         def load():
@@ -170,7 +181,9 @@ class _Context:
         def run():
             from cytoviz.diffusion import ClassificationResult, ClassifyConfig, classify
 
-            path = self.cache / "classify_test.npz"
+            # Keyed by the model files: a retrained model is never scored with an old pass.
+            key = self.model_sha256()[:12]
+            path = self.cache / f"classify_test-{key}.npz"
             cfg = ClassifyConfig(min_trials=self.config.min_trials,
                                  max_trials=self.config.max_trials, seed=self.config.seed)
             if path.is_file():
@@ -178,6 +191,8 @@ class _Context:
                 if res.config == cfg and len(res) == len(self.test_subset()):
                     return res
             res = classify(self.model, self.test_subset(), config=cfg, progress=self.progress)
+            for old in self.cache.glob("classify_test*.npz"):
+                old.unlink()
             res.save(path)
             return res
 

@@ -86,3 +86,42 @@ def test_same_seed_same_figure_bytes(tmp_path):
     assert [p.name for p in a] == [p.name for p in b] and a
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes(), f"{pa.name} differs between two runs"
+
+
+def test_cached_classification_is_keyed_by_the_model(tmp_path, monkeypatch):
+    """A retrained default model is never scored with the cached pass of the old one."""
+    import cytoviz.diffusion as cvd
+    from cytoviz.data import CellDataset
+    from cytoviz.diffusion import DiffusionModel, ModelConfig
+
+    tiny = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
+                       n_tokens=1, norm_num_groups=4, attention_head_dim=4)
+    rng = np.random.default_rng(0)
+    cells = CellDataset(rng.integers(0, 255, (2, 16, 16, 3), dtype=np.uint8), np.array([0, 1]),
+                        ("a", "b"))
+    calls = []
+    real = cvd.classify
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cvd, "classify", counting)
+    cfg = FiguresConfig.fast_preset().replace(min_trials=2, max_trials=2)
+
+    def context(seed):
+        folder = tmp_path / f"model{seed}"
+        if not folder.exists():
+            DiffusionModel.build(("a", "b"), tiny, seed=seed).save_pretrained(folder)
+        monkeypatch.setenv("CYTOVIZ_DEFAULT_MODEL", str(folder))
+        ctx = figures._Context(tmp_path / "out", cfg, progress=False)
+        ctx.test_subset = lambda: cells
+        return ctx
+
+    first = context(0).result
+    assert len(calls) == 1 and len(first) == 2
+    assert len(context(0).result) == 2  # same model: from the cache
+    assert len(calls) == 1
+    assert len(context(1).result) == 2  # another model: classified again, old cache replaced
+    assert len(calls) == 2
+    assert len(list((tmp_path / "out" / "cache").glob("classify_test*.npz"))) == 1

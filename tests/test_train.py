@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -371,3 +372,40 @@ def test_cli_train_image_folder(tmp_path, pbc_dir):
     assert rc == 0
     model = DiffusionModel.from_pretrained(tmp_path / "run" / "model")
     assert model.config.image_size == 16 and "neutrophil" in model.class_names
+
+
+def test_cosine_schedule_factor_and_history(tmp_path):
+    """Warm-up, then half a cosine from the peak to 0 at the last UNet step."""
+    from cytoviz.diffusion.train import _lr_factor
+
+    assert _lr_factor(0, 4) == pytest.approx(0.25)
+    assert _lr_factor(3, 4) == pytest.approx(1.0)
+    assert _lr_factor(10, 4) == 1.0  # constant without a total
+    assert _lr_factor(4, 4, 14) == pytest.approx(1.0)
+    assert _lr_factor(9, 4, 14) == pytest.approx(0.5)
+    assert _lr_factor(14, 4, 14) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
+    data = _easy_data(8)
+    cfg = _tiny_config(steps=6, vae_steps=0, warmup_steps=2, lr=1e-3, lr_schedule="cosine")
+    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg, out_dir=tmp_path,
+          progress=False)
+    hist = json.loads((tmp_path / "history.json").read_text())["history"]
+    lrs = [h["lr"] for h in hist if h.get("kind") == "train_unet"]
+    assert max(lrs) == pytest.approx(1e-3)
+    assert lrs[-1] < 0.2 * max(lrs)  # decayed
+    assert all(a >= b for a, b in itertools.pairwise(lrs[1:]))  # monotone after the warm-up
+
+
+def test_cosine_resume_refuses_changed_steps(tmp_path):
+    """With the cosine decay the step count shapes the schedule: a resume must keep it."""
+    data = _easy_data(8)
+    cfg = _tiny_config(steps=4, vae_steps=0, lr_schedule="cosine")
+    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg, out_dir=tmp_path,
+          progress=False, stop_at=2)
+    with pytest.raises(ValueError, match=r"different settings for \['steps'\]"):
+        train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(steps=6),
+              out_dir=tmp_path, progress=False)
+    model = train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+                  out_dir=tmp_path, progress=False)
+    assert model is not None

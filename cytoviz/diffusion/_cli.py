@@ -71,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hp.add_argument("--vae-batch-size", type=int, help="images per VAE step (tiny preset only)")
     hp.add_argument("--lr", type=float, help="peak UNet learning rate")
     hp.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
+    hp.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                    help="UNet learning rate after the warm-up: constant (the paper's) or a "
+                         "cosine decay to 0 at the last step")
     hp.add_argument("--ema-decay", type=float, help="EMA decay of the UNet weights")
     hp.add_argument("--no-augment", action="store_true", help="switch augmentations off")
     hp.add_argument("--randaugment", action="store_true", help="add RandAugment to the augmentations")
@@ -150,7 +153,8 @@ def _run(args: argparse.Namespace) -> int:
     changes = {
         "steps": args.steps, "vae_steps": args.vae_steps, "batch_size": args.batch_size,
         "vae_batch_size": args.vae_batch_size,
-        "lr": args.lr, "warmup_steps": args.warmup_steps, "ema_decay": args.ema_decay,
+        "lr": args.lr, "warmup_steps": args.warmup_steps,
+        "lr_schedule": args.lr_schedule, "ema_decay": args.ema_decay,
         "checkpoint_every": args.checkpoint_every, "val_every": args.val_every,
         "val_accuracy_images": args.val_accuracy_images, "max_minutes": args.max_minutes,
     }
