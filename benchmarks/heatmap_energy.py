@@ -23,8 +23,8 @@ import numpy as np
 
 from cytoviz._io import save_json
 from cytoviz.data.synth import default_splits
-from cytoviz.diffusion import ClassifyConfig, classify, default_model_path, load_default_model
-from cytoviz.heatmaps import counterfactual_heatmaps, heatmap_energy
+from cytoviz.diffusion import default_model_path, load_default_model
+from cytoviz.heatmaps import classify_for_heatmaps, counterfactual_heatmaps, heatmap_energy
 
 GRANULOCYTES = ("neutrophil", "eosinophil", "basophil")
 OUT = Path(__file__).resolve().parent / "results" / "heatmap_energy.json"
@@ -44,15 +44,31 @@ def main() -> None:
     idx = np.concatenate([np.flatnonzero((test.labels == names.index(c)) & clear)[: args.per_class]
                           for c in GRANULOCYTES])
     ds = test.subset(idx)
-    cfg = ClassifyConfig(min_trials=args.trials, max_trials=args.trials, pruning=False, seed=args.seed)
     t0 = time.time()
-    result = classify(model, ds, config=cfg, progress=False)
+    result = classify_for_heatmaps(model, ds, trials=args.trials, seed=args.seed, progress=False)
     t_classify = time.time() - t0
     t0 = time.time()
     heat = counterfactual_heatmaps(result, model, ds)
     t_decode = time.time() - t0
     pairs = [(a, b) for a in GRANULOCYTES for b in GRANULOCYTES if a != b]
     table = heatmap_energy(heat, ds.masks, pairs=pairs)
+    # Where does the "outside" energy sit: in the ring between the cell and the edge of the
+    # latent disc (where delta_c is non-zero: the model's counterfactual) or beyond the disc
+    # (where delta_c is zero: only the decoder's spatial spread)?
+    size = heat.magnitude.shape[-1]
+    disc = np.kron(result.mask, np.ones((size // result.mask.shape[0],) * 2, dtype=bool))
+    regions = []
+    for i in range(len(ds)):
+        src = int(heat.true[i])
+        cell = ds.masks[i, 0] | ds.masks[i, 1]
+        for c in range(len(names)):
+            if c == src or (names[src], names[c]) not in pairs:
+                continue
+            mag = heat.magnitude[i, c]
+            regions.append({"cell": float(mag[cell].mean()),
+                            "ring_in_disc": float(mag[disc & ~cell].mean()),
+                            "outside_disc": float(mag[~disc & ~cell].mean())})
+    region_means = {k: float(np.mean([r[k] for r in regions])) for k in regions[0]}
     summary = (table.groupby(["source", "target"])[["ratio", "cytoplasm_share", "nucleus_share"]]
                .mean().reset_index())
     overall = {
@@ -61,6 +77,9 @@ def main() -> None:
         "cytoplasm_share_mean": float(table["cytoplasm_share"].mean()),
         "nucleus_share_mean": float(table["nucleus_share"].mean()),
         "target_ratio_at_least_3": bool(table["ratio"].mean() >= 3),
+        "mean_magnitude_by_region": region_means,
+        "ratio_cell_to_ring_in_disc": region_means["cell"] / region_means["ring_in_disc"],
+        "ratio_cell_to_outside_disc": region_means["cell"] / region_means["outside_disc"],
     }
     save_json({
         "command": "python benchmarks/heatmap_energy.py " + " ".join(sys.argv[1:]),

@@ -151,6 +151,12 @@ def heatmaps() -> None:
         print(f"| {r['source']} -> {r['target']} | {r['ratio']:.1f} | {r['cytoplasm_share']:.2f} | {r['nucleus_share']:.2f} |")
     print(f"| **all** | **{o['ratio_inside_outside_mean']:.1f}** | **{o['cytoplasm_share_mean']:.2f}** | "
           f"**{o['nucleus_share_mean']:.2f}** |\n")
+    reg = o.get("mean_magnitude_by_region")
+    if reg:
+        print(f"Mean \\|H\\| by region: cell {reg['cell']:.3f}, ring between the cell and the edge of the "
+              f"latent disc {reg['ring_in_disc']:.3f}, outside the disc {reg['outside_disc']:.3f} "
+              f"(cell / ring {o['ratio_cell_to_ring_in_disc']:.1f}, cell / outside the disc "
+              f"{o['ratio_cell_to_outside_disc']:.1f}).\n")
 
 
 def table1() -> None:
