@@ -96,9 +96,27 @@ def main() -> None:
         if False in preds:
             rows[-2]["agreement_with_unpruned"] = float(np.mean(preds[True] == preds[False]))
 
+    # The target: a pruned run within 1 point of the accuracy of the largest unpruned run, using
+    # at most 15 % of its UNet evaluations.
+    target = None
+    unpruned = [r for r in rows if not r["pruning"]]
+    if unpruned:
+        ref = max(unpruned, key=lambda r: r["max_trials"])
+        checks = []
+        for r in rows:
+            if not r["pruning"]:
+                continue
+            share = r["mean_unet_evals_per_image"] / ref["mean_unet_evals_per_image"]
+            diff = 100 * (r["accuracy"] - ref["accuracy"])
+            checks.append({"max_trials": r["max_trials"], "evals_share": share,
+                           "accuracy_minus_reference_points": diff,
+                           "met": bool(diff >= -1.0 and share <= 0.15)})
+        target = {"reference_max_trials": ref["max_trials"], "reference_accuracy": ref["accuracy"],
+                  "reference_evals_per_image": ref["mean_unet_evals_per_image"],
+                  "checks": checks, "met": any(c["met"] for c in checks)}
     result = {"benchmark": "pruning", "model": model_name, "data": data_name,
               "per_class": args.per_class, "tta": not args.no_tta, "threads": args.threads,
-              "seed": args.seed, "rows": rows}
+              "seed": args.seed, "rows": rows, "target": target}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pruning.json").write_text(json.dumps(result, indent=2) + "\n")
 

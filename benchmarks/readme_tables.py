@@ -135,6 +135,14 @@ def pruning() -> None:
     for r in d["rows"]:
         print(f"| {r['max_trials']} | {'on' if r['pruning'] else 'off'} | {r['images']} | "
               f"{r['mean_unet_evals_per_image']:.0f} | {100 * r['accuracy']:.1f} % | {100 * r['balanced_accuracy']:.1f} % |")
+    t = d.get("target")
+    if t:
+        parts = [f"{c['max_trials']} trials: {100 * c['evals_share']:.1f} % of the evaluations, "
+                 f"{c['accuracy_minus_reference_points']:+.1f} points" for c in t["checks"]]
+        print(f"\nAgainst the {t['reference_max_trials']}-trial unpruned run "
+              f"({100 * t['reference_accuracy']:.1f} %, {t['reference_evals_per_image']:.0f} evaluations "
+              f"per image), pruning at " + "; ".join(parts) + ". Target (within 1 point, at most 15 % "
+              f"of the evaluations): **{'met' if t['met'] else 'not met'}**.")
     print()
 
 

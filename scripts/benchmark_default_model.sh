@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Measure the shipped default model: everything the README reports about it, in two lanes.
+#
+#   bash scripts/benchmark_default_model.sh
+#
+# Run it after `bash scripts/train_default_model.sh` has written a new data/default_model.
+#   lane A: `cytoviz figures` (Table 1, Figures 5, 6, 8 ...; README command 1's main job) into
+#           figures/, Table 1 copied to benchmarks/results/; then benchmarks/shift_accuracy.py
+#           (mild and strong shift, 200 images each) and benchmarks/heatmap_energy.py
+#           (15 granulocytes, 400 trials per class, pruning off);
+#   lane B: benchmarks/pruning.py (50 test images at 20, 100 and 500 trials, pruning on and
+#           off) and benchmarks/classify_engine.py (engine efficiency, memory).
+# One torch thread per lane (2 cores). Then the README's measured tables are refilled
+# (scripts/fill_readme_tables.py). Logs go to runs/bench/. About 45 minutes here.
+set -euo pipefail
+
+main() {
+    cd "$(dirname "$0")/.."
+    local LOGS=${LOGS:-runs/bench}
+    mkdir -p "$LOGS"
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+    local PY=.venv/bin/python
+    (
+        .venv/bin/cytoviz figures --out figures > "$LOGS/figures.log" 2>&1
+        cp figures/table1_accuracy.csv benchmarks/results/table1_accuracy.csv
+        $PY benchmarks/shift_accuracy.py > "$LOGS/shift_accuracy.log" 2>&1
+        $PY benchmarks/heatmap_energy.py --trials 400 > "$LOGS/heatmap_energy.log" 2>&1
+    ) &
+    local lane_a=$!
+    (
+        $PY benchmarks/pruning.py --per-class 5 --trials 20 100 500 > "$LOGS/pruning.log" 2>&1
+        $PY benchmarks/classify_engine.py > "$LOGS/classify_engine.log" 2>&1
+    ) &
+    local lane_b=$!
+    local status=0
+    wait "$lane_a" || status=1
+    wait "$lane_b" || status=1
+    if [ "$status" != 0 ]; then
+        echo "a benchmark failed; see the logs in $LOGS" >&2
+        exit 1
+    fi
+    $PY scripts/fill_readme_tables.py
+}
+
+main "$@"
+exit
