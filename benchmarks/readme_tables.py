@@ -161,10 +161,16 @@ def heatmaps() -> None:
           f"**{o['nucleus_share_mean']:.2f}** |\n")
     reg = o.get("mean_magnitude_by_region")
     if reg:
-        print(f"Mean \\|H\\| by region: cell {reg['cell']:.3f}, ring between the cell and the edge of the "
-              f"latent disc {reg['ring_in_disc']:.3f}, outside the disc {reg['outside_disc']:.3f} "
-              f"(cell / ring {o['ratio_cell_to_ring_in_disc']:.1f}, cell / outside the disc "
-              f"{o['ratio_cell_to_outside_disc']:.1f}).\n")
+        print(f"Mean magnitude by region: cell {reg['cell']:.3f}, ring between the cell and the edge of "
+              f"the latent disc {reg['ring_in_disc']:.3f}, outside the disc {reg['outside_disc']:.3f} "
+              f"(cell / ring {o['ratio_cell_to_ring_in_disc']:.1f}).")
+        if "raw_cell" in reg:
+            print(f"Without removing the decoder's uniform colour shift (raw \\|H - D(0)\\|): cell "
+                  f"{reg['raw_cell']:.3f}, ring {reg['raw_ring_in_disc']:.3f}, outside the disc "
+                  f"{reg['raw_outside_disc']:.3f}; inside / outside "
+                  f"{o['ratio_inside_outside_raw_mean']:.1f}. The removed shift averages "
+                  f"{reg['shift_abs_sum']:.3f} (summed over the colour channels).")
+        print()
 
 
 def table1() -> None:

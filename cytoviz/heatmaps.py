@@ -15,8 +15,15 @@ disc, where ``delta_c`` is zero by construction; the standard deviation is floor
 colour range so that a perfectly flat background does not turn every decoding ripple into signal
 (a deviation from the reference code, which takes the statistics of the whole heatmap image).
 
-The *magnitude* ``|H_c - D(0)|`` (summed over colour channels) is what the energy checks use:
-it is zero wherever ``delta_c`` does not change the decode.
+The *magnitude* is what the energy checks use: the change that ``delta_c`` makes to the decode,
+``H_c - D(0)``, minus its mean over the background pixels (outside the latent disc, where
+``delta_c`` is zero), as an absolute value summed over the colour channels. Decoding a scaled
+``delta_c`` shifts the colour of the whole image, far outside the disc (the decoder's group
+normalisation and attention are global); the overlay already treats the heatmap's background
+colour as neutral, and the magnitude does the same. It is zero for the transition to the
+predicted class (``delta = 0``). ``background_shift`` keeps the removed colour shift, and
+``|H_c - D(0)|`` is ``magnitude_raw`` (a choice of cytoviz for a quantitative check; METHOD.md
+defines the heatmap and the overlay, not an energy).
 """
 
 from __future__ import annotations
@@ -85,7 +92,13 @@ class CounterfactualHeatmaps:
     heatmaps
         ``(n, K, H, W, 3)`` float32 decoded heatmaps ``H_c`` in ``[0, 1]`` (clipped).
     magnitude
-        ``(n, K, H, W)`` float32 ``|H_c - D(0)|`` summed over channels (before clipping).
+        ``(n, K, H, W)`` float32 ``|H_c - D(0) - s_c|`` summed over channels (before clipping),
+        where ``s_c`` is the mean of ``H_c - D(0)`` over the background pixels: the change the
+        counterfactual makes to the decode, without the decoder's uniform colour shift.
+    magnitude_raw
+        ``(n, K, H, W)`` float32 ``|H_c - D(0)|`` summed over channels (with the shift).
+    background_shift
+        ``(n, K, 3)`` float32 ``s_c`` in the decoder's ``[-1, 1]`` colour scale.
     background
         ``(n, K, H, W)`` bool: the pixels used for the background colour statistics.
     source_index
@@ -107,6 +120,8 @@ class CounterfactualHeatmaps:
     true: np.ndarray
     class_names: tuple[str, ...]
     config: HeatmapConfig
+    magnitude_raw: np.ndarray | None = None
+    background_shift: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -325,12 +340,16 @@ def counterfactual_heatmaps(
             f"decoded heatmaps are {dec.shape[-1]} px but the images are {size} px; the images "
             "must be those the model classified (resized to the model's image size)"
         )
-    magnitude = np.abs(dec - base[None, None]).sum(axis=2).astype(np.float32)
     heat = np.clip((dec.transpose(0, 1, 3, 4, 2) + 1) / 2, 0, 1).astype(np.float32)
     # Background: image pixels whose latent cell lies outside the disc (delta is zero there).
     mask = result.mask  # (h, w)
     up = np.kron(mask, np.ones((size // mask.shape[0], size // mask.shape[1]), dtype=bool))
     background = np.broadcast_to(~up, (n, k, size, size)).copy()
+    change = dec - base[None, None]  # (n, K, 3, H, W)
+    shift = (change[..., ~up].mean(axis=-1) if (~up).any()
+             else np.zeros(change.shape[:3], dtype=change.dtype))  # (n, K, 3)
+    magnitude_raw = np.abs(change).sum(axis=2).astype(np.float32)
+    magnitude = np.abs(change - shift[..., None, None]).sum(axis=2).astype(np.float32)
     true = labels[idx] if labels is not None else (
         result.labels[idx] if result.labels is not None else np.full(n, -1)
     )
@@ -339,6 +358,8 @@ def counterfactual_heatmaps(
         heatmaps=heat,
         magnitude=magnitude,
         background=background,
+        magnitude_raw=magnitude_raw,
+        background_shift=shift.astype(np.float32),
         source_index=idx,
         predicted=pred.astype(np.int64),
         true=np.asarray(true, dtype=np.int64),

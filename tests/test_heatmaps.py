@@ -183,3 +183,53 @@ def test_classify_for_heatmaps_gives_every_class_every_trial(setup):
         hm.classify_for_heatmaps(model, ds, trials=1)
     with pytest.raises(ValueError, match="unknown field"):
         hm.classify_for_heatmaps(model, ds, trials=3, bogus=1)
+
+
+def test_uniform_colour_shift_of_the_decode_is_not_energy(setup, monkeypatch):
+    """A decoder that answers delta only with a colour shift of the whole image (as global
+    normalisation does) gives zero magnitude; the raw |H - D(0)| keeps the shift."""
+    from types import SimpleNamespace
+
+    import torch
+
+    model, ds, result = setup
+    original = model.vae.decode
+
+    def shifting(z, *args, **kwargs):
+        base = original(torch.zeros_like(z), *args, **kwargs).sample
+        shift = z.abs().mean(dim=(1, 2, 3)).view(-1, 1, 1, 1) * torch.tensor([1.0, -0.5, 0.2]).view(1, 3, 1, 1)
+        return SimpleNamespace(sample=base + shift)
+
+    monkeypatch.setattr(model.vae, "decode", shifting)
+    h = hm.counterfactual_heatmaps(result, model, ds, [0, 1])
+    assert h.magnitude_raw.max() > 1e-3
+    assert np.allclose(h.magnitude, 0, atol=1e-5)
+    others = [c for c in range(3) if c != h.predicted[0]]
+    assert np.abs(h.background_shift[0, others]).sum() > 1e-3
+    assert np.allclose(h.background_shift[0, h.predicted[0]], 0, atol=1e-6)
+
+
+def test_local_change_keeps_its_energy_on_the_spot(setup, monkeypatch):
+    """A decoder whose answer is local (a bright square in the middle) plus a uniform shift:
+    the magnitude keeps the square and drops the shift."""
+    from types import SimpleNamespace
+
+    import torch
+
+    model, ds, result = setup
+    original = model.vae.decode
+
+    def local(z, *args, **kwargs):
+        base = original(torch.zeros_like(z), *args, **kwargs).sample
+        amp = z.abs().mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
+        spot = torch.zeros_like(base)
+        spot[:, :, 6:10, 6:10] = 1.0
+        return SimpleNamespace(sample=base + amp * (spot + 0.3))
+
+    monkeypatch.setattr(model.vae, "decode", local)
+    h = hm.counterfactual_heatmaps(result, model, ds, [0])
+    c = next(c for c in range(3) if c != h.predicted[0])
+    inside = h.magnitude[0, c, 6:10, 6:10].mean()
+    outside = h.magnitude[0, c][h.background[0, c]].mean()
+    assert outside < 1e-5 < inside
+    assert h.magnitude_raw[0, c][h.background[0, c]].mean() > 0.1 * inside
