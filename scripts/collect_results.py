@@ -7,18 +7,25 @@
 - ``low_data.csv``: the low-data tables of every ``RUNS/low_data*`` folder, concatenated;
 - ``few_shot.csv``: ``RUNS/few_shot/few_shot.csv``;
 
-and each run's ``budget.json`` as ``NAME_budget.json``. Every file is written atomically.
+and each run's ``budget.json`` as ``NAME_budget.json``. Domain shift and few-shot start from the
+shipped models (``--pretrained data/default_model``): ``provenance.json`` records the SHA-256 of
+the model files they used, so that the tables can say when the shipped model has changed since.
+Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from cytoviz._io import atomic_path
+
+#: Tables whose diffusion model is the shipped default model (scripts/run_evaluations.sh).
+PRETRAINED_TABLES = ("domain_shift", "few_shot")
 
 SOURCES = {
     "anomaly": ["anomaly/anomaly_scores.csv"],
@@ -51,7 +58,25 @@ def collect(runs: Path, dest: Path) -> list[Path]:
             with atomic_path(target) as tmp:
                 shutil.copyfile(budget, tmp)
             written.append(target)
+    written.append(record_provenance(dest, PRETRAINED_TABLES))
     return written
+
+
+def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = None) -> Path:
+    """Record in ``dest/provenance.json`` which default model (SHA-256 of its files) ``tables``
+    were computed with; other entries are kept."""
+    from cytoviz.diffusion import default_model_path
+    from cytoviz.diffusion._classify_cli import _sha256_files
+
+    model = Path(model) if model is not None else default_model_path()
+    path = dest / "provenance.json"
+    prov = json.loads(path.read_text()) if path.is_file() else {}
+    sha = _sha256_files(model) if (model / "cytoviz.json").is_file() else None
+    for name in tables:
+        prov[name] = {"diffusion_model": "data/default_model", "diffusion_model_sha256": sha}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def main() -> None:

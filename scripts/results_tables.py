@@ -36,6 +36,26 @@ def _budget(name: str, *, diffusion: str | None = None, baseline: str | None = N
             "class")
 
 
+def _shipped(name: str) -> str:
+    """How to name the diffusion model of a table computed from the shipped default model:
+    ``provenance.json`` holds the SHA-256 of the model files it used, compared here with the
+    model shipped now."""
+    path = RES / "provenance.json"
+    entry = json.loads(path.read_text()).get(name) if path.is_file() else None
+    if not entry or not entry.get("diffusion_model_sha256"):
+        return "the shipped data/default_model"
+    from cytoviz.diffusion import default_model_path
+    from cytoviz.diffusion._classify_cli import _sha256_files
+
+    sha = entry["diffusion_model_sha256"]
+    model = default_model_path()
+    if (model / "cytoviz.json").is_file() and _sha256_files(model) == sha:
+        return "the shipped data/default_model"
+    commit = f", commit {entry['commit']}" if entry.get("commit") else ""
+    return (f"an EARLIER default model (model files SHA-256 {sha[:12]}{commit}), not the one "
+            "shipped now; `bash scripts/run_evaluations.sh` recomputes it")
+
+
 def _field(name: str, key: str) -> object:
     path = RES / f"{name}_budget.json"
     return json.loads(path.read_text()).get(key) if path.is_file() else None
@@ -65,7 +85,7 @@ def eval_domain_shift() -> None:
         return
     wide = domain_shift_table(t)
     print(f"Source: `data/results/domain_shift.csv` "
-          f"({_budget('domain_shift', diffusion='the shipped data/default_model')}); balanced accuracy "
+          f"({_budget('domain_shift', diffusion=_shipped('domain_shift'))}); balanced accuracy "
           "(%), mean ± sd over seeds\n")
     cols = [c for c in wide.columns if c not in ("note",)]
     print("| model | " + " | ".join(cols) + " |")
@@ -109,7 +129,7 @@ def eval_few_shot() -> None:
     t = _table("few_shot")
     if t is None:
         return
-    shipped = _budget("few_shot", diffusion="the shipped data/default_model (fine-tuned for "
+    shipped = _budget("few_shot", diffusion=f"{_shipped('few_shot')} (fine-tuned for "
                       f"{_field('few_shot', 'fine_tune_steps')} UNet steps)",
                       baseline="the shipped data/default_baseline (fine-tuned for "
                       f"{_field('few_shot', 'fine_tune_epochs')} epochs)")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "collect_results.py"
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "collect_results.py"
 
 
 def _module():
@@ -44,3 +45,30 @@ def test_collect_names_the_missing_table(tmp_path):
     _write(runs / "anomaly" / "anomaly_scores.csv", pd.DataFrame({"model": ["diffusion"]}))
     with pytest.raises(FileNotFoundError, match="domain_shift"):
         _module().collect(runs, tmp_path / "results")
+
+
+def test_provenance_names_an_earlier_model(tmp_path, monkeypatch):
+    """The tables say when the shipped model changed after they were computed."""
+    import json
+
+    from cytoviz.diffusion import DiffusionModel, ModelConfig
+
+    tiny = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
+                       n_tokens=1, norm_num_groups=4, attention_head_dim=4)
+    model = tmp_path / "model"
+    DiffusionModel.build(("a", "b"), tiny, seed=0).save_pretrained(model)
+    monkeypatch.setenv("CYTOVIZ_DEFAULT_MODEL", str(model))
+    dest = tmp_path / "results"
+    dest.mkdir()
+    _module().record_provenance(dest, ("domain_shift",))
+    prov = json.loads((dest / "provenance.json").read_text())
+    assert len(prov["domain_shift"]["diffusion_model_sha256"]) == 64
+
+    spec = importlib.util.spec_from_file_location("results_tables", REPO / "scripts" / "results_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    monkeypatch.setattr(tables, "RES", dest)
+    assert tables._shipped("domain_shift") == "the shipped data/default_model"
+    assert tables._shipped("few_shot") == "the shipped data/default_model"  # no entry
+    DiffusionModel.build(("a", "b"), tiny, seed=1).save_pretrained(model)  # retrained
+    assert "EARLIER default model" in tables._shipped("domain_shift")
