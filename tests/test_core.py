@@ -150,3 +150,56 @@ def test_save_figure_keeps_aspect_and_is_atomic(tmp_path):
     w, h = Image.open(png).size
     assert (w, h) == (350, 700)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+def test_hung_static_export_is_killed_and_retried(tmp_path, monkeypatch, capsys):
+    """kaleido can wait forever on its headless browser: the watchdog kills the browser the
+    call started (here a stand-in process named chromium) and tries once more."""
+    import subprocess
+    import sys
+
+    import plotly.graph_objects as go
+
+    from cytoviz.pl import save_figure
+
+    calls, procs = [], []
+
+    def fake_write_image(self, path, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the first export hangs on its "browser" until it is killed
+            proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                                     "chromium-stand-in"])
+            procs.append(proc)
+            proc.wait()
+            raise RuntimeError("The browser seemed to close immediately after starting.")
+        Path(path).write_bytes(b"\x89PNG fake")
+
+    monkeypatch.setattr(go.Figure, "write_image", fake_write_image)
+    monkeypatch.setenv("CYTOVIZ_EXPORT_TIMEOUT", "1")
+    monkeypatch.setattr("cytoviz.pl._style._find_chromium", lambda: "/usr/bin/chromium")
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]), layout=dict(width=400, height=300))
+    (png,) = save_figure(fig, tmp_path / "f", formats=["png"])
+    assert png.read_bytes() == b"\x89PNG fake" and len(calls) == 2
+    assert procs[0].returncode == -9  # the stand-in browser was killed
+    assert "hung" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+def test_export_that_keeps_hanging_fails_with_the_file_name(tmp_path, monkeypatch):
+    import time
+
+    import plotly.graph_objects as go
+
+    from cytoviz.pl import save_figure
+
+    def slow(self, path, **kwargs):
+        time.sleep(1.5)
+        raise RuntimeError("never answered")
+
+    monkeypatch.setattr(go.Figure, "write_image", slow)
+    monkeypatch.setenv("CYTOVIZ_EXPORT_TIMEOUT", "0.3")
+    monkeypatch.setattr("cytoviz.pl._style._find_chromium", lambda: "/usr/bin/chromium")
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+    with pytest.raises(RuntimeError, match=r"PNG export of .*g\.png hung"):
+        save_figure(fig, tmp_path / "g", formats=["png"])
+    assert not list(tmp_path.iterdir())  # nothing half-written

@@ -67,6 +67,82 @@ def _find_chromium() -> str | None:
     return None
 
 
+#: Seconds one static export may take before the browser behind it is presumed hung.
+EXPORT_TIMEOUT_ENV = "CYTOVIZ_EXPORT_TIMEOUT"
+
+
+def _browser_descendants() -> set[int]:
+    """PIDs of Chromium processes started (directly or not) by this process (Linux /proc)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                names[int(entry)] = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    me, found = os.getpid(), set()
+    for pid in parents:
+        p, seen = pid, 0
+        while p in parents and p != me and p > 1 and seen < 64:
+            p, seen = parents[p], seen + 1
+        if p == me and pid != me and "chrom" in names.get(pid, ""):
+            found.add(pid)
+    return found
+
+
+def _write_static(fig: go.Figure, tmp: Path, fmt: str, width: int, height: int,
+                  scale: float, out: Path) -> None:
+    """``fig.write_image`` with a watchdog: kaleido can wait forever for a page of its headless
+    browser that never reports ready. After ``CYTOVIZ_EXPORT_TIMEOUT`` seconds (default 120) the
+    browser processes this call started are killed, which makes the call fail, and the export is
+    tried once more."""
+    import signal
+    import threading
+
+    timeout = float(os.environ.get(EXPORT_TIMEOUT_ENV, "120"))
+    for attempt in (1, 2):
+        done, errors = threading.Event(), list[BaseException]()
+        before = _browser_descendants()
+
+        def run(done: threading.Event = done, errors: list[BaseException] = errors) -> None:
+            try:
+                fig.write_image(tmp, format=fmt, width=width, height=height, scale=scale)
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True, name="cytoviz-export").start()
+        if done.wait(timeout):
+            if errors:
+                raise errors[0]
+            return
+        for pid in _browser_descendants() - before:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if not done.wait(60):  # the hung call did not give up: do not write twice at once
+            break
+        if attempt == 1:
+            print(f"cytoviz: the {fmt.upper()} export of {out} hung for {timeout:.0f} s; "
+                  "its browser was stopped, trying again")
+    raise RuntimeError(
+        f"the {fmt.upper()} export of {out} hung (twice {timeout:.0f} s): kaleido's headless "
+        f"Chromium did not answer. Try again, raise {EXPORT_TIMEOUT_ENV}, or export HTML only"
+    )
+
+
 def save_figure(
     fig: go.Figure,
     path: str | os.PathLike[str],
@@ -131,7 +207,6 @@ def save_figure(
             if fmt == "html":
                 fig.write_html(tmp, include_plotlyjs="cdn", full_html=True)
             else:
-                fig.write_image(tmp, format=fmt, width=width, height=height,
-                                scale=scale if fmt == "png" else 1)
+                _write_static(fig, tmp, fmt, width, height, scale if fmt == "png" else 1, out)
         written.append(out)
     return written
