@@ -90,7 +90,10 @@ def speed() -> None:
         if diff:
             sec = sum(r["seconds"] for r in diff) / sum(r["images"] for r in diff)
             evals = sum(r["mean_unet_evals"] * r["images"] for r in diff) / sum(r["images"] for r in diff)
-            rows.append(("seconds per image, shipped model (pruning on, <= 100 trials, 2 threads)",
+            threads = sh.get("torch_threads")
+            how = (f"{threads} torch thread(s)" if threads else
+                   "1 torch thread: OMP_NUM_THREADS=1 in scripts/benchmark_default_model.sh")
+            rows.append((f"seconds per image, shipped model (pruning on, <= 100 trials, {how})",
                          f"{sec:.2f} s ({evals:.0f} UNet evaluations per image)", "-", "shift_accuracy.json"))
     h = _load("heatmap_energy")
     if h is not None:

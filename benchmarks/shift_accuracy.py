@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from cytoviz._io import save_json
 from cytoviz.data.synth import default_splits
@@ -46,7 +47,8 @@ def main() -> None:
                      "accuracy": ev["accuracy"], "balanced_accuracy": ev["balanced_accuracy"]})
         print(rows[-2], rows[-1], flush=True)
     save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
-               "max_trials": args.max_trials, "rows": rows},
+               "max_trials": args.max_trials, "torch_threads": torch.get_num_threads(),
+               "rows": rows},
               REPO / "benchmarks" / "results" / "shift_accuracy.json")
 
 
