@@ -13,8 +13,9 @@ from _harness import NOTEBOOK_TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
-# The output area that holds the explorer (the one output with an ipywidgets slider).
-WIDGET_OUTPUT = ".jp-OutputArea-output:has(.widget-slider)"
+# The output area that holds the explorer (the one output with an ipywidgets slider), in the
+# notebook tab on show: JupyterLab restores the tabs of earlier tests in hidden panels.
+WIDGET_OUTPUT = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output:has(.widget-slider)"
 
 # A fingerprint of every plotly figure inside the widget output: data and layout title.
 FINGERPRINT_JS = """() => {
@@ -50,7 +51,9 @@ ERRORS_JS = """() => {
 def open_and_run(page, lab: tuple[str, str], notebook: str) -> None:
     """Open ``notebooks/<notebook>`` in JupyterLab, run all cells, wait for the last one."""
     url, token = lab
-    page.goto(f"{url}/lab/tree/notebooks/{notebook}?token={token}")
+    # A workspace of its own, reset: only this notebook is open (no tabs of earlier tests).
+    space = notebook.split(".")[0].replace("_", "-")
+    page.goto(f"{url}/lab/workspaces/{space}/tree/notebooks/{notebook}?token={token}&reset")
     try:  # a "Select Kernel" dialog may appear
         page.get_by_role("button", name="Select").click(timeout=8000)
     except Exception:
