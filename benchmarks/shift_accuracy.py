@@ -1,9 +1,11 @@
 """Diffusion classifier vs CNN baseline on the shifted synthetic test sets (shipped models).
 
     .venv/bin/python benchmarks/shift_accuracy.py [--per-class 20] [--max-trials 100] [--splits test_mild test_strong]
+        [--out benchmarks/results/shift_accuracy.json] [--save-results DIR]
 
 Same images (the first --per-class of each class) and classifier budget as `cytoviz figures`
-Table 1. Writes benchmarks/results/shift_accuracy.json.
+Table 1. Writes benchmarks/results/shift_accuracy.json (or --out); --save-results keeps each
+split's ClassificationResult as DIR/<split>.npz for later analysis.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=20)
     ap.add_argument("--max-trials", type=int, default=100)
     ap.add_argument("--splits", nargs="+", default=["test_mild", "test_strong"])
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "shift_accuracy.json")
+    ap.add_argument("--save-results", type=Path, default=None, metavar="DIR")
     args = ap.parse_args()
     model = load_default_model()
     base = BaselineClassifier.load(REPO / "data" / "default_baseline")
@@ -39,6 +43,9 @@ def main() -> None:
         ds = ds.subset(np.sort(idx))
         t0 = time.time()
         res = classify(model, ds, config=ClassifyConfig(max_trials=args.max_trials), progress=False)
+        if args.save_results is not None:
+            args.save_results.mkdir(parents=True, exist_ok=True)
+            res.save(args.save_results / f"{split}.npz")
         rows.append({"split": split, "model": "CytoDiffusion (tiny, CPU)", "images": len(ds),
                      "accuracy": res.accuracy, "balanced_accuracy": res.balanced_accuracy,
                      "seconds": time.time() - t0, "mean_unet_evals": float(res.n_evals.mean())})
@@ -49,7 +56,7 @@ def main() -> None:
     save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
                "max_trials": args.max_trials, "torch_threads": torch.get_num_threads(),
                "rows": rows},
-              REPO / "benchmarks" / "results" / "shift_accuracy.json")
+              args.out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ def _budget(name: str, *, diffusion: str | None = None, baseline: str | None = N
         return "budget unknown"
     b = json.loads(path.read_text())
     t = b.get("train", {})
-    diff = diffusion or f"trained for {t.get('vae_steps')} VAE + {t.get('steps')} UNet steps"
+    lr = (f"lr {t.get('lr'):g}, {t.get('lr_schedule', 'constant')}" if t.get("lr") is not None
+          else "lr unknown")
+    diff = diffusion or (f"trained for {t.get('vae_steps')} VAE + {t.get('steps')} UNet steps "
+                         f"({lr})")
     base = baseline or f"trained for {b.get('baseline', {}).get('epochs')} epochs"
     return (f"budget `{b.get('name')}`; diffusion model {diff}; baseline {base}; at most "
             f"{b.get('max_trials')} trials per image, {b.get('test_per_class')} test images per "

@@ -402,6 +402,13 @@ def test_cli_overrides_name_the_budget(tmp_path):
     b = _budget(ns)
     assert b.name == "cpu+custom" and b.train.steps == 10 and b.min_trials == 8
     assert b.baseline.epochs == 2 and b.test_per_class == 3
+    assert b.train.lr == EvalBudget.cpu().train.lr and b.train.lr_schedule == "constant"
+    ns2 = argparse.Namespace(**{**vars(ns), "lr": 2e-3, "lr_schedule": "cosine"})
+    b2 = _budget(ns2)
+    assert b2.name == "cpu+custom" and b2.train.lr == 2e-3 and b2.train.lr_schedule == "cosine"
+    assert b2.train.steps == 10  # the other overrides still apply
+    with pytest.raises(SystemExit, match="--lr must be positive"):
+        _budget(argparse.Namespace(**{**vars(ns), "lr": -1.0}))
 
 
 @pytest.mark.slow

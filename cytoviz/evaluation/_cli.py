@@ -60,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("budget overrides")
     o.add_argument("--train-steps", type=int, metavar="N", help="diffusion UNet training steps")
     o.add_argument("--vae-steps", type=int, metavar="N", help="diffusion VAE training steps")
+    o.add_argument("--lr", type=float, metavar="X",
+                   help="diffusion UNet peak learning rate (the shipped model: 2e-3)")
+    o.add_argument("--lr-schedule", choices=("constant", "cosine"),
+                   help="diffusion UNet learning-rate schedule after warm-up (the shipped model: cosine)")
     o.add_argument("--epochs", type=int, metavar="N", help="baseline training epochs")
     o.add_argument("--max-trials", type=int, metavar="N", help="classifier trials per image")
     o.add_argument("--min-trials", type=int, metavar="N", help="trials before pruning")
@@ -122,6 +126,12 @@ def _budget(args: argparse.Namespace) -> Any:
         train["steps"] = args.train_steps
     if args.vae_steps is not None:
         train["vae_steps"] = args.vae_steps
+    if getattr(args, "lr", None) is not None:
+        if not args.lr > 0:
+            raise SystemExit(f"--lr must be positive, got {args.lr}")
+        train["lr"] = args.lr
+    if getattr(args, "lr_schedule", None) is not None:
+        train["lr_schedule"] = args.lr_schedule
     if train:
         changes["train"] = budget.train.replace(**train)
     if args.epochs is not None:
