@@ -62,6 +62,11 @@ def speed() -> None:
         rows.append(("classify engine efficiency (UNet evals/s in `classify` / raw UNet rate, same batch)",
                      f"{t.get('efficiency', float('nan')):.2f} with TTA + stochastic encode; "
                      f"{n.get('efficiency', float('nan')):.2f} without", ">= 0.85", "classify_engine.json"))
+        if "vae_encode_s_per_image" in d:
+            rows.append(("VAE encode per image and trial (TTA), and the efficiency an engine with no "
+                         "other overhead would reach",
+                         f"{1000 * d['vae_encode_s_per_image']:.1f} ms; bound {d.get('efficiency_bound_with_encode', float('nan')):.2f}",
+                         "-", "classify_engine.json"))
         rss = [r for r in d.get("rss", []) if r.get("keep_error_maps") is False]
         m = _load("classify_memory")
         if m is not None:

@@ -481,26 +481,3 @@ def test_cli_classify_resumes_after_sigkill(tmp_path, model: DiffusionModel,
     np.testing.assert_array_equal(r.prediction, ref.prediction)
     pd.testing.assert_frame_equal(pd.read_csv(out / "predictions.csv"),
                                   pd.read_csv(tmp_path / "ref" / "predictions.csv"))
-
-
-# --------------------------------------------------------------------------------- encoder layout
-def test_channels_last_encode_matches_and_restores_the_layout(
-        model: DiffusionModel, images: np.ndarray) -> None:
-    from cytoviz.diffusion.classify import _channels_last_encoder
-
-    x = torch.from_numpy(images[:3]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    with torch.inference_mode():
-        ref = model.vae.encode(x).latent_dist
-        with _channels_last_encoder(model, "cpu") as switched:
-            assert switched
-            assert model.vae.encoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-            fast = model.vae.encode(x.contiguous(memory_format=torch.channels_last)).latent_dist
-    torch.testing.assert_close(fast.mean, ref.mean, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(fast.std, ref.std, rtol=1e-4, atol=1e-5)
-    assert model.vae.encoder.conv_in.weight.is_contiguous()
-    # restored on error too, and classify leaves the model as it found it
-    with pytest.raises(RuntimeError), _channels_last_encoder(model, "cpu"):
-        raise RuntimeError("boom")
-    assert model.vae.encoder.conv_in.weight.is_contiguous()
-    classify(model, images[:2], ClassifyConfig(max_trials=4, min_trials=2), progress=False)
-    assert all(p.is_contiguous() for p in model.vae.encoder.parameters())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Diffusion classifier vs CNN baseline on the real PBC example images (issue #3's low-data check).
+#
+#   bash scripts/run_pbc.sh [PBC_DIR]     # default ../shared/data/pbc_example
+#
+# 10 images per class to train, 10 to test (8 classes, 64 px): the `cpu` evaluation budget with
+# the shipped model's learning-rate recipe (peak 2e-3, cosine). Neither the images nor the models
+# are kept; the table is copied to data/results/pbc_low_data.csv (+ _budget.json). The run folder
+# (runs/eval/pbc_cosine) resumes if interrupted.
+set -euo pipefail
+
+main() {
+    cd "$(dirname "$0")/.."
+    local data=${1:-../shared/data/pbc_example}
+    if [ ! -d "$data" ]; then
+        echo "no PBC example images at $data; pass the folder as the first argument" >&2
+        exit 1
+    fi
+    local out=${OUT:-runs/eval/pbc_cosine}
+    .venv/bin/cytoviz evaluate low-data --data "$data" --budget cpu --sizes 10 --seeds 1 \
+        --lr 2e-3 --lr-schedule cosine --out "$out" --quiet
+    for f in low_data.csv budget.json; do
+        local dest=data/results/pbc_low_data.csv
+        [ "$f" = budget.json ] && dest=data/results/pbc_low_data_budget.json
+        cp "$out/$f" "$dest.tmp-$$"
+        mv "$dest.tmp-$$" "$dest"
+    done
+    cat data/results/pbc_low_data.csv
+}
+
+main "$@"
+exit
