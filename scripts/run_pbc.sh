@@ -4,8 +4,8 @@
 #   bash scripts/run_pbc.sh [PBC_DIR]     # default ../shared/data/pbc_example
 #
 # 10 images per class to train, 10 to test (8 classes, 64 px): the `cpu` evaluation budget with
-# the shipped model's recipe (VAE 1,500 steps; UNet 2,000 steps at a peak learning rate of 2e-3
-# with a cosine decay), about 30 min at one torch thread. Neither the images nor the models
+# 1,500 VAE + 2,000 UNet steps and the shipped model's learning rate (peak 2e-3 with a cosine
+# decay), about 30 min at one torch thread. Neither the images nor the models
 # are kept; the table is copied to data/results/pbc_low_data.csv (+ _budget.json). The run folder
 # (runs/eval/pbc_cosine) resumes if interrupted.
 set -euo pipefail
