@@ -116,7 +116,7 @@ def main() -> None:
         return np.concatenate(list(a), axis=1)
 
     grid = np.concatenate([strip(x)] + [strip(r) for r in recons.values()], axis=0)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     png = args.out.with_suffix(".png")
     tmp_png = png.with_suffix(".tmp.png")
     Image.fromarray(grid).save(tmp_png)
@@ -126,7 +126,7 @@ def main() -> None:
                "picture_rows": ["original", *recons.keys()], "rows": rows}, args.out)
     print("| VAE | steps | PSNR (dB) | MAE | MAE in cell | training s |\n|---|---|---|---|---|---|")
     for k, r in rows.items():
-        print(f"| {k} | {r.get('vae_steps', 300)} | {r['psnr_db']:.2f} | {r['mae']:.4f} | "
+        print(f"| {k} | {r.get('vae_steps', tc['vae_steps'])} | {r['psnr_db']:.2f} | {r['mae']:.4f} | "
               f"{r['mae_in_cell']:.4f} | {r.get('train_seconds', float('nan')):.0f} |")
 
 

@@ -10,6 +10,12 @@
 # (runs/eval/pbc_cosine) resumes if interrupted.
 set -euo pipefail
 
+# Copy $1 to $2 through a temporary file, so that $2 is never half-written.
+publish() {
+    cp "$1" "$2.tmp-$$"
+    mv "$2.tmp-$$" "$2"
+}
+
 main() {
     cd "$(dirname "$0")/.."
     local data=${1:-../shared/data/pbc_example}
@@ -20,12 +26,8 @@ main() {
     local out=${OUT:-runs/eval/pbc_cosine}
     .venv/bin/cytoviz evaluate low-data --data "$data" --budget cpu --sizes 10 --seeds 1 \
         --vae-steps 1500 --train-steps 2000 --lr 2e-3 --lr-schedule cosine --out "$out" --quiet
-    for f in low_data.csv budget.json; do
-        local dest=data/results/pbc_low_data.csv
-        [ "$f" = budget.json ] && dest=data/results/pbc_low_data_budget.json
-        cp "$out/$f" "$dest.tmp-$$"
-        mv "$dest.tmp-$$" "$dest"
-    done
+    publish "$out/low_data.csv" data/results/pbc_low_data.csv
+    publish "$out/budget.json" data/results/pbc_low_data_budget.json
     cat data/results/pbc_low_data.csv
 }
 
