@@ -9,9 +9,10 @@ Measures, in one process and under the same load:
 
 1. the raw UNet forward rate (evaluations per second) at the engine's batch size;
 2. the UNet evaluations per second inside ``classify`` (pruning off, so every forward pass is
-   full) with test-time augmentation and stochastic encoding on, and with both off; the ratio to
-   (1) is the engine's efficiency (target >= 0.85: the rest is augmentation, VAE encodes, error
-   maps and bookkeeping);
+   full) with test-time augmentation and stochastic encoding on (with the opt-in
+   ``encode_precision="auto"``, bfloat16 on a CPU with native bfloat16, and with the default
+   float32 encode), and with both off; the ratio to (1) is the engine's efficiency (target >= 0.85: the
+   rest is augmentation, VAE encodes, error maps and bookkeeping);
 3. seconds per image at those settings;
 4. peak resident memory (VmHWM, reset after warm-up) of ``classify`` over N images for each of ``--rss-sizes`` (each in a
    fresh subprocess, a 16 px 10-class model, 2 trials per image, pruning off), with and without
@@ -61,21 +62,22 @@ def unet_rate(model: Any, batch: int, reps: int) -> float:
     cond = model.conditioning(torch.arange(batch) % model.n_classes)
     with torch.inference_mode():
         for _ in range(2):
-            model.unet(z, t, encoder_hidden_states=cond)
+            model.unet(z, t, encoder_hidden_states=cond, **model.unet_kwargs(cond))
         start = time.perf_counter()
         for _ in range(reps):
-            model.unet(z, t, encoder_hidden_states=cond)
+            model.unet(z, t, encoder_hidden_states=cond, **model.unet_kwargs(cond))
         return batch * reps / (time.perf_counter() - start)
 
 
-def encode_seconds(model: Any, n: int, reps: int) -> float:
+def encode_seconds(model: Any, n: int, reps: int, precision: str = "float32") -> float:
     """Seconds per image of the VAE encode (``n`` images per call, as one trial of ``n``
-    images in flight does)."""
+    images in flight does), in ``precision`` (``"float32"`` or ``"bfloat16"`` autocast)."""
     import torch
 
     size = model.config.image_size
     x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                enabled=precision == "bfloat16"):
         for _ in range(2):
             model.vae.encode(x)
         start = time.perf_counter()
@@ -180,28 +182,40 @@ def main() -> None:
 
     # Interleaved rounds: each classify rate is compared with the raw rate measured right
     # before and after it, so a change of load between rounds cancels out; the median of the
-    # rounds is reported.
+    # rounds is reported. "full" is the default (float32 encode, as the reference code); "fast"
+    # the opt-in encode_precision="auto" (bfloat16 on a CPU with native bfloat16).
+    from cytoviz.diffusion import ClassifyConfig
+
+    fast_precision = ClassifyConfig(encode_precision="auto").resolved(model).encode_precision
     rounds = []
     for _ in range(args.rounds):
         r0 = unet_rate(model, batch, args.reps)
         f = classify_rate(model, images, batch, args.trials, tta=True, stochastic_encode=True)
         r1 = unet_rate(model, batch, args.reps)
+        fa = classify_rate(model, images, batch, args.trials, tta=True, stochastic_encode=True,
+                           encode_precision=fast_precision)
+        r1b = unet_rate(model, batch, args.reps)
         ln = classify_rate(model, images, batch, args.trials, tta=False, stochastic_encode=False)
         r2 = unet_rate(model, batch, args.reps)
-        enc = encode_seconds(model, batch // k, args.reps)
-        rounds.append({"raw_before": r0, "raw_middle": r1, "raw_after": r2, "full": f, "lean": ln,
+        enc = encode_seconds(model, batch // k, args.reps, "float32")
+        enc_fast = encode_seconds(model, batch // k, args.reps, fast_precision)
+        rounds.append({"raw_before": r0, "raw_middle": r1, "raw_middle_2": r1b, "raw_after": r2,
+                       "full": f, "fast": fa, "lean": ln,
                        "eff_full": f["evals_per_s"] / ((r0 + r1) / 2),
-                       "eff_lean": ln["evals_per_s"] / ((r1 + r2) / 2),
-                       "encode_s_per_image": enc,
+                       "eff_fast": fa["evals_per_s"] / ((r1 + r1b) / 2),
+                       "eff_lean": ln["evals_per_s"] / ((r1b + r2) / 2),
+                       "encode_s_per_image": enc, "encode_fast_s_per_image": enc_fast,
                        # the best an engine can do when every trial of an image also pays one
                        # encode: k UNet evaluations per encode
-                       "bound_full": (k / ((r0 + r1) / 2)) / (k / ((r0 + r1) / 2) + enc)})
+                       "bound_full": (k / ((r0 + r1) / 2)) / (k / ((r0 + r1) / 2) + enc),
+                       "bound_fast": (k / ((r1 + r1b) / 2)) / (k / ((r1 + r1b) / 2) + enc_fast)})
     mid = sorted(range(len(rounds)), key=lambda i: rounds[i]["eff_full"])[len(rounds) // 2]
     pick = rounds[mid]
-    full, lean = pick["full"], pick["lean"]
+    mid_fast = sorted(range(len(rounds)), key=lambda i: rounds[i]["eff_fast"])[len(rounds) // 2]
+    pick_fast = rounds[mid_fast]
+    full, lean, fast = pick["full"], pick["lean"], pick_fast["fast"]
     raw, raw_after = pick["raw_before"], pick["raw_after"]
-    raw_mean = (pick["raw_before"] + pick["raw_middle"]) / 2
-    raw_mean_lean = (pick["raw_middle"] + pick["raw_after"]) / 2
+    raw_mean_lean = (pick["raw_middle_2"] + pick["raw_after"]) / 2
 
     rss = []
     for n in args.rss_sizes:
@@ -221,14 +235,20 @@ def main() -> None:
         "images": args.images,
         "trials_per_image": args.trials,
         "raw_unet_evals_per_s": {"before": raw, "after": raw_after},
-        "classify_tta_stochastic": {**full, "efficiency": full["evals_per_s"] / raw_mean},
+        "classify_tta_stochastic": {**full, "efficiency": pick["eff_full"]},
+        "fast_encode_precision": fast_precision,
+        "classify_tta_stochastic_fast_encode": {**fast, "efficiency": pick_fast["eff_fast"],
+                                                "encode_precision": fast_precision},
         "classify_no_tta_cached_encode": {**lean,
                                           "efficiency": lean["evals_per_s"] / raw_mean_lean},
         "rounds": rounds,
         "efficiency_tta_rounds": [r["eff_full"] for r in rounds],
+        "efficiency_tta_fast_encode_rounds": [r["eff_fast"] for r in rounds],
         "efficiency_no_tta_rounds": [r["eff_lean"] for r in rounds],
         "vae_encode_s_per_image": pick["encode_s_per_image"],
+        "vae_encode_fast_s_per_image": pick_fast["encode_fast_s_per_image"],
         "efficiency_bound_with_encode": pick["bound_full"],
+        "efficiency_bound_with_fast_encode": pick_fast["bound_fast"],
         "rss": rss,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -240,15 +260,20 @@ def main() -> None:
           f"{args.images} images x {args.trials} trials x {k} classes, pruning off\n")
     print("| measure | value |\n| --- | --- |")
     print(f"| raw UNet evals/s (before / after) | {raw:.1f} / {raw_after:.1f} |")
-    for name, r, base in (("TTA + stochastic encode", full, raw_mean),
-                          ("no TTA, cached encode", lean, raw_mean_lean)):
+    for name, r, eff in (("TTA + stochastic encode (float32, the default)", full, pick["eff_full"]),
+                         (f"TTA + stochastic encode ({fast_precision}: --encode-precision auto)",
+                          fast, pick_fast["eff_fast"]),
+                         ("no TTA, cached encode", lean, lean["evals_per_s"] / raw_mean_lean)):
         print(f"| classify evals/s, {name} | {r['evals_per_s']:.1f} |")
-        print(f"| efficiency vs raw UNet, {name} | {r['evals_per_s'] / base:.3f} |")
+        print(f"| efficiency vs raw UNet, {name} | {eff:.3f} |")
         print(f"| seconds per image, {name} | {r['s_per_image']:.3f} |")
-    print(f"| VAE encode, ms per image | {1000 * pick['encode_s_per_image']:.2f} |")
-    print(f"| efficiency bound with one encode per {k} UNet evaluations | {pick['bound_full']:.3f} |")
-    print("| efficiency per round (TTA; no TTA) | "
-          + "; ".join(f"{r['eff_full']:.3f}, {r['eff_lean']:.3f}" for r in rounds) + " |")
+    print(f"| VAE encode, ms per image (float32; {fast_precision}) | "
+          f"{1000 * pick['encode_s_per_image']:.2f}; {1000 * pick_fast['encode_fast_s_per_image']:.2f} |")
+    print(f"| efficiency bound with one encode per {k} UNet evaluations (float32; {fast_precision}) | "
+          f"{pick['bound_full']:.3f}; {pick_fast['bound_fast']:.3f} |")
+    print("| efficiency per round (TTA float32; TTA fast; no TTA) | "
+          + "; ".join(f"{r['eff_full']:.3f}, {r['eff_fast']:.3f}, {r['eff_lean']:.3f}"
+                      for r in rounds) + " |")
     print("\n| images | error maps | peak RSS before (MiB) | after (MiB) | growth (MiB) | "
           "error maps (MiB) | seconds |\n| --- | --- | --- | --- | --- | --- | --- |")
     for r in rss:

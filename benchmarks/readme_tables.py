@@ -59,14 +59,21 @@ def speed() -> None:
     if d is not None:
         t = d.get("classify_tta_stochastic", {})
         n = d.get("classify_no_tta_cached_encode", {})
+        fast = d.get("classify_tta_stochastic_fast_encode")
+        prec = d.get("fast_encode_precision", "float32")
+        extra = (f"; {fast['efficiency']:.2f} with a {prec} encode (`--encode-precision auto`)"
+                 if fast is not None and prec != "float32" else "")
         rows.append(("classify engine efficiency (UNet evals/s in `classify` / raw UNet rate, same batch)",
-                     f"{t.get('efficiency', float('nan')):.2f} with TTA + stochastic encode; "
-                     f"{n.get('efficiency', float('nan')):.2f} without", ">= 0.85", "classify_engine.json"))
+                     f"{t.get('efficiency', float('nan')):.2f} with TTA + stochastic encode{extra}; "
+                     f"{n.get('efficiency', float('nan')):.2f} without TTA", ">= 0.85", "classify_engine.json"))
         if "vae_encode_s_per_image" in d:
+            enc = (f"{1000 * d['vae_encode_s_per_image']:.1f} ms; bound "
+                   f"{d.get('efficiency_bound_with_encode', float('nan')):.2f}")
+            if "vae_encode_fast_s_per_image" in d and prec != "float32":
+                enc += (f" ({prec}: {1000 * d['vae_encode_fast_s_per_image']:.1f} ms; bound "
+                        f"{d.get('efficiency_bound_with_fast_encode', float('nan')):.2f})")
             rows.append(("VAE encode per image and trial (TTA), and the efficiency an engine with no "
-                         "other overhead would reach",
-                         f"{1000 * d['vae_encode_s_per_image']:.1f} ms; bound {d.get('efficiency_bound_with_encode', float('nan')):.2f}",
-                         "-", "classify_engine.json"))
+                         "other overhead would reach", enc, "-", "classify_engine.json"))
         rss = [r for r in d.get("rss", []) if r.get("keep_error_maps") is False]
         m = _load("classify_memory")
         if m is not None:

@@ -1,7 +1,7 @@
 """Diffusion classifier vs CNN baseline on the shifted synthetic test sets (shipped models).
 
     .venv/bin/python benchmarks/shift_accuracy.py [--per-class 20] [--max-trials 100] [--splits test_mild test_strong]
-        [--out benchmarks/results/shift_accuracy.json] [--save-results DIR]
+        [--out benchmarks/results/shift_accuracy.json] [--save-results DIR] [--model DIR]
 
 Same images (the first --per-class of each class) and classifier budget as `cytoviz figures`
 Table 1. Writes benchmarks/results/shift_accuracy.json (or --out); --save-results keeps each
@@ -33,8 +33,15 @@ def main() -> None:
     ap.add_argument("--splits", nargs="+", default=["test_mild", "test_strong"])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "shift_accuracy.json")
     ap.add_argument("--save-results", type=Path, default=None, metavar="DIR")
+    ap.add_argument("--model", type=Path, default=None, metavar="DIR",
+                    help="diffusion model folder (default: the shipped data/default_model)")
     args = ap.parse_args()
-    model = load_default_model()
+    if args.model is None:
+        model = load_default_model()
+    else:
+        from cytoviz.diffusion import DiffusionModel
+
+        model = DiffusionModel.from_pretrained(args.model)
     base = BaselineClassifier.load(REPO / "data" / "default_baseline")
     rows = []
     for split in args.splits:
@@ -54,6 +61,7 @@ def main() -> None:
                      "accuracy": ev["accuracy"], "balanced_accuracy": ev["balanced_accuracy"]})
         print(rows[-2], rows[-1], flush=True)
     save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
+               "model": str(args.model or "data/default_model"),
                "max_trials": args.max_trials, "torch_threads": torch.get_num_threads(),
                "rows": rows},
               args.out)

@@ -185,7 +185,8 @@ class _Context:
             key = self.model_sha256()[:12]
             path = self.cache / f"classify_test-{key}.npz"
             cfg = ClassifyConfig(min_trials=self.config.min_trials,
-                                 max_trials=self.config.max_trials, seed=self.config.seed)
+                                 max_trials=self.config.max_trials,
+                                 seed=self.config.seed).resolved(self.model)
             if path.is_file():
                 res = ClassificationResult.load(path)
                 if res.config == cfg and len(res) == len(self.test_subset()):

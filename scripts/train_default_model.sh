@@ -12,7 +12,8 @@
 # hour on a 2-core machine at one torch thread (measured 3.0 UNet steps/s), longer under load from
 # other processes (benchmarks/train_speed.py measures the speed; --max-minutes 150 caps a run,
 # and running the script again resumes it, bit-identically to an uninterrupted run).
-# VAE_STEPS, UNET_STEPS and VAL_EVERY change the budget for experiments: a sharper VAE
+# VAE_STEPS, UNET_STEPS and VAL_EVERY change the budget for experiments, CLASS_EMBEDDING=1 the
+# UNet (ModelConfig.class_embedding): a sharper VAE
 # (VAE_STEPS=1500 UNET_STEPS=7500 VAL_EVERY=3750, 28 dB instead of 23 dB reconstruction PSNR by
 # benchmarks/vae_recon.py) classified no better in-domain and worse under the strong shift; see
 # the README.
@@ -29,6 +30,9 @@ main() {
     VAE_STEPS=${VAE_STEPS:-300}
     UNET_STEPS=${UNET_STEPS:-11000}
     VAL_EVERY=${VAL_EVERY:-5500}
+    # CLASS_EMBEDDING=1: also feed the label into the UNet's timestep embedding (experiment).
+    extra=()
+    if [ "${CLASS_EMBEDDING:-0}" = "1" ]; then extra+=(--class-embedding); fi
     mkdir -p "$OUT"
     # One torch thread: on a shared machine, two spinning OpenMP threads competing with other
     # processes are several times slower than one.
@@ -38,7 +42,7 @@ main() {
         --vae-steps "$VAE_STEPS" --vae-batch-size 8 \
         --steps "$UNET_STEPS" --batch-size 16 --lr 2e-3 --lr-schedule cosine --warmup-steps 200 \
         --ema-decay 0.999 --checkpoint-every 250 --val-every "$VAL_EVERY" --val-accuracy-images 50 \
-        --max-minutes 150
+        --max-minutes 150 "${extra[@]}"
 
     completed=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['completed'])" \
         "$OUT/model/train_summary.json")

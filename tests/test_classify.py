@@ -481,3 +481,36 @@ def test_cli_classify_resumes_after_sigkill(tmp_path, model: DiffusionModel,
     np.testing.assert_array_equal(r.prediction, ref.prediction)
     pd.testing.assert_frame_equal(pd.read_csv(out / "predictions.csv"),
                                   pd.read_csv(tmp_path / "ref" / "predictions.csv"))
+
+
+# --------------------------------------------------------------------------- encode precision
+def test_encode_precision_resolution_and_validation(model: DiffusionModel,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from cytoviz.diffusion.classify import resolve_encode_precision
+
+    with pytest.raises(ValueError, match="encode_precision"):
+        ClassifyConfig(encode_precision="half")
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert resolve_encode_precision("auto", "cpu", torch.float32) == expected
+        assert ClassifyConfig(encode_precision="auto").resolved(model).encode_precision == expected
+        # The default is the reference code's float32 encode on any machine.
+        assert ClassifyConfig().resolved(model).encode_precision == "float32"
+    # An explicit choice is kept; a half-precision VAE or a GPU is never autocast by "auto".
+    assert resolve_encode_precision("float32", "cpu", torch.float32) == "float32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert resolve_encode_precision("auto", "cpu", torch.float16) == "float32"
+    assert resolve_encode_precision("auto", "cuda", torch.float32) == "float32"
+
+
+def test_bfloat16_encode_is_close_to_float32(model: DiffusionModel, images: np.ndarray) -> None:
+    cfg = ClassifyConfig(max_trials=12, min_trials=12, pruning=False, seed=2)
+    a = classify(model, images, cfg.replace(encode_precision="float32"), progress=False)
+    b = classify(model, images, cfg.replace(encode_precision="bfloat16"), progress=False)
+    # The result records the resolved precision, so saved runs say what they used.
+    assert a.config.encode_precision == "float32" and b.config.encode_precision == "bfloat16"
+    # Same noise, timesteps and augmentation; only the encode's rounding differs.
+    assert not np.array_equal(a.trial_errors, b.trial_errors)
+    np.testing.assert_allclose(a.trial_errors, b.trial_errors, rtol=0.05, atol=1e-3)
+    assert np.corrcoef(a.trial_errors.ravel(), b.trial_errors.ravel())[0, 1] > 0.999

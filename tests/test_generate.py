@@ -104,7 +104,7 @@ class _StubUNet(torch.nn.Module):
 
 def test_cfg_with_stub_unet(model: DiffusionModel) -> None:
     stub = _StubUNet()
-    fake = types.SimpleNamespace(unet=stub)
+    fake = types.SimpleNamespace(unet=stub, unet_kwargs=lambda cond: {})
     z = torch.randn(3, 4, 4, 4)
     labels = torch.tensor([0, 1, 2])
     cond = model.conditioning(labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -409,3 +410,47 @@ def test_cosine_resume_refuses_changed_steps(tmp_path):
     model = train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
                   out_dir=tmp_path, progress=False)
     assert model is not None
+
+
+# --------------------------------------------------------------------------- class embedding
+def test_class_embedding_reaches_the_unet_and_trains(tmp_path):
+    cfg_model = dataclasses.replace(TINY, class_embedding=True)
+    model = DiffusionModel.build(CLASSES, cfg_model, seed=0)
+    assert model.unet.config.class_embed_type == "projection"
+    cond = model.conditioning(torch.tensor([0, 1, -1]))
+    kw = model.unet_kwargs(cond)
+    assert torch.equal(kw["class_labels"], cond[:, 0, :])
+    # Without the class embedding no extra input is passed.
+    assert DiffusionModel.build(CLASSES, TINY, seed=0).unet_kwargs(cond) == {}
+    # The label changes the prediction through the embedding alone: with the cross-attention
+    # inputs held at the null condition, the class rows still give different outputs.
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)).expand(2, -1, -1, -1)
+    null = model.conditioning(torch.tensor([-1, -1]))
+    with torch.no_grad():
+        for p in model.unet.class_embedding.parameters():
+            p.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
+        out = model.unet(z, torch.tensor([500, 500]), encoder_hidden_states=null,
+                         class_labels=model.conditioning(torch.tensor([0, 1]))[:, 0, :]).sample
+    assert not torch.allclose(out[0], out[1])
+    # It trains, saves and loads with its config.
+    trained = train(model, _easy_data(16), None, _tiny_config(), out_dir=tmp_path / "run",
+                    progress=False)
+    loaded = DiffusionModel.from_pretrained(tmp_path / "run" / "model")
+    assert loaded.config.class_embedding and loaded.unet.config.class_embed_type == "projection"
+    for k, v in trained.unet.state_dict().items():
+        assert torch.equal(v, loaded.unet.state_dict()[k]), k
+
+
+def test_cli_class_embedding_flag(tmp_path, capsys, tiny_sd15):
+    from cytoviz.cli import main
+
+    path = _easy_data(16, seed=1).save(tmp_path / "cells.npz")
+    rc = main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--steps", "1",
+               "--vae-steps", "1", "--batch-size", "2", "--no-augment", "--quiet",
+               "--val-accuracy-images", "0", "--val-fraction", "0.25", "--class-embedding"])
+    assert rc == 0
+    assert DiffusionModel.from_pretrained(tmp_path / "run" / "model").config.class_embedding
+    rc = main(["train", "--data", str(path), "--out", str(tmp_path / "sd"), "--preset", "sd15",
+               "--sd15-path", str(tiny_sd15), "--class-embedding"])
+    assert rc == 2
+    assert "--class-embedding is for the tiny preset" in capsys.readouterr().err

@@ -47,6 +47,7 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``classify`` and ``refit-weighting`` subcommands."""
+    from cytoviz.diffusion.classify import ENCODE_PRECISIONS
     from cytoviz.diffusion.weighting import WEIGHTINGS
 
     p = subparsers.add_parser(
@@ -75,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--no-tta", action="store_true", help="no test-time augmentation")
     c.add_argument("--deterministic-encode", action="store_true",
                    help="use the VAE posterior mean instead of a sample")
+    c.add_argument("--encode-precision", choices=ENCODE_PRECISIONS, default="float32",
+                   help="arithmetic of the per-trial VAE encode (default float32; bfloat16 is "
+                        "faster on a CPU with native bfloat16, which auto picks; not in "
+                        "METHOD.md, see ClassifyConfig)")
     c.add_argument("--weighting", choices=WEIGHTINGS, default="polynomial",
                    help="timestep weighting (default polynomial)")
     c.add_argument("--weighting-file", metavar="JSON",
@@ -241,8 +246,9 @@ def _run_classify(args: argparse.Namespace) -> int:
         min_trials=args.min_trials, max_trials=args.max_trials, p_threshold=args.p_threshold,
         pruning=not args.no_pruning, tta=not args.no_tta,
         stochastic_encode=not args.deterministic_encode, keep_error_maps=not args.no_error_maps,
-        batch_size=args.batch_size, seed=args.seed, device=args.device, **extra,  # type: ignore[arg-type]
-    )
+        batch_size=args.batch_size, seed=args.seed, device=args.device,
+        encode_precision=args.encode_precision, **extra,  # type: ignore[arg-type]
+    ).resolved(model)
 
     # -- resumable chunks ------------------------------------------------------------------
     out = Path(args.out)

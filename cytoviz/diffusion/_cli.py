@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", choices=("tiny", "sd15"), default="tiny",
                        help="tiny: small VAE + UNet trained from scratch (CPU); sd15: fine-tune a "
                        "local Stable Diffusion 1.5 UNet with its VAE frozen (default tiny)")
+    model.add_argument("--class-embedding", action="store_true",
+                       help="tiny preset: also feed the one-hot label into the UNet's timestep "
+                       "embedding (ModelConfig.class_embedding; not in METHOD.md)")
     model.add_argument("--sd15-path", metavar="DIR",
                        help="local diffusers folder of Stable Diffusion 1.5 (unet/, vae/, "
                        "scheduler/); required with --preset sd15, nothing is downloaded")
@@ -169,6 +172,9 @@ def _run(args: argparse.Namespace) -> int:
         if not args.sd15_path:
             raise ValueError("--preset sd15 needs --sd15-path pointing to a local diffusers folder "
                              "of Stable Diffusion 1.5 (unet/, vae/, scheduler/)")
+        if args.class_embedding:
+            raise ValueError("--class-embedding is for the tiny preset: a pretrained Stable "
+                             "Diffusion 1.5 UNet has no class embedding")
         changes.pop("vae_steps", None)
         changes.pop("vae_batch_size", None)
         config = TrainConfig.sd15(**changes)
@@ -182,7 +188,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig.tiny(**changes)
         model = DiffusionModel.build(
-            train_data.class_names, ModelConfig.tiny(image_size=train_data.image_size),
+            train_data.class_names,
+            ModelConfig.tiny(image_size=train_data.image_size,
+                             class_embedding=args.class_embedding),
             seed=args.seed,
         )
     print(f"cytoviz train: {model}\n  train: {train_data}\n  val: {val_data}", file=sys.stderr)

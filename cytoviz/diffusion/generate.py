@@ -158,10 +158,12 @@ def _eps(model: DiffusionModel, latents: torch.Tensor, t: torch.Tensor, cond: to
 
     unet = model.unet
     if shortcut and scale == 1.0:
-        return unet(latents, t, encoder_hidden_states=cond).sample
+        return unet(latents, t, encoder_hidden_states=cond, **model.unet_kwargs(cond)).sample
     if shortcut and scale == 0.0:
-        return unet(latents, t, encoder_hidden_states=null).sample
-    both = unet(torch.cat([latents, latents]), t, encoder_hidden_states=torch.cat([null, cond])).sample
+        return unet(latents, t, encoder_hidden_states=null, **model.unet_kwargs(null)).sample
+    pair = torch.cat([null, cond])
+    both = unet(torch.cat([latents, latents]), t, encoder_hidden_states=pair,
+                **model.unet_kwargs(pair)).sample
     eps_u, eps_c = both.chunk(2)
     return guided_eps(eps_u, eps_c, scale)
 

@@ -68,6 +68,14 @@ class ModelConfig(Config):
         Group-norm groups in the VAE and UNet.
     beta_schedule, beta_start, beta_end, num_train_timesteps
         The DDPM noise schedule (SD-1.5's ``scaled_linear`` 0.00085..0.012 over 1000 steps).
+    class_embedding
+        Also feed the conditioning row (the one-hot or soft label vector) through a learned
+        projection into the UNet's timestep embedding (diffusers
+        ``class_embed_type="projection"``), so that the class reaches every ResNet block at
+        every resolution. **Not in METHOD.md** (SD-1.5 has no such input; the ``sd15`` path
+        never uses it): with identical token rows, cross-attention adds only a per-class
+        constant in the attention blocks, which in the ``tiny`` UNet exist at the two coarsest
+        resolutions only. Off by default. The decision rule is unchanged.
     """
 
     preset: str = "tiny"
@@ -84,6 +92,7 @@ class ModelConfig(Config):
     beta_start: float = 0.00085
     beta_end: float = 0.012
     num_train_timesteps: int = 1000
+    class_embedding: bool = False
 
     def validate(self) -> None:
         if self.preset not in PRESETS:
@@ -180,6 +189,9 @@ class DiffusionModel:
             cross_attention_dim=config.token_dim,
             attention_head_dim=config.attention_head_dim,
             norm_num_groups=config.norm_num_groups,
+            **({"class_embed_type": "projection",
+                "projection_class_embeddings_input_dim": config.token_dim}
+               if config.class_embedding else {}),
         )
         scheduler = DDPMScheduler(
             num_train_timesteps=config.num_train_timesteps,
@@ -374,6 +386,17 @@ class DiffusionModel:
         row[:, :k] = onehot
         dtype = next(self.unet.parameters()).dtype
         return row[:, None, :].expand(-1, self.n_tokens, -1).to(dtype)
+
+    def unet_kwargs(self, cond: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra UNet inputs for the conditioning ``cond`` (see ``ModelConfig.class_embedding``).
+
+        ``{"class_labels": cond[:, 0, :]}`` when the UNet has a projection class embedding (the
+        conditioning row: one-hot, soft or null label), ``{}`` otherwise. Every UNet call passes
+        ``encoder_hidden_states=cond, **model.unet_kwargs(cond)``.
+        """
+        if getattr(self.unet.config, "class_embed_type", None) == "projection":
+            return {"class_labels": cond[:, 0, :]}
+        return {}
 
     def encode(self, images: torch.Tensor, *, sample: bool = True,
                generator: torch.Generator | None = None) -> torch.Tensor:

@@ -330,7 +330,7 @@ def diffusion_loss(model: DiffusionModel, latents: torch.Tensor, cond: torch.Ten
     """
     unet = model.unet if unet is None else unet
     noisy = model.scheduler.add_noise(latents, noise, timesteps)
-    pred = unet(noisy, timesteps, encoder_hidden_states=cond).sample
+    pred = unet(noisy, timesteps, encoder_hidden_states=cond, **model.unet_kwargs(cond)).sample
     per_image = (pred.float() - noise.float()).pow(2).mean(dim=(1, 2, 3))
     weighted = per_image * min_snr_weights(timesteps, model.scheduler.alphas_cumprod, gamma)
     return weighted.mean() if reduce else weighted
