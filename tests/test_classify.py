@@ -366,9 +366,14 @@ def test_cli_classify_and_refit(tmp_path, model: DiffusionModel, images: np.ndar
     assert w["weighting"] == "polynomial" and len(w["poly_coeffs"]) == 3
     rc = main(["classify", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.npz"),
                "--out", str(out), "--max-trials", "6", "--min-trials", "3", "--no-tta",
-               "--weighting-file", str(tmp_path / "w.json"), "--quiet"])
+               "--weighting-file", str(tmp_path / "w.json"), "--quiet", "--mask-radius", "2",
+               "--encode-precision", "bfloat16"])
     assert rc == 0
-    assert ClassificationResult.load(out / "result.npz").config.poly_coeffs == tuple(w["poly_coeffs"])
+    r = ClassificationResult.load(out / "result.npz")
+    assert r.config.poly_coeffs == tuple(w["poly_coeffs"])
+    assert r.mask_radius == 2 and r.config.encode_precision == "bfloat16"
+    assert main(["classify", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.npz"),
+                 "--out", str(out), "--mask-radius", "0", "--quiet"]) == 2
     assert main(["classify", "--model", str(tmp_path / "nope"), "--data", "x.npz",
                  "--out", str(out)]) == 2
 

@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--no-tta", action="store_true", help="no test-time augmentation")
     c.add_argument("--deterministic-encode", action="store_true",
                    help="use the VAE posterior mean instead of a sample")
+    c.add_argument("--mask-radius", type=int, default=None, metavar="R",
+                   help="radius in latent pixels of the centre disc where errors count (default: "
+                        "the paper's 20 of 45 scaled to the latent, 7 for 16 x 16)")
     c.add_argument("--encode-precision", choices=ENCODE_PRECISIONS, default="float32",
                    help="arithmetic of the per-trial VAE encode (default float32; bfloat16 is "
                         "faster on a CPU with native bfloat16, which auto picks; not in "
@@ -247,7 +250,7 @@ def _run_classify(args: argparse.Namespace) -> int:
         pruning=not args.no_pruning, tta=not args.no_tta,
         stochastic_encode=not args.deterministic_encode, keep_error_maps=not args.no_error_maps,
         batch_size=args.batch_size, seed=args.seed, device=args.device,
-        encode_precision=args.encode_precision, **extra,  # type: ignore[arg-type]
+        encode_precision=args.encode_precision, mask_radius=args.mask_radius, **extra,  # type: ignore[arg-type]
     ).resolved(model)
 
     # -- resumable chunks ------------------------------------------------------------------
