@@ -99,10 +99,10 @@ class ClassifyConfig(Config):
         bfloat16 instructions (AVX512-BF16 or AMX) running a float32 VAE, else ``"float32"``.
         The result records the resolved value. The bfloat16 encode is an opt-in speed-up, not
         in METHOD.md: the encode at full image resolution costs about two to three UNet
-        evaluations of the tiny model and caps the engine's efficiency; in bfloat16 it runs
-        about twice as fast on such a CPU, and its rounding (about 1 % of the latent's spread)
-        is small next to the differences between test-time augmentations of one image, and
-        every class of a trial shares it. The UNet, whose errors decide the class, stays
+        evaluations of the tiny model and caps the engine's efficiency
+        (``benchmarks/classify_engine.py`` measures both encodes); bfloat16 rounding is small
+        next to the differences between test-time augmentations of one image, and every class
+        of a trial shares it. The UNet, whose errors decide the class, stays
         float32.
     """
 
