@@ -1,0 +1,67 @@
+"""benchmarks/crop_pilot.py: the centre crop and the per-class subset it trains and scores on."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cytoviz.data import MASK_NAMES, CellDataset
+from cytoviz.data.synth import SynthConfig, synthesize
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "crop_pilot.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("crop_pilot", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _dataset() -> CellDataset:
+    images = np.arange(3 * 8 * 8 * 3, dtype=np.uint8).reshape(3, 8, 8, 3)
+    masks = np.zeros((3, 3, 8, 8), dtype=bool)
+    masks[:, :, 3, 4] = True
+    return CellDataset(images=images, labels=np.array([0, 1, 0]), class_names=("a", "b"),
+                       masks=masks)
+
+
+def test_centre_crop_takes_the_middle_pixels_and_masks():
+    mod = _module()
+    ds = _dataset()
+    out = mod.centre_crop(ds, 4)
+    assert out.images.shape == (3, 4, 4, 3)
+    np.testing.assert_array_equal(out.images, ds.images[:, 2:6, 2:6])
+    assert out.masks.shape == (3, 3, 4, 4)
+    assert out.masks[:, :, 1, 2].all() and out.masks.sum() == 9
+    np.testing.assert_array_equal(out.labels, ds.labels)
+    assert out.class_names == ds.class_names
+
+
+def test_centre_crop_refuses_a_crop_larger_than_the_images():
+    with pytest.raises(ValueError, match="larger than the 8 x 8"):
+        _module().centre_crop(_dataset(), 10)
+
+
+@pytest.mark.parametrize("domain", [None, "mild", "strong"])
+def test_synthetic_cells_fit_in_the_32_px_crop(domain):
+    """The cell mask of every synthetic cell (any class, any domain) lies in the central half."""
+    mod = _module()
+    ds = synthesize(6, config=SynthConfig(image_size=64), domain=domain, seed=3)
+    parts = [MASK_NAMES.index("nucleus"), MASK_NAMES.index("cytoplasm")]
+    cell = ds.masks[:, parts].any(axis=1)
+    crop = mod.centre_crop(ds, 32).masks[:, parts].any(axis=1)
+    assert cell.sum(axis=(1, 2)).min() > 0
+    np.testing.assert_array_equal(cell.sum(axis=(1, 2)), crop.sum(axis=(1, 2)))
+
+
+def test_first_per_class_is_deterministic_and_balanced():
+    mod = _module()
+    ds = CellDataset(images=np.zeros((6, 4, 4, 3), np.uint8), labels=np.array([1, 0, 1, 0, 1, 0]),
+                     class_names=("a", "b"))
+    sub = mod.first_per_class(ds, 2)
+    np.testing.assert_array_equal(sub.labels, [1, 0, 1, 0])
