@@ -61,6 +61,32 @@ def first_per_class(ds: CellDataset, n: int) -> CellDataset:
     return ds.subset(np.sort(idx))
 
 
+def baseline_rows(args: argparse.Namespace) -> None:
+    """Train the baseline on the crops (same recipe as scripts/train_default_baseline.py)."""
+    from cytoviz.evaluation import BaselineConfig, train_baseline
+
+    record = json.loads(args.json.read_text())
+    splits = default_splits(splits=["train", "val"])
+    tr, va = (centre_crop(splits[s], args.crop) for s in ("train", "val"))
+    t0 = time.time()
+    clf = train_baseline(tr, va, BaselineConfig(epochs=30, max_minutes=25.0, seed=0))
+    seconds = time.time() - t0
+    clf.save(args.out / "baseline")
+    rows = []
+    for split in EVAL_SPLITS:
+        ds = centre_crop(first_per_class(default_splits(splits=[split])[split], args.per_class),
+                         args.crop)
+        ev = clf.evaluate(ds)
+        rows.append({"split": split, "images": len(ds), "accuracy": ev["accuracy"],
+                     "balanced_accuracy": ev["balanced_accuracy"]})
+        print(rows[-1], file=sys.stderr, flush=True)
+    record["baseline"] = {"command": "python benchmarks/crop_pilot.py " + " ".join(sys.argv[1:]),
+                          "train_seconds": seconds, "torch_threads": torch.get_num_threads(),
+                          "rows": rows}
+    save_json(record, args.json)
+    print(f"crop_pilot: baseline rows added to {args.json}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,11 +99,17 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=20)
     ap.add_argument("--max-trials", type=int, default=100)
     ap.add_argument("--eval-only", action="store_true", help="skip training (model must exist)")
+    ap.add_argument("--baseline-only", action="store_true",
+                    help="train the CNN baseline (shipped recipe: 30 epochs, <= 25 min) on the same "
+                    "crops, score it on the cropped test sets and add its rows to an existing --json")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "crop_pilot.json")
     args = ap.parse_args()
     if args.crop % 2:
         raise ValueError(f"--crop must be even (the VAE downsamples by 2), got {args.crop}")
 
+    if args.baseline_only:
+        baseline_rows(args)
+        return
     model_dir = args.out / "model"
     if not args.eval_only:
         splits = default_splits(splits=["train", "val"])
