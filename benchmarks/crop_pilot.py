@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/crop_pilot.py --out runs/crop32 [--crop 32] [--steps 11000]
         [--vae-steps 300] [--max-minutes 150] [--eval-only] [--json benchmarks/results/crop_pilot.json]
+    .venv/bin/python benchmarks/crop_pilot.py --out runs/crop32 --baseline-only
 
 The synthetic cells are about 20 px wide in 64 px images, i.e. 4-5 latent pixels of the shipped
 ``tiny`` model's 16 x 16 latent; most of the latent (and of the training loss) is red-cell
@@ -15,6 +16,8 @@ steps of batch 8, UNet steps of batch 16, peak lr 2e-3 with a cosine decay, 200 
 0.999); running the command again resumes it. Then it classifies the same images as the README's
 Table 1 and shift rows (the first 20 per class of ``test``, ``test_mild`` and ``test_strong``,
 at most 100 trials, pruning on), cropped the same way, and writes accuracies to ``--json``.
+``--baseline-only`` then trains the CNN baseline (the shipped recipe) on the same crops and adds
+its rows, so that both classifiers see the same pixels.
 
 This is an experiment, not a shipped option: the cropped model takes 32 px crops, not the 64 px
 images the rest of the package works with (heatmaps, generation). Augmentations act on the crop
