@@ -26,7 +26,6 @@ images the rest of the package works with (heatmaps, generation). Augmentations 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cytoviz._io import save_json
+from cytoviz._io import load_json, save_json
 from cytoviz.data import CellDataset
 from cytoviz.data.synth import default_splits
 from cytoviz.diffusion import ClassifyConfig, DiffusionModel, classify
@@ -60,25 +59,37 @@ def centre_crop(ds: CellDataset, size: int) -> CellDataset:
 
 
 def first_per_class(ds: CellDataset, n: int) -> CellDataset:
+    """The first ``n`` images of each class (the selection of Table 1 and shift_accuracy.py)."""
     idx = np.concatenate([np.flatnonzero(ds.labels == c)[:n] for c in range(len(ds.class_names))])
     return ds.subset(np.sort(idx))
+
+
+def cropped_splits(args: argparse.Namespace, names: tuple[str, ...],
+                   per_class: int | None = None) -> dict[str, CellDataset]:
+    """Default synthetic splits ``names``, optionally the first ``per_class`` of each class,
+    centre-cropped to ``args.crop``."""
+    splits = default_splits(splits=list(names))
+    if per_class is not None:
+        splits = {k: first_per_class(v, per_class) for k, v in splits.items()}
+    return {k: centre_crop(v, args.crop) for k, v in splits.items()}
 
 
 def baseline_rows(args: argparse.Namespace) -> None:
     """Train the baseline on the crops (same recipe as scripts/train_default_baseline.py)."""
     from cytoviz.evaluation import BaselineConfig, train_baseline
 
-    record = json.loads(args.json.read_text())
-    splits = default_splits(splits=["train", "val"])
-    tr, va = (centre_crop(splits[s], args.crop) for s in ("train", "val"))
+    if not args.json.is_file():
+        raise FileNotFoundError(f"{args.json}: no results yet; run without --baseline-only first "
+                                "(or point --json at an earlier run's file)")
+    record = load_json(args.json)
+    splits = cropped_splits(args, ("train", "val"))
+    tr, va = splits["train"], splits["val"]
     t0 = time.time()
     clf = train_baseline(tr, va, BaselineConfig(epochs=30, max_minutes=25.0, seed=0))
     seconds = time.time() - t0
     clf.save(args.out / "baseline")
     rows = []
-    for split in EVAL_SPLITS:
-        ds = centre_crop(first_per_class(default_splits(splits=[split])[split], args.per_class),
-                         args.crop)
+    for split, ds in cropped_splits(args, EVAL_SPLITS, args.per_class).items():
         ev = clf.evaluate(ds)
         rows.append({"split": split, "images": len(ds), "accuracy": ev["accuracy"],
                      "balanced_accuracy": ev["balanced_accuracy"]})
@@ -107,16 +118,17 @@ def main() -> None:
                     "crops, score it on the cropped test sets and add its rows to an existing --json")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "crop_pilot.json")
     args = ap.parse_args()
-    if args.crop % 2:
-        raise ValueError(f"--crop must be even (the VAE downsamples by 2), got {args.crop}")
+    if args.crop < 8 or args.crop % 8:
+        raise ValueError(f"--crop must be a positive multiple of 8 (the VAE downsamples by 2, "
+                         f"the UNet by 4 more), got {args.crop}")
 
     if args.baseline_only:
         baseline_rows(args)
         return
     model_dir = args.out / "model"
     if not args.eval_only:
-        splits = default_splits(splits=["train", "val"])
-        tr, va = (centre_crop(splits[s], args.crop) for s in ("train", "val"))
+        splits = cropped_splits(args, ("train", "val"))
+        tr, va = splits["train"], splits["val"]
         config = ModelConfig.tiny(image_size=args.crop, vae_channels=(32, 64))
         model = DiffusionModel.build(tr.class_names, config, seed=0)
         tcfg = TrainConfig.tiny(
@@ -128,19 +140,16 @@ def main() -> None:
         print(f"crop_pilot: {model}\n  train: {tr}\n  val: {va}", file=sys.stderr, flush=True)
         t0 = time.time()
         train(model, tr, va, tcfg, out_dir=args.out, resume=True, progress=True)
-        summary = json.loads((model_dir / "train_summary.json").read_text())
-        if not summary.get("completed"):
+        if not load_json(model_dir / "train_summary.json").get("completed"):
             print("crop_pilot: training stopped before the last step; run again to resume",
                   file=sys.stderr)
             sys.exit(1)
         print(f"crop_pilot: training call took {time.time() - t0:.0f} s", file=sys.stderr)
 
     model = DiffusionModel.from_pretrained(model_dir)
-    summary = json.loads((model_dir / "train_summary.json").read_text())
+    summary = load_json(model_dir / "train_summary.json")
     rows = []
-    for split in EVAL_SPLITS:
-        ds = centre_crop(first_per_class(default_splits(splits=[split])[split], args.per_class),
-                         args.crop)
+    for split, ds in cropped_splits(args, EVAL_SPLITS, args.per_class).items():
         t0 = time.time()
         res = classify(model, ds, config=ClassifyConfig(max_trials=args.max_trials), progress=True)
         res.save(args.out / f"eval_{split}.npz")

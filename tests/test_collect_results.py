@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from _scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "collect_results.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("collect_results", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _write(path: Path, frame: pd.DataFrame) -> None:
@@ -64,9 +61,7 @@ def test_provenance_names_an_earlier_model(tmp_path, monkeypatch):
     prov = json.loads((dest / "provenance.json").read_text())
     assert len(prov["domain_shift"]["diffusion_model_sha256"]) == 64
 
-    spec = importlib.util.spec_from_file_location("results_tables", REPO / "scripts" / "results_tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
+    tables = load_script(REPO / "scripts" / "results_tables.py")
     monkeypatch.setattr(tables, "RES", dest)
     assert tables._shipped("domain_shift") == "the shipped data/default_model"
     assert tables._shipped("few_shot") == "the shipped data/default_model"  # no entry

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _scripts import load_script
 
 from cytoviz.data import MASK_NAMES, CellDataset
 from cytoviz.data.synth import SynthConfig, synthesize
@@ -16,10 +16,7 @@ SCRIPT = REPO / "benchmarks" / "crop_pilot.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("crop_pilot", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _dataset() -> CellDataset:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _scripts import load_script
 
 from cytoviz.diffusion import ClassificationResult, ClassifyConfig, DiffusionModel, ModelConfig
 
@@ -17,10 +17,7 @@ NAMES = ("a", "b")
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("weighting_ablation", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _result(n: int, seed: int, pruning: bool = False) -> ClassificationResult:
