@@ -44,34 +44,14 @@ REPO = Path(__file__).resolve().parents[1]
 EVAL_SPLITS = ("test", "test_mild", "test_strong")
 
 
-def centre_crop(ds: CellDataset, size: int) -> CellDataset:
-    """The central ``size`` x ``size`` pixels of every image (and mask) of ``ds``."""
-    h, w = ds.images.shape[1:3]
-    if size > min(h, w):
-        raise ValueError(f"--crop {size} is larger than the {h} x {w} px images")
-    top, left = (h - size) // 2, (w - size) // 2
-    images = np.ascontiguousarray(ds.images[:, top:top + size, left:left + size])
-    masks = None
-    if ds.masks is not None:
-        masks = np.ascontiguousarray(ds.masks[..., top:top + size, left:left + size])
-    return CellDataset(images=images, labels=ds.labels, class_names=ds.class_names,
-                       meta=ds.meta, masks=masks)
-
-
-def first_per_class(ds: CellDataset, n: int) -> CellDataset:
-    """The first ``n`` images of each class (the selection of Table 1 and shift_accuracy.py)."""
-    idx = np.concatenate([np.flatnonzero(ds.labels == c)[:n] for c in range(len(ds.class_names))])
-    return ds.subset(np.sort(idx))
-
-
 def cropped_splits(args: argparse.Namespace, names: tuple[str, ...],
                    per_class: int | None = None) -> dict[str, CellDataset]:
     """Default synthetic splits ``names``, optionally the first ``per_class`` of each class,
     centre-cropped to ``args.crop``."""
     splits = default_splits(splits=list(names))
     if per_class is not None:
-        splits = {k: first_per_class(v, per_class) for k, v in splits.items()}
-    return {k: centre_crop(v, args.crop) for k, v in splits.items()}
+        splits = {k: v.first_per_class(per_class) for k, v in splits.items()}
+    return {k: v.centre_crop(args.crop) for k, v in splits.items()}
 
 
 def baseline_rows(args: argparse.Namespace) -> None:

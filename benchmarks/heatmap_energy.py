@@ -47,7 +47,7 @@ def main() -> None:
     clear = (test.meta["mix_class"].astype(str) == "").to_numpy()
     idx = np.concatenate([np.flatnonzero((test.labels == names.index(c)) & clear)[: args.per_class]
                           for c in GRANULOCYTES])
-    ds = test.subset(idx)
+    ds = model.crop_input(test.subset(idx))  # images and masks as the model sees them
     t0 = time.time()
     result = classify_for_heatmaps(model, ds, trials=args.trials, seed=args.seed, progress=False)
     t_classify = time.time() - t0

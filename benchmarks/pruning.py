@@ -68,9 +68,7 @@ def main() -> None:
         data_name = "cytoviz.data.synth.default_splits()['test']"
     if tuple(data.class_names) != model.class_names:
         data = data.select_classes(model.class_names)
-    idx = np.concatenate([np.flatnonzero(data.labels == c)[: args.per_class]
-                          for c in range(len(data.class_names))])
-    data = data.subset(np.sort(idx))
+    data = data.first_per_class(args.per_class)
 
     rows = []
     for trials in args.trials:

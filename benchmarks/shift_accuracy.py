@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cytoviz._io import save_json
@@ -46,8 +45,7 @@ def main() -> None:
     rows = []
     for split in args.splits:
         ds = default_splits(splits=[split])[split]
-        idx = np.concatenate([np.flatnonzero(ds.labels == c)[: args.per_class] for c in range(len(ds.class_names))])
-        ds = ds.subset(np.sort(idx))
+        ds = ds.first_per_class(args.per_class)
         t0 = time.time()
         res = classify(model, ds, config=ClassifyConfig(max_trials=args.max_trials), progress=False)
         if args.save_results is not None:

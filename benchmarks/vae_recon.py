@@ -74,9 +74,7 @@ def main() -> None:
 
     splits = default_splits(splits=["train", "test"])
     test = splits["test"]
-    idx = np.concatenate([np.flatnonzero(test.labels == c)[: args.per_class]
-                          for c in range(len(test.class_names))])
-    test = test.subset(np.sort(idx))
+    test = test.first_per_class(args.per_class)
     x = to_tensor(test.images)
     # the cell = nucleus or cytoplasm (masks are (N, 3, H, W): nucleus, cytoplasm, granules)
     masks = (test.masks[:, 0] | test.masks[:, 1]) if test.masks is not None else np.ones(test.images.shape[:3], bool)

@@ -245,7 +245,9 @@ def build_quiz(real: CellDataset, generated: CellDataset, n_each: int = 144, see
     if real.image_size != generated.image_size:
         raise ValueError(
             f"real images are {real.image_size} px and generated ones {generated.image_size} px; "
-            "resize one set so that participants cannot tell them apart by size"
+            "resize one set so that participants cannot tell them apart by size (a model "
+            "with an input_crop generates its crop: show the real cells as the model sees "
+            "them, model.crop_input(real))"
         )
     rng = np.random.default_rng(seed)
     ir = _draw_balanced(real.labels, n_each, rng, "real")

@@ -166,13 +166,8 @@ class _Context:
     def test_subset(self, split: str = "test"):
         """``n_per_class`` images of each class of a test split (first ones, deterministic)."""
 
-        def pick():
-            ds = self.split(split)
-            idx = np.concatenate([np.flatnonzero(ds.labels == c)[: self.config.n_per_class]
-                                  for c in range(len(ds.class_names))])
-            return ds.subset(np.sort(idx))
-
-        return self.memo(f"subset-{split}", pick)
+        return self.memo(f"subset-{split}",
+                         lambda: self.split(split).first_per_class(self.config.n_per_class))
 
     @property
     def result(self):

@@ -280,7 +280,8 @@ def counterfactual_heatmaps(
         The model that produced ``result`` (only its VAE decoder is used).
     images
         The images that were classified (a :class:`~cytoviz.data.CellDataset` or a uint8
-        ``(N, H, W, 3)`` array in the result's order).
+        ``(N, H, W, 3)`` array in the result's order). A model with an ``input_crop`` decodes
+        heatmaps of its crop, so the returned ``images`` are cropped the same way.
     indices
         Which images of the result to decode (default: all).
     config
@@ -307,6 +308,7 @@ def counterfactual_heatmaps(
     labels = getattr(images, "labels", None)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {arr.dtype} {arr.shape}")
+    arr = model.crop_input(arr)  # what the model saw (its input_crop, if any)
     if arr.shape[0] != len(result):
         raise ValueError(
             f"{arr.shape[0]} images for a result of {len(result)} images; pass the images that "
@@ -423,7 +425,8 @@ def heatmap_energy(
     masks
         ``(n, 3, H, W)`` ground-truth masks (nucleus, cytoplasm, granules) of the source images,
         as the synthetic generator provides (:attr:`CellDataset.masks`, same order as
-        ``heatmaps.source_index``).
+        ``heatmaps.source_index``), of the heatmaps' size (for a model with an ``input_crop``:
+        ``model.crop_input(dataset).masks``).
     pairs
         ``(source class, target class)`` transitions to report (default: all off-diagonal
         transitions from each image's true class).

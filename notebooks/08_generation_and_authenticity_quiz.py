@@ -47,14 +47,16 @@ cv.pl.set_style()
 # ## Generate
 #
 # Generated cells on the left of each row, real ones for comparison on the right. Look for the
-# class-typical features (nucleus shape, granules) and for tell-tale artefacts.
+# class-typical features (nucleus shape, granules) and for tell-tale artefacts. The shipped
+# model sees only the centre of each image (`model.config.input_crop`), so it generates that
+# centre; `model.crop_input` shows the real cells the same way.
 
 # %%
 model = cv.diffusion.load_default_model()
 N_PER_CLASS = 1 if FAST else 15
 gen_config = cv.diffusion.GenerateConfig(num_inference_steps=5 if FAST else 50, guidance_scale=5.0)
 generated = cv.diffusion.generate(model, "all", N_PER_CLASS, gen_config, progress=not FAST)
-real = cv.data.synthesize(N_PER_CLASS, config=cv.data.SynthConfig(seed=8))
+real = model.crop_input(cv.data.synthesize(N_PER_CLASS, config=cv.data.SynthConfig(seed=8)))
 cv.pl.generated_grid(generated, n_per_class=min(N_PER_CLASS, 6), real=real)
 
 # %% [markdown]

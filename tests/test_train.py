@@ -253,7 +253,7 @@ def test_data_mismatch_errors(tmp_path):
     with pytest.raises(ValueError, match="select_classes"):
         train(model, other, None, _tiny_config(), out_dir=tmp_path)
     big = CellDataset(np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 1]), CLASSES)
-    with pytest.raises(ValueError, match="32 px"):
+    with pytest.raises(ValueError, match="32x32 px"):
         train(model, big, None, _tiny_config(), out_dir=tmp_path)
 
 
@@ -453,4 +453,4 @@ def test_cli_class_embedding_flag(tmp_path, capsys, tiny_sd15):
     rc = main(["train", "--data", str(path), "--out", str(tmp_path / "sd"), "--preset", "sd15",
                "--sd15-path", str(tiny_sd15), "--class-embedding"])
     assert rc == 2
-    assert "--class-embedding is for the tiny preset" in capsys.readouterr().err
+    assert "--class-embedding and --vae-channels are for the tiny preset" in capsys.readouterr().err

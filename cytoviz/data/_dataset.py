@@ -118,6 +118,33 @@ class CellDataset:
             masks=None if self.masks is None else self.masks[idx],
         )
 
+    def first_per_class(self, n: int) -> CellDataset:
+        """The first ``n`` images of every class (fewer where a class has fewer), in data-set order.
+
+        The deterministic class-balanced selection of the README's tables and the benchmarks.
+        """
+        if int(n) < 0:
+            raise ValueError(f"n must be a non-negative number of images per class, got {n}")
+        idx = [np.flatnonzero(self.labels == c)[: int(n)] for c in range(len(self.class_names))]
+        return self.subset(np.sort(np.concatenate(idx)))
+
+    def centre_crop(self, size: int) -> CellDataset:
+        """The central ``size`` x ``size`` pixels of every image (and mask).
+
+        The images are views into this data set's array (no copy). ``size`` must not exceed the
+        image size; the crop starts at ``(image_size - size) // 2`` on both axes.
+        """
+        size = int(size)
+        h = self.image_size
+        if not 1 <= size <= h:
+            raise ValueError(f"crop size {size} must lie in [1, {h}] for {h} x {h} px images")
+        if size == h:
+            return self
+        lo = (h - size) // 2
+        masks = None if self.masks is None else self.masks[..., lo:lo + size, lo:lo + size]
+        return CellDataset(images=self.images[:, lo:lo + size, lo:lo + size], labels=self.labels,
+                           class_names=self.class_names, meta=self.meta, masks=masks)
+
     def select_classes(self, names: Sequence[str]) -> CellDataset:
         """Keep only the images of ``names`` and relabel them ``0..len(names)-1``."""
         unknown = [n for n in names if n not in self.class_names]

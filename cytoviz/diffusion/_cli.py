@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", choices=("tiny", "sd15"), default="tiny",
                        help="tiny: small VAE + UNet trained from scratch (CPU); sd15: fine-tune a "
                        "local Stable Diffusion 1.5 UNet with its VAE frozen (default tiny)")
+    model.add_argument("--input-crop", type=int, metavar="PX",
+                       help="the model sees only the centre PX x PX pixels of each image "
+                       "(ModelConfig.input_crop; not in METHOD.md; the shipped default model "
+                       "uses 32 of 64); default: the whole image")
+    model.add_argument("--vae-channels", metavar="C1,C2,...",
+                       help="tiny preset: block_out_channels of the VAE, one per level; the "
+                       "latent is (crop or image size) / 2**(levels - 1) wide (default 32,64,64)")
     model.add_argument("--class-embedding", action="store_true",
                        help="tiny preset: also feed the one-hot label into the UNet's timestep "
                        "embedding (ModelConfig.class_embedding; not in METHOD.md)")
@@ -144,8 +151,6 @@ def _datasets(args: argparse.Namespace) -> tuple[CellDataset, CellDataset | None
 
 
 def _run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from cytoviz.augment import AugmentConfig
     from cytoviz.diffusion.model import DiffusionModel, ModelConfig
     from cytoviz.diffusion.train import TrainConfig, train
@@ -172,25 +177,30 @@ def _run(args: argparse.Namespace) -> int:
         if not args.sd15_path:
             raise ValueError("--preset sd15 needs --sd15-path pointing to a local diffusers folder "
                              "of Stable Diffusion 1.5 (unet/, vae/, scheduler/)")
-        if args.class_embedding:
-            raise ValueError("--class-embedding is for the tiny preset: a pretrained Stable "
-                             "Diffusion 1.5 UNet has no class embedding")
+        if args.class_embedding or args.vae_channels:
+            raise ValueError("--class-embedding and --vae-channels are for the tiny preset: a "
+                             "pretrained Stable Diffusion 1.5 model keeps its architecture")
         changes.pop("vae_steps", None)
         changes.pop("vae_batch_size", None)
         config = TrainConfig.sd15(**changes)
         model = DiffusionModel.from_sd15(args.sd15_path, train_data.class_names)
-        factor = 2 ** (len(model.config.vae_channels) - 1)
-        if train_data.image_size % factor:
-            raise ValueError(f"image size {train_data.image_size} is not divisible by {factor}, "
-                             "the VAE's downsampling; resize the images")
-        # The SD UNet is size-agnostic: record the training image size in the model config.
-        model.config = dataclasses.replace(model.config, image_size=train_data.image_size)
+        # The SD UNet is size-agnostic: record the training image size (and crop) in the
+        # model config, which checks them against the VAE's downsampling.
+        model.config = model.config.replace(image_size=train_data.image_size,
+                                            input_crop=args.input_crop)
     else:
         config = TrainConfig.tiny(**changes)
+        arch: dict[str, object] = {}
+        if args.vae_channels:
+            try:
+                arch["vae_channels"] = tuple(int(c) for c in args.vae_channels.split(","))
+            except ValueError:
+                raise ValueError(f"--vae-channels must be comma-separated integers such as "
+                                 f"32,64, got {args.vae_channels!r}") from None
         model = DiffusionModel.build(
             train_data.class_names,
-            ModelConfig.tiny(image_size=train_data.image_size,
-                             class_embedding=args.class_embedding),
+            ModelConfig.tiny(image_size=train_data.image_size, input_crop=args.input_crop,
+                             class_embedding=args.class_embedding, **arch),
             seed=args.seed,
         )
     print(f"cytoviz train: {model}\n  train: {train_data}\n  val: {val_data}", file=sys.stderr)

@@ -353,7 +353,8 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
         A :class:`~cytoviz.diffusion.DiffusionModel`; its class names define the classes.
     images
         A :class:`~cytoviz.data.CellDataset` (its labels are kept) or ``uint8`` images
-        ``(N, H, W, 3)`` of the model's image size.
+        ``(N, H, W, 3)`` of the model's image size (or of its ``input_crop``; see
+        :meth:`~cytoviz.diffusion.DiffusionModel.crop_input`).
     config
         :class:`ClassifyConfig` (default: the paper's settings).
     labels
@@ -389,12 +390,7 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
     if isinstance(first_index, bool) or not isinstance(first_index, int | np.integer) or first_index < 0:
         raise ValueError(f"first_index must be a non-negative integer, got {first_index!r}")
     arr, labels = _as_images(images, labels, model.class_names)
-    size = model.config.image_size
-    if arr.shape[1:3] != (size, size):
-        raise ValueError(
-            f"images are {arr.shape[1]}x{arr.shape[2]} px but the model takes {size}x{size}; "
-            "resize or crop them first"
-        )
+    arr = model.crop_input(arr)
     if config.device is not None and torch.device(config.device) != model.device:
         model.to(config.device)
     device = model.device

@@ -21,7 +21,9 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
+
+import numpy as np
 
 from cytoviz._config import Config
 from cytoviz._io import FORMAT_VERSION, load_json, save_json
@@ -29,6 +31,8 @@ from cytoviz._io import FORMAT_VERSION, load_json, save_json
 if TYPE_CHECKING:
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    from cytoviz.data import CellDataset
 
 __all__ = ["DiffusionModel", "ModelConfig", "default_model_path", "load_default_model"]
 
@@ -50,11 +54,20 @@ class ModelConfig(Config):
         ``"tiny"`` (the CPU default: 64 px, small VAE and UNet), ``"sd15"`` (a local Stable
         Diffusion 1.5 folder: 77 x 768 conditioning) or ``"custom"``.
     image_size
-        Side length of the (square) input images in pixels.
+        Side length of the (square) images the model takes, in pixels.
+    input_crop
+        Side length of the centre crop of those images that the VAE sees (``None``: the whole
+        image). **Not in METHOD.md** (the paper's model sees the whole 360 px image): the
+        ``tiny`` default model crops its 64 px images to the central 32 px, where the white
+        cell lies, so that the cell covers a quarter of the 16 x 16 latent instead of a
+        sixteenth (see the README). Every entry point (training, :func:`classify`, heatmaps,
+        prototypes) crops through :meth:`DiffusionModel.crop_input`; decoded heatmaps and
+        generated cells are ``input_crop`` pixels wide. Must be even-centred
+        (``image_size - input_crop`` even) and divisible by the VAE's downsampling.
     latent_channels
         Channels of the VAE latent.
     vae_channels
-        ``block_out_channels`` of the VAE; the latent is ``image_size / 2**(len - 1)`` wide.
+        ``block_out_channels`` of the VAE; the latent is ``vae_size / 2**(len - 1)`` wide.
     unet_channels
         ``block_out_channels`` of the UNet (the first block has no attention).
     layers_per_block
@@ -80,6 +93,7 @@ class ModelConfig(Config):
 
     preset: str = "tiny"
     image_size: int = 64
+    input_crop: int | None = None
     latent_channels: int = 4
     vae_channels: tuple[int, ...] = (32, 64, 64)
     unet_channels: tuple[int, ...] = (32, 64, 64)
@@ -97,10 +111,19 @@ class ModelConfig(Config):
     def validate(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
-        if self.image_size < 8 or self.image_size % (2 ** (len(self.vae_channels) - 1)):
+        down = 2 ** (len(self.vae_channels) - 1)
+        if self.input_crop is not None:
+            if not 8 <= self.input_crop <= self.image_size or (self.image_size - self.input_crop) % 2:
+                raise ValueError(
+                    f"input_crop {self.input_crop} must lie in [8, image_size={self.image_size}] "
+                    "and leave an even margin (image_size - input_crop even), so that the crop "
+                    "is centred; or be None (no crop)"
+                )
+        name = "image_size" if self.input_crop is None else "input_crop"
+        if self.vae_size < 8 or self.vae_size % down:
             raise ValueError(
-                f"image_size {self.image_size} must be >= 8 and divisible by "
-                f"{2 ** (len(self.vae_channels) - 1)} (the VAE's downsampling)"
+                f"{name} {self.vae_size} must be >= 8 and divisible by {down} (the VAE's "
+                "downsampling)"
             )
         if self.n_tokens < 1 or self.token_dim < 1:
             raise ValueError("n_tokens and token_dim must be positive")
@@ -108,9 +131,14 @@ class ModelConfig(Config):
             raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
 
     @property
+    def vae_size(self) -> int:
+        """Side length of what the VAE encodes and decodes (``input_crop`` or ``image_size``)."""
+        return self.image_size if self.input_crop is None else int(self.input_crop)
+
+    @property
     def latent_size(self) -> int:
         """Side length of the latent."""
-        return self.image_size // 2 ** (len(self.vae_channels) - 1)
+        return self.vae_size // 2 ** (len(self.vae_channels) - 1)
 
     @classmethod
     def tiny(cls, **changes: object) -> ModelConfig:
@@ -174,7 +202,7 @@ class DiffusionModel:
             latent_channels=config.latent_channels,
             norm_num_groups=config.norm_num_groups,
             layers_per_block=1,
-            sample_size=config.image_size,
+            sample_size=config.vae_size,
             scaling_factor=1.0,
         )
         m = len(config.unet_channels)
@@ -398,6 +426,55 @@ class DiffusionModel:
             return {"class_labels": cond[:, 0, :]}
         return {}
 
+    @overload
+    def crop_input(self, images: np.ndarray) -> np.ndarray: ...
+
+    @overload
+    def crop_input(self, images: CellDataset) -> CellDataset: ...
+
+    def crop_input(self, images: np.ndarray | CellDataset) -> np.ndarray | CellDataset:
+        """What the model sees of ``images``: their centre ``input_crop`` pixels.
+
+        Parameters
+        ----------
+        images
+            ``uint8`` ``(N, H, W, 3)`` images or a :class:`~cytoviz.data.CellDataset` (its masks
+            are cropped too), either ``image_size`` pixels wide (cropped to the centre
+            ``input_crop`` pixels) or already ``input_crop`` pixels wide (e.g. generated cells,
+            taken as they are). Without ``input_crop`` they must be ``image_size`` wide.
+
+        Returns
+        -------
+        numpy.ndarray or CellDataset
+            The same kind as ``images``, ``config.vae_size`` pixels wide (a view, no copy).
+
+        Raises
+        ------
+        ValueError
+            For any other image size, naming the sizes this model takes.
+        """
+        from cytoviz.data import CellDataset
+
+        size, crop = self.config.image_size, self.config.vae_size
+        arr = images.images if isinstance(images, CellDataset) else np.asarray(images)
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"images must have shape (N, H, W, 3), got {arr.shape}")
+        h, w = arr.shape[1:3]
+        if h != w or h not in (size, crop):
+            taken = f"{size}x{size} px"
+            if crop != size:
+                taken += f" images (it sees their centre {crop} px) or {crop}x{crop} px crops"
+            raise ValueError(
+                f"images are {h}x{w} px but the model takes {taken}; resize or crop them "
+                "first (e.g. load them with image_size= in cytoviz.data loaders)"
+            )
+        if h == crop:
+            return images
+        lo = (h - crop) // 2
+        if isinstance(images, CellDataset):
+            return images.centre_crop(crop)
+        return arr[:, lo:lo + crop, lo:lo + crop]
+
     def encode(self, images: torch.Tensor, *, sample: bool = True,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Encode images in ``[-1, 1]`` (``(B, 3, H, W)``) to scaled latents.
@@ -416,9 +493,10 @@ class DiffusionModel:
     def __repr__(self) -> str:
         n_unet = sum(p.numel() for p in self.unet.parameters()) / 1e6
         n_vae = sum(p.numel() for p in self.vae.parameters()) / 1e6
+        crop = f" (centre {self.config.input_crop}px)" if self.config.input_crop else ""
         return (
             f"DiffusionModel(preset={self.config.preset!r}, {self.n_classes} classes, "
-            f"{self.config.image_size}px -> latent {self.config.latent_channels}x"
+            f"{self.config.image_size}px{crop} -> latent {self.config.latent_channels}x"
             f"{self.config.latent_size}x{self.config.latent_size}, conditioning "
             f"{self.n_tokens}x{self.token_dim}, UNet {n_unet:.2f}M + VAE {n_vae:.2f}M params)"
         )

@@ -337,21 +337,23 @@ def diffusion_loss(model: DiffusionModel, latents: torch.Tensor, cond: torch.Ten
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_data(model: DiffusionModel, data: CellDataset, what: str) -> None:
+def _check_data(model: DiffusionModel, data: CellDataset, what: str) -> CellDataset:
+    """``data`` as the model sees it (``model.crop_input``), after checking classes and size."""
     if tuple(data.class_names) != tuple(model.class_names):
         raise ValueError(
             f"the {what} data has classes {list(data.class_names)} but the model was built for "
             f"{list(model.class_names)}; select or reorder the classes with "
             "CellDataset.select_classes"
         )
-    if data.image_size != model.config.image_size:
-        raise ValueError(
-            f"the {what} images are {data.image_size} px but the model expects "
-            f"{model.config.image_size} px; resize the data or build the model with "
-            f"ModelConfig(image_size={data.image_size})"
-        )
     if len(data) == 0:
         raise ValueError(f"the {what} data set is empty")
+    try:
+        return model.crop_input(data)
+    except ValueError as exc:
+        raise ValueError(
+            f"the {what} data: {exc}; or build the model with "
+            f"ModelConfig(image_size={data.image_size})"
+        ) from None
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -968,7 +970,8 @@ def train(model: DiffusionModel, train: CellDataset, val: CellDataset | None = N
         A model from :meth:`DiffusionModel.build` (random weights) or
         :meth:`DiffusionModel.from_sd15`. It is trained in place.
     train
-        Training images; their class names and size must match the model.
+        Training images; their class names and size must match the model (its ``input_crop``,
+        if any, is applied once here, before augmentation).
     val
         Validation images for the periodic validation loss (and accuracy through the classifier
         when :mod:`cytoviz.diffusion.classify` is available), or ``None``.
@@ -997,9 +1000,9 @@ def train(model: DiffusionModel, train: CellDataset, val: CellDataset | None = N
     if model.config.preset == "sd15" and config.train_vae:
         raise ValueError("an sd15 model keeps its VAE frozen; use TrainConfig.sd15() or "
                          "TrainConfig(train_vae=False)")
-    _check_data(model, train, "training")
+    train = _check_data(model, train, "training")
     if val is not None:
-        _check_data(model, val, "validation")
+        val = _check_data(model, val, "validation")
     if stop_at is not None and stop_at < 0:
         raise ValueError(f"stop_at must be >= 0, got {stop_at}")
     out = Path(out_dir)
@@ -1015,9 +1018,11 @@ def validation_loss(model: DiffusionModel, data: CellDataset, *, gamma: float | 
 
     Deterministic for a given ``seed``: every image gets a fixed timestep (a stratified grid
     over ``[0, T)``) and fixed noise; the VAE posterior mean is used; no augmentation, true labels.
+    The images are cropped as the model sees them (``model.crop_input``).
     """
     import torch
 
+    data = model.crop_input(data)
     g = torch.Generator().manual_seed(seed + 104729)
     n = len(data)
     T = int(model.scheduler.config.num_train_timesteps)

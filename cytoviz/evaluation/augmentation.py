@@ -139,6 +139,11 @@ def augmentation_curve(
         if unknown:
             raise ValueError(f"generated images of class(es) {unknown} not in the training set's "
                              f"classes {classes}")
+        if generated.image_size != train_small.image_size:
+            raise ValueError(
+                f"generated images are {generated.image_size} px, the real ones "
+                f"{train_small.image_size} px; crop the real images as the generator sees them "
+                "(model.crop_input(data)) or resize one set")
         pool = generated.select_classes([c for c in classes if c in generated.class_names])
         pool = _relabel(pool, classes)
         short = {c: n for c, n in pool.class_counts().items()

@@ -247,6 +247,12 @@ def generated_class_agreement(
                     cached["max_trials"] = budget.max_trials
                 else:
                     clf = _baseline(baseline, gen_model.class_names, budget)
+                    if clf.image_size != generated.image_size:
+                        raise ValueError(
+                            f"the baseline takes {clf.image_size} px images but the model "
+                            f"generates {generated.image_size} px ones (its input_crop); pass "
+                            "models=('diffusion',) (--models diffusion), or a baseline trained "
+                            "on the crops: train_baseline(model.crop_input(train), ...)")
                     cached = class_agreement(generated, baseline=clf)
                     cached["max_trials"] = np.nan
                 for col, value in _gen_columns(cfg).items():
@@ -293,7 +299,9 @@ def synthetic_augmentation(
     generated
         A pool of generated images (a :class:`~cytoviz.data.CellDataset` or its ``.npz``) with at
         least ``max(ks)`` per class, e.g. from :func:`generated_class_agreement`; otherwise
-        ``max(ks)`` per class are generated (and kept in ``out/generated/``).
+        ``max(ks)`` per class are generated (and kept in ``out/generated/``). Generated cells
+        smaller than the real images (a model with an ``input_crop`` generates its crop) make
+        the baseline train and test on the same centre crops of the real images.
     generate_config
         Sampler settings (default :class:`~cytoviz.diffusion.GenerateConfig`).
     budget
@@ -347,6 +355,12 @@ def synthetic_augmentation(
             pool_name = pool_tag = "none"
         unit = (f"curve-real{n_real}-k{'_'.join(map(str, ks))}-r{repeats}-seed{seed}"
                 + ("-equalsteps" if equal_steps else "") + f"-{pool_tag}")
+        if generated is not None and generated.image_size < train_small.image_size:
+            # A generator with an input_crop makes cells of its crop: the baseline then learns
+            # and is tested on the same centre crops of the real images.
+            train_small = train_small.centre_crop(generated.image_size)
+            test = test.centre_crop(generated.image_size)
+            unit += f"-crop{generated.image_size}"
         table = store.load(unit)
         if table is None:
             table = augmentation_curve(None, train_small, test, ks, generated=generated,

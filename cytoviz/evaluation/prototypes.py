@@ -93,11 +93,7 @@ def embed(data: CellDataset | np.ndarray, *, baseline: BaselineClassifier | None
     from cytoviz.augment import to_tensor
 
     assert model is not None
-    images = data.images if hasattr(data, "images") else np.asarray(data)
-    size = model.config.image_size
-    if images.shape[1:3] != (size, size):
-        raise ValueError(f"images are {images.shape[1]}x{images.shape[2]} px, the model takes "
-                         f"{size}x{size}; resize them first")
+    images = model.crop_input(data.images if hasattr(data, "images") else np.asarray(data))
     out = []
     with torch.inference_mode():
         for s in range(0, images.shape[0], batch_size):
@@ -552,9 +548,7 @@ def train_prototype_conditioned(
     if tuple(train.class_names) != tuple(model.class_names):
         raise ValueError(f"training classes {list(train.class_names)} differ from the model's "
                          f"{list(model.class_names)}; use CellDataset.select_classes")
-    if train.image_size != model.config.image_size:
-        raise ValueError(f"training images are {train.image_size} px, the model takes "
-                         f"{model.config.image_size} px")
+    train = model.crop_input(train)  # checks the size; the model's input_crop, if any
     if steps < 1 or batch_size < 1 or not 0 <= class_dropout < 1:
         raise ValueError(f"need steps >= 1, batch_size >= 1, 0 <= class_dropout < 1; got "
                          f"{steps}, {batch_size}, {class_dropout}")
