@@ -74,7 +74,7 @@ def encode_seconds(model: Any, n: int, reps: int, precision: str = "float32") ->
     images in flight does), in ``precision`` (``"float32"`` or ``"bfloat16"`` autocast)."""
     import torch
 
-    size = model.config.image_size
+    size = model.config.vae_size  # what the VAE encodes (the input_crop, if any)
     x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
                                                 enabled=precision == "bfloat16"):
