@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/shift_accuracy.py [--per-class 20] [--max-trials 100] [--splits test_mild test_strong]
         [--out benchmarks/results/shift_accuracy.json] [--save-results DIR] [--model DIR]
+        [--baseline DIR [DIR ...]]
 
 Same images (the first --per-class of each class) and classifier budget as `cytoviz figures`
 Table 1. Writes benchmarks/results/shift_accuracy.json (or --out); --save-results keeps each
-split's ClassificationResult as DIR/<split>.npz for later analysis.
+split's ClassificationResult as DIR/<split>.npz for later analysis. --baseline scores each
+baseline folder (default: the shipped data/default_baseline); a baseline trained on centre crops
+(`scripts/train_default_baseline.py --input-crop 32`) is scored on the same centre crops.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def main() -> None:
     ap.add_argument("--save-results", type=Path, default=None, metavar="DIR")
     ap.add_argument("--model", type=Path, default=None, metavar="DIR",
                     help="diffusion model folder (default: the shipped data/default_model)")
+    ap.add_argument("--baseline", type=Path, nargs="+", default=[REPO / "data" / "default_baseline"],
+                    metavar="DIR", help="baseline folders (default: the shipped data/default_baseline)")
     args = ap.parse_args()
     if args.model is None:
         model = load_default_model()
@@ -41,7 +46,7 @@ def main() -> None:
         from cytoviz.diffusion import DiffusionModel
 
         model = DiffusionModel.from_pretrained(args.model)
-    base = BaselineClassifier.load(REPO / "data" / "default_baseline")
+    baselines = [BaselineClassifier.load(path) for path in args.baseline]
     rows = []
     for split in args.splits:
         ds = default_splits(splits=[split])[split]
@@ -54,10 +59,15 @@ def main() -> None:
         rows.append({"split": split, "model": "CytoDiffusion (tiny, CPU)", "images": len(ds),
                      "accuracy": res.accuracy, "balanced_accuracy": res.balanced_accuracy,
                      "seconds": time.time() - t0, "mean_unet_evals": float(res.n_evals.mean())})
-        ev = base.evaluate(ds)
-        rows.append({"split": split, "model": "CNN baseline", "images": len(ds),
-                     "accuracy": ev["accuracy"], "balanced_accuracy": ev["balanced_accuracy"]})
-        print(rows[-2], rows[-1], flush=True)
+        print(rows[-1], flush=True)
+        for path, base in zip(args.baseline, baselines, strict=True):
+            crop = base.image_size < ds.image_size
+            ev = base.evaluate(ds.centre_crop(base.image_size) if crop else ds)
+            rows.append({"split": split, "images": len(ds),
+                         "model": "CNN baseline" + (f" ({base.image_size} px centre crop)" if crop else ""),
+                         "baseline": str(path), "accuracy": ev["accuracy"],
+                         "balanced_accuracy": ev["balanced_accuracy"]})
+            print(rows[-1], flush=True)
     save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
                "model": str(args.model or "data/default_model"),
                "max_trials": args.max_trials, "torch_threads": torch.get_num_threads(),

@@ -5,9 +5,12 @@
 #
 # Run it after `bash scripts/train_default_model.sh` has written a new data/default_model.
 #   lane A: `cytoviz figures` (Table 1, Figures 5, 6, 8 ...; README command 1's main job) into
-#           figures/, Table 1 copied to benchmarks/results/; then benchmarks/shift_accuracy.py
-#           (mild and strong shift, 200 images each) and benchmarks/heatmap_energy.py
-#           (15 granulocytes, 400 trials per class, pruning off);
+#           figures/, Table 1 copied to benchmarks/results/; then a CNN baseline trained on the
+#           default model's centre crops (scripts/train_default_baseline.py --input-crop, into
+#           runs/baseline_crop; not shipped), benchmarks/shift_accuracy.py (mild and strong
+#           shift, 200 images each; the shipped and the crop baseline, the crop one also
+#           in-domain) and benchmarks/heatmap_energy.py (15 granulocytes, 400 trials per class,
+#           pruning off);
 #   lane B: benchmarks/pruning.py (50 test images at 20, 100 and 500 trials, pruning on and
 #           off) and benchmarks/classify_engine.py (engine efficiency, memory).
 # One torch thread per lane (2 cores). Then the README's measured tables are refilled
@@ -23,7 +26,15 @@ main() {
     (
         .venv/bin/cytoviz figures --out figures > "$LOGS/figures.log" 2>&1
         cp figures/table1_accuracy.csv benchmarks/results/table1_accuracy.csv
-        $PY benchmarks/shift_accuracy.py > "$LOGS/shift_accuracy.log" 2>&1
+        crop=$($PY -c "from cytoviz.diffusion import load_default_model as m; print(m().config.input_crop or '')")
+        if [ -n "$crop" ]; then
+            $PY scripts/train_default_baseline.py --input-crop "$crop" --out runs/baseline_crop \
+                > "$LOGS/baseline_crop.log" 2>&1
+            $PY benchmarks/shift_accuracy.py --splits test test_mild test_strong \
+                --baseline data/default_baseline runs/baseline_crop > "$LOGS/shift_accuracy.log" 2>&1
+        else
+            $PY benchmarks/shift_accuracy.py > "$LOGS/shift_accuracy.log" 2>&1
+        fi
         $PY benchmarks/heatmap_energy.py --trials 400 > "$LOGS/heatmap_energy.log" 2>&1
     ) &
     local lane_a=$!
