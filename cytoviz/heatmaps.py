@@ -425,8 +425,9 @@ def heatmap_energy(
     masks
         ``(n, 3, H, W)`` ground-truth masks (nucleus, cytoplasm, granules) of the source images,
         as the synthetic generator provides (:attr:`CellDataset.masks`, same order as
-        ``heatmaps.source_index``), of the heatmaps' size (for a model with an ``input_crop``:
-        ``model.crop_input(dataset).masks``).
+        ``heatmaps.source_index``). Masks of the images as they were classified are
+        centre-cropped to the heatmaps' size, as :func:`counterfactual_heatmaps` cropped the
+        images for a model with an ``input_crop``.
     pairs
         ``(source class, target class)`` transitions to report (default: all off-diagonal
         transitions from each image's true class).
@@ -442,8 +443,14 @@ def heatmap_energy(
 
     masks = np.asarray(masks, dtype=bool)
     n = len(heatmaps)
+    size = heatmaps.magnitude.shape[-1]
+    if (masks.ndim == 4 and masks.shape[2] == masks.shape[3] > size
+            and (masks.shape[2] - size) % 2 == 0):
+        lo = (masks.shape[2] - size) // 2  # the crop counterfactual_heatmaps applied
+        masks = masks[..., lo:lo + size, lo:lo + size]
     if masks.shape[:2] != (n, 3) or masks.shape[2:] != heatmaps.magnitude.shape[2:]:
-        raise ValueError(f"masks must have shape ({n}, 3, H, W), got {masks.shape}")
+        raise ValueError(f"masks must have shape ({n}, 3, {size}, {size}) (or that of the "
+                         f"classified images), got {masks.shape}")
     names = heatmaps.class_names
     rows = []
     for i in range(n):

@@ -146,9 +146,12 @@ def test_heatmaps_and_generation_are_crop_sized(model: DiffusionModel) -> None:
     heat = counterfactual_heatmaps(res, model, ds)
     assert heat.heatmaps.shape == (2, 2, 16, 16, 3)
     np.testing.assert_array_equal(heat.images, ds.images[:, 4:20, 4:20])
-    assert len(heatmap_energy(heat, model.crop_input(ds).masks)) == 2
-    with pytest.raises(ValueError, match="masks must have shape"):
-        heatmap_energy(heat, ds.masks)
+    cropped = heatmap_energy(heat, model.crop_input(ds).masks)
+    assert len(cropped) == 2
+    # masks of the classified (uncropped) images are cropped the same way
+    assert heatmap_energy(heat, ds.masks).equals(cropped)
+    with pytest.raises(ValueError, match=r"masks must have shape \(2, 3, 16, 16\)"):
+        heatmap_energy(heat, ds.masks[..., :20, :20][..., 1:, 1:])
     gen = generate(model, "bright", 2, GenerateConfig(num_inference_steps=2), progress=False)
     assert gen.images.shape == (2, 16, 16, 3)
     assert classify(model, gen, FAST, progress=False).n_trials.min() >= 2  # classifiable as is
