@@ -8,7 +8,9 @@ Same images (the first --per-class of each class) and classifier budget as `cyto
 Table 1. Writes benchmarks/results/shift_accuracy.json (or --out); --save-results keeps each
 split's ClassificationResult as DIR/<split>.npz for later analysis. --baseline scores each
 baseline folder (default: the shipped data/default_baseline); a baseline trained on centre crops
-(`scripts/train_default_baseline.py --input-crop 32`) is scored on the same centre crops.
+(`scripts/train_default_baseline.py --input-crop 32`) is scored on the same centre crops. Each
+baseline row also compares it with the diffusion classifier on the same images: the images only
+one of the two gets right, and the exact McNemar p-value (two-sided binomial test on those).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cytoviz._io import save_json
@@ -26,6 +29,17 @@ from cytoviz.diffusion import ClassifyConfig, classify, load_default_model
 from cytoviz.evaluation import BaselineClassifier
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def paired(ok_diffusion: np.ndarray, ok_baseline: np.ndarray) -> dict[str, float]:
+    """Images only the diffusion classifier / only the baseline gets right, and the exact
+    McNemar p-value (two-sided binomial test of those discordant counts against 1/2)."""
+    from scipy.stats import binomtest
+
+    b = int(np.sum(ok_diffusion & ~ok_baseline))
+    c = int(np.sum(~ok_diffusion & ok_baseline))
+    p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+    return {"diffusion_only": b, "baseline_only": c, "p_mcnemar_exact": float(p)}
 
 
 def main() -> None:
@@ -62,11 +76,14 @@ def main() -> None:
         print(rows[-1], flush=True)
         for path, base in zip(args.baseline, baselines, strict=True):
             crop = base.image_size < ds.image_size
-            ev = base.evaluate(ds.centre_crop(base.image_size) if crop else ds)
+            seen = ds.centre_crop(base.image_size) if crop else ds
+            ev = base.evaluate(seen)
+            ok_base = base.predict(seen) == base.labels_for(seen)
             rows.append({"split": split, "images": len(ds),
                          "model": "CNN baseline" + (f" ({base.image_size} px centre crop)" if crop else ""),
                          "baseline": str(path), "accuracy": ev["accuracy"],
-                         "balanced_accuracy": ev["balanced_accuracy"]})
+                         "balanced_accuracy": ev["balanced_accuracy"],
+                         "vs_diffusion": paired(res.prediction == ds.labels, ok_base)})
             print(rows[-1], flush=True)
     save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
                "model": str(args.model or "data/default_model"),
