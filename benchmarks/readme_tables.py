@@ -216,7 +216,36 @@ def table1() -> None:
     print()
 
 
+def shift_all() -> None:
+    """All 60 test images per class of every set (benchmarks/shift_accuracy.py --per-class 60)."""
+    data = _load("shift_accuracy_all")
+    if data is None:
+        return
+    print(f"Source: `benchmarks/results/shift_accuracy_all.json` (`{data['command']}`; at most "
+          f"{data['max_trials']} trials, pruning on, {data['torch_threads']} torch thread(s))\n")
+    print("| test set | images | CytoDiffusion (tiny, CPU) | CNN baseline | CNN baseline (32 px crop) "
+          "| diffusion only / baseline only right (p, exact McNemar) |")
+    print("|---|---|---|---|---|---|")
+    for split in dict.fromkeys(r["split"] for r in data["rows"]):
+        rows = [r for r in data["rows"] if r["split"] == split]
+        diff = next(r for r in rows if r["model"].startswith("CytoDiffusion"))
+        base = [r for r in rows if not r["model"].startswith("CytoDiffusion")]
+        whole = next((r for r in base if "crop" not in r["model"]), None)
+        crop = next((r for r in base if "crop" in r["model"]), None)
+
+        def cell(r: dict | None) -> str:
+            return "-" if r is None else f"{100 * r['balanced_accuracy']:.1f} %"
+
+        pairs = "; ".join(
+            f"{'crop' if 'crop' in r['model'] else 'whole'}: {r['vs_diffusion']['diffusion_only']} / "
+            f"{r['vs_diffusion']['baseline_only']} (p = {r['vs_diffusion']['p_mcnemar_exact']:.2g})"
+            for r in base if "vs_diffusion" in r)
+        name = "in-domain" if split == "test" else split.replace("test_", "")
+        print(f"| {name} | {diff['images']} | {cell(diff)} | {cell(whole)} | {cell(crop)} | {pairs} |")
+    print()
+
+
 if __name__ == "__main__":
-    for section in (difficulty, table1, psychometric, speed, memory, pruning, heatmaps):
+    for section in (difficulty, table1, shift_all, psychometric, speed, memory, pruning, heatmaps):
         print(f"<!-- {section.__name__} -->")
         section()
