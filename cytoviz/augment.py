@@ -43,6 +43,7 @@ __all__ = [
     "augment_with_params",
     "color_jitter",
     "invert_geometry",
+    "random_zoom",
     "sample_geometry",
     "to_tensor",
     "to_uint8",
@@ -78,6 +79,12 @@ class AugmentConfig(Config):
         ``randaugment_m``, out of 30).
     randaugment_n, randaugment_m
         Number of operations per image and their magnitude.
+    zoom
+        ``(low, high)`` range of a random magnification about the image centre, drawn
+        log-uniformly (``(1, 1)``, the default, switches it off). Not in METHOD.md: a training
+        augmentation against another microscope's magnification (the ``"strong"`` domain's
+        0.85x). Applied after the colour changes; :func:`augment_with_params` refuses it,
+        because :func:`invert_geometry` could not undo it.
     padding_mode
         How rotation fills the corners: ``"reflection"`` (default, suits centred cells on a
         background), ``"border"`` or ``"zeros"``.
@@ -94,6 +101,7 @@ class AugmentConfig(Config):
     randaugment: bool = False
     randaugment_n: int = 2
     randaugment_m: int = 9
+    zoom: tuple[float, float] = (1.0, 1.0)
     padding_mode: str = "reflection"
 
     def validate(self) -> None:
@@ -120,6 +128,10 @@ class AugmentConfig(Config):
             raise ValueError(f"randaugment_n must be at least 1, got {self.randaugment_n}")
         if not 0 <= self.randaugment_m <= 30:
             raise ValueError(f"randaugment_m must lie in [0, 30], got {self.randaugment_m}")
+        if len(self.zoom) != 2 or not 0.5 <= self.zoom[0] <= self.zoom[1] <= 2.0:
+            raise ValueError(
+                f"zoom must be a (low, high) range with 0.5 <= low <= high <= 2, got {self.zoom}"
+            )
         if self.padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}")
 
@@ -140,7 +152,13 @@ class AugmentConfig(Config):
             and self.rotation[0] == self.rotation[1] == 0.0
             and not any(self.color_jitter)
             and not self.randaugment
+            and not self.zooms
         )
+
+    @property
+    def zooms(self) -> bool:
+        """True when the random magnification is switched on."""
+        return tuple(self.zoom) != (1.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,14 +454,57 @@ def augment_with_params(
     -------
     (torch.Tensor, GeometryParams)
         The augmented images and the flips/rotations applied to them.
+
+    Raises
+    ------
+    ValueError
+        If ``config.zoom`` is on: a magnification is not part of :class:`GeometryParams`.
     """
     _check_batch(x)
+    if config.zooms:
+        raise ValueError(
+            f"augment_with_params cannot return an invertible geometry with zoom={config.zoom}; "
+            "use augment() (training) or set zoom=(1.0, 1.0)"
+        )
+    return _augment(x, config, generator)
+
+
+def _augment(
+    x: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None
+) -> tuple[torch.Tensor, GeometryParams]:
     params = sample_geometry(x.shape[0], config, generator)
     out = apply_geometry(x, params)
     out = color_jitter(out, config, generator)
     if config.randaugment:
         out = _randaugment(out, config, generator)
+    if config.zooms:
+        out = random_zoom(out, config.zoom, config.padding_mode, generator)
     return out.clamp(-1.0, 1.0), params
+
+
+def random_zoom(
+    x: torch.Tensor,
+    zoom: tuple[float, float],
+    padding_mode: str = "reflection",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Magnify each image about its centre by a factor drawn log-uniformly from ``zoom``.
+
+    A factor below 1 shrinks the content (the border is filled by ``padding_mode``), above 1
+    enlarges it (the outside is cut off). Bilinear, one draw per image from ``generator``.
+    """
+    import math
+
+    import torch
+    from kornia.geometry.transform import scale
+
+    _check_batch(x)
+    lo, hi = math.log(zoom[0]), math.log(zoom[1])
+    u = torch.rand(x.shape[0], generator=generator)
+    factor = torch.exp(lo + (hi - lo) * u).to(device=x.device, dtype=torch.float32)
+    out = scale(x.float(), factor[:, None].expand(-1, 2).contiguous(), mode="bilinear",
+                padding_mode=padding_mode, align_corners=True)
+    return out.to(x.dtype)
 
 
 def augment(
@@ -452,7 +513,7 @@ def augment(
     *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Randomly flip, rotate and colour-jitter a batch of images (and RandAugment if enabled).
+    """Randomly flip, rotate and colour-jitter a batch of images (RandAugment and zoom if enabled).
 
     Parameters
     ----------
@@ -468,4 +529,5 @@ def augment(
     torch.Tensor
         Augmented images, same shape, in ``[-1, 1]``.
     """
-    return augment_with_params(x, config, generator=generator)[0]
+    _check_batch(x)
+    return _augment(x, config, generator)[0]

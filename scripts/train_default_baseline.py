@@ -14,12 +14,14 @@ takes 32 px images).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import time
 from pathlib import Path
 
 from cytoviz._io import save_json
+from cytoviz.augment import AugmentConfig
 from cytoviz.data.synth import default_splits
 from cytoviz.evaluation import BaselineConfig, train_baseline
 
@@ -33,12 +35,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--input-crop", type=int, default=None, metavar="PX",
                     help="train on the central PX x PX pixels of each image (default: whole image)")
+    ap.add_argument("--zoom", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="add a random magnification in [LO, HI] to the augmentations "
+                         "(AugmentConfig.zoom; the diffusion model's --zoom)")
     ap.add_argument("--out", type=Path, default=REPO / "data" / "default_baseline")
     args = ap.parse_args()
     splits = default_splits()
     if args.input_crop is not None:
         splits = {k: v.centre_crop(args.input_crop) for k, v in splits.items()}
     cfg = BaselineConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
+    if args.zoom is not None:
+        cfg = dataclasses.replace(cfg, augment=AugmentConfig(zoom=tuple(args.zoom)))
     start = time.time()
     clf = train_baseline(splits["train"], splits["val"], cfg)
     seconds = time.time() - start
@@ -49,7 +56,8 @@ def main() -> None:
         {
             "command": "python scripts/train_default_baseline.py "
             f"--epochs {args.epochs} --max-minutes {args.max_minutes} --seed {args.seed}"
-            + (f" --input-crop {args.input_crop}" if args.input_crop is not None else ""),
+            + (f" --input-crop {args.input_crop}" if args.input_crop is not None else "")
+            + (f" --zoom {args.zoom[0]} {args.zoom[1]}" if args.zoom is not None else ""),
             "seconds": seconds,
             "n_train": len(splits["train"]),
             "val": clf.evaluate(splits["val"]),

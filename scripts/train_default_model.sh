@@ -42,6 +42,8 @@ main() {
     if [ "${CLASS_EMBEDDING:-0}" = "1" ]; then extra+=(--class-embedding); fi
     # RANDAUGMENT=1: add RandAugment to the training augmentations (METHOD.md section 4).
     if [ "${RANDAUGMENT:-0}" = "1" ]; then extra+=(--randaugment); fi
+    # ZOOM=LO,HI: add a random magnification (cytoviz.augment.AugmentConfig.zoom; experiment).
+    if [ -n "${ZOOM:-}" ]; then extra+=(--zoom "$ZOOM"); fi
     mkdir -p "$OUT"
     # One torch thread: on a shared machine, two spinning OpenMP threads competing with other
     # processes are several times slower than one.

@@ -14,6 +14,7 @@ from cytoviz.augment import (
     augment_with_params,
     color_jitter,
     invert_geometry,
+    random_zoom,
     sample_geometry,
     to_tensor,
     to_uint8,
@@ -184,3 +185,48 @@ def test_params_indexing() -> None:
     torch.testing.assert_close(sub.angle, params.angle[1:3])
     with pytest.raises(ValueError, match="params are for"):
         apply_geometry(torch.zeros(3, 1, 4, 4), params)
+
+
+def test_zoom_validation_and_switch() -> None:
+    with pytest.raises(ValueError, match="zoom"):
+        AugmentConfig(zoom=(1.2, 0.8))
+    with pytest.raises(ValueError, match="zoom"):
+        AugmentConfig(zoom=(0.3, 1.0))
+    assert not AugmentConfig().zooms
+    cfg = AugmentConfig.none()
+    assert not cfg.replace(zoom=(0.9, 1.1)).is_identity
+
+
+def test_random_zoom_scales_a_disc_about_the_centre() -> None:
+    disc = _disc(33, 0.5).float()[None, None].expand(1, 3, 33, 33) * 2 - 1
+    area = float((disc > 0).sum())
+    for factor in (0.8, 1.25):
+        out = random_zoom(disc, (factor, factor))
+        # area scales with the square of the magnification (bilinear edges: a few per cent)
+        assert float((out > 0).sum()) / area == pytest.approx(factor**2, rel=0.08)
+        # the centre stays the centre
+        assert float(out[0, 0, 16, 16]) == pytest.approx(1.0)
+    np.testing.assert_allclose(random_zoom(disc, (1.0, 1.0)).numpy(), disc.numpy(), atol=1e-5)
+    # log-uniform draws inside the range, one per image, reproducible by seed
+    x = _disc(33, 0.5).float()[None, None].expand(64, 3, 33, 33) * 2 - 1
+    a = random_zoom(x, (0.8, 1.25), generator=torch.Generator().manual_seed(3))
+    b = random_zoom(x, (0.8, 1.25), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    ratios = (a > 0).flatten(1).sum(1).float() / area
+    assert float(ratios.min()) > 0.8**2 * 0.9 and float(ratios.max()) < 1.25**2 * 1.1
+    assert float(ratios.std()) > 0.05  # the factors differ between images
+
+
+def test_zoom_leaves_the_other_augmentations_unchanged() -> None:
+    """Switching zoom off keeps the earlier random stream: augment() with the default config is
+    the output of augment_with_params(), and augment_with_params() refuses a zoom it could not
+    undo."""
+    x = _smooth_images(4, 3, 16)
+    a = augment(x, AugmentConfig(), generator=torch.Generator().manual_seed(5))
+    b, _ = augment_with_params(x, AugmentConfig(), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    z = augment(x, AugmentConfig(zoom=(0.8, 1.25)), generator=torch.Generator().manual_seed(5))
+    assert z.shape == x.shape and not torch.equal(z, a)
+    assert float(z.min()) >= -1.0 and float(z.max()) <= 1.0
+    with pytest.raises(ValueError, match="zoom"):
+        augment_with_params(x, AugmentConfig(zoom=(0.8, 1.25)))

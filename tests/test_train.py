@@ -327,6 +327,24 @@ def test_cli_train_npz(tmp_path, capsys):
     assert "nope.npz" in capsys.readouterr().err
 
 
+def test_cli_train_zoom_flag(tmp_path, capsys):
+    from cytoviz.cli import main
+
+    path = _easy_data(16, seed=1).save(tmp_path / "cells.npz")
+    common = ["train", "--data", str(path), "--steps", "1", "--vae-steps", "1", "--batch-size",
+              "2", "--quiet", "--val-accuracy-images", "0", "--val-fraction", "0.25"]
+    rc = main([*common, "--out", str(tmp_path / "run"), "--zoom", "0.8,1.25"])
+    assert rc == 0
+    cfg = TrainConfig.load(tmp_path / "run" / "model" / "train_config.json")
+    assert cfg.augment is not None and tuple(cfg.augment.zoom) == (0.8, 1.25)
+    assert not cfg.augment.randaugment
+    assert main([*common, "--out", str(tmp_path / "r2"), "--zoom", "big"]) == 2
+    assert "--zoom" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "r3"), "--zoom", "0.8,1.25",
+                 "--no-augment"]) == 2
+    assert "--no-augment" in capsys.readouterr().err
+
+
 def test_cli_help_lists_options(capsys):
     from cytoviz.cli import main
 

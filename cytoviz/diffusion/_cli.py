@@ -87,6 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hp.add_argument("--ema-decay", type=float, help="EMA decay of the UNet weights")
     hp.add_argument("--no-augment", action="store_true", help="switch augmentations off")
     hp.add_argument("--randaugment", action="store_true", help="add RandAugment to the augmentations")
+    hp.add_argument("--zoom", metavar="LO,HI",
+                    help="add a random magnification drawn log-uniformly from [LO, HI] (e.g. "
+                         "0.8,1.25; not in METHOD.md: robustness to another microscope's "
+                         "magnification)")
     hp.add_argument("--seed", type=int, default=0, help="seed of the model and the run (default 0)")
     hp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no",
                     help="mixed precision on GPUs (default no)")
@@ -170,9 +174,12 @@ def _run(args: argparse.Namespace) -> int:
     changes["seed"] = args.seed
     changes["mixed_precision"] = args.mixed_precision
     if args.no_augment:
+        if args.randaugment or args.zoom:
+            raise ValueError("--no-augment cannot be combined with --randaugment or --zoom")
         changes["augment"] = None
-    elif args.randaugment:
-        changes["augment"] = AugmentConfig(randaugment=True)
+    elif args.randaugment or args.zoom:
+        changes["augment"] = AugmentConfig(randaugment=args.randaugment,
+                                           zoom=_parse_zoom(args.zoom))
     if args.preset == "sd15":
         if not args.sd15_path:
             raise ValueError("--preset sd15 needs --sd15-path pointing to a local diffusers folder "
@@ -209,3 +216,17 @@ def _run(args: argparse.Namespace) -> int:
                   progress=not args.quiet)
     print(f"cytoviz train: model written to {out / 'model'}", file=sys.stderr)
     return 0
+
+
+def _parse_zoom(text: str | None) -> tuple[float, float]:
+    """``"0.8,1.25"`` -> ``(0.8, 1.25)``; ``None`` -> no zoom."""
+    if text is None:
+        return (1.0, 1.0)
+    parts = text.split(",")
+    try:
+        lo, hi = (float(v) for v in parts)
+    except ValueError:
+        raise ValueError(
+            f"--zoom expects two numbers LO,HI such as 0.8,1.25, got {text!r}"
+        ) from None
+    return (lo, hi)
