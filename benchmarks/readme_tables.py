@@ -223,26 +223,32 @@ def shift_all() -> None:
         return
     print(f"Source: `benchmarks/results/shift_accuracy_all.json` (`{data['command']}`; at most "
           f"{data['max_trials']} trials, pruning on, {data['torch_threads']} torch thread(s))\n")
-    print("| test set | images | CytoDiffusion (tiny, CPU) | CNN baseline | CNN baseline (32 px crop) "
-          "| diffusion only / baseline only right (p, exact McNemar) |")
-    print("|---|---|---|---|---|---|")
+    diff_name = next(r["model"] for r in data["rows"] if r["model"].startswith("CytoDiffusion"))
+    baselines = list(dict.fromkeys(r["model"] for r in data["rows"] if r["model"] != diff_name))
+    print("| test set | images | " + " | ".join([diff_name, *baselines])
+          + " | diffusion only / baseline only right (p, exact McNemar) |")
+    print("|---" * (4 + len(baselines)) + "|")
     for split in dict.fromkeys(r["split"] for r in data["rows"]):
-        rows = [r for r in data["rows"] if r["split"] == split]
-        diff = next(r for r in rows if r["model"].startswith("CytoDiffusion"))
-        base = [r for r in rows if not r["model"].startswith("CytoDiffusion")]
-        whole = next((r for r in base if "crop" not in r["model"]), None)
-        crop = next((r for r in base if "crop" in r["model"]), None)
+        rows = {r["model"]: r for r in data["rows"] if r["split"] == split}
+        diff = rows[diff_name]
 
         def cell(r: dict | None) -> str:
             return "-" if r is None else f"{100 * r['balanced_accuracy']:.1f} %"
 
         pairs = "; ".join(
-            f"{'crop' if 'crop' in r['model'] else 'whole'}: {r['vs_diffusion']['diffusion_only']} / "
-            f"{r['vs_diffusion']['baseline_only']} (p = {r['vs_diffusion']['p_mcnemar_exact']:.2g})"
-            for r in base if "vs_diffusion" in r)
-        name = "in-domain" if split == "test" else split.replace("test_", "")
-        print(f"| {name} | {diff['images']} | {cell(diff)} | {cell(whole)} | {cell(crop)} | {pairs} |")
+            f"{_short(name)}: {rows[name]['vs_diffusion']['diffusion_only']} / "
+            f"{rows[name]['vs_diffusion']['baseline_only']} "
+            f"(p = {rows[name]['vs_diffusion']['p_mcnemar_exact']:.2g})"
+            for name in baselines if name in rows and "vs_diffusion" in rows[name])
+        cells = " | ".join(cell(rows.get(name)) for name in [diff_name, *baselines])
+        label = "in-domain" if split == "test" else split.replace("test_", "")
+        print(f"| {label} | {diff['images']} | {cells} | {pairs} |")
     print()
+
+
+def _short(model: str) -> str:
+    """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom ..."``."""
+    return model[len("CNN baseline ("):-1] if "(" in model else "whole image"
 
 
 if __name__ == "__main__":

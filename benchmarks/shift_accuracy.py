@@ -42,6 +42,15 @@ def paired(ok_diffusion: np.ndarray, ok_baseline: np.ndarray) -> dict[str, float
     return {"diffusion_only": b, "baseline_only": c, "p_mcnemar_exact": float(p)}
 
 
+def baseline_label(base: BaselineClassifier, crop: bool) -> str:
+    """``"CNN baseline"``, with the centre crop and a zoom augmentation when it has them."""
+    notes = [f"{base.image_size} px centre crop"] if crop else []
+    aug = base.config.augment
+    if aug is not None and aug.zooms:
+        notes.append(f"zoom {aug.zoom[0]:g}-{aug.zoom[1]:g}")
+    return "CNN baseline" + (f" ({', '.join(notes)})" if notes else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-class", type=int, default=20)
@@ -80,7 +89,7 @@ def main() -> None:
             ev = base.evaluate(seen)
             ok_base = base.predict(seen) == base.labels_for(seen)
             rows.append({"split": split, "images": len(ds),
-                         "model": "CNN baseline" + (f" ({base.image_size} px centre crop)" if crop else ""),
+                         "model": baseline_label(base, crop),
                          "baseline": str(path), "accuracy": ev["accuracy"],
                          "balanced_accuracy": ev["balanced_accuracy"],
                          "vs_diffusion": paired(res.prediction == ds.labels, ok_base)})

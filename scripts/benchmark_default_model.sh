@@ -6,7 +6,8 @@
 # Run it after `bash scripts/train_default_model.sh` has written a new data/default_model.
 #   lane A: `cytoviz figures` (Table 1, Figures 5, 6, 8 ...; README command 1's main job) into
 #           figures/, Table 1 copied to benchmarks/results/; then a CNN baseline trained on the
-#           default model's centre crops (scripts/train_default_baseline.py --input-crop, into
+#           default model's centre crops with its zoom augmentation, if any
+#           (scripts/train_default_baseline.py --input-crop [--zoom], into
 #           runs/baseline_crop; not shipped), benchmarks/shift_accuracy.py (mild and strong
 #           shift, 200 images each; the shipped and the crop baseline, the crop one also
 #           in-domain) and benchmarks/heatmap_energy.py (15 granulocytes, 400 trials per class,
@@ -28,8 +29,11 @@ main() {
         cp figures/table1_accuracy.csv benchmarks/results/table1_accuracy.csv
         crop=$($PY -c "from cytoviz.diffusion import load_default_model as m; print(m().config.input_crop or '')")
         if [ -n "$crop" ]; then
-            $PY scripts/train_default_baseline.py --input-crop "$crop" --out runs/baseline_crop \
-                > "$LOGS/baseline_crop.log" 2>&1
+            # the same zoom augmentation as the model's training, if it had one
+            zoom=$($PY -c "import json; a = json.load(open('data/default_model/train_config.json'))['augment'] or {}; z = a.get('zoom', [1, 1]); print('' if list(z) == [1, 1] else f'{z[0]} {z[1]}')")
+            # shellcheck disable=SC2086  # $zoom is two numbers or nothing
+            $PY scripts/train_default_baseline.py --input-crop "$crop" ${zoom:+--zoom $zoom} \
+                --out runs/baseline_crop > "$LOGS/baseline_crop.log" 2>&1
             $PY benchmarks/shift_accuracy.py --splits test test_mild test_strong \
                 --baseline data/default_baseline runs/baseline_crop > "$LOGS/shift_accuracy.log" 2>&1
         else
