@@ -246,12 +246,32 @@ def shift_all() -> None:
     print()
 
 
+def shift_components() -> None:
+    """benchmarks/shift_components.py: accuracy under each part of the strong shift alone."""
+    data = _load("shift_components")
+    if data is None:
+        return
+    print(f"Source: `benchmarks/results/shift_components.json` (`{data['command']}`; "
+          f"{data['per_class']} images per class, at most {data['max_trials']} trials, model "
+          f"`{data['model']}`)\n")
+    models = list(dict.fromkeys(r["model"] for r in data["rows"]))
+    names = {"diffusion": "CytoDiffusion (tiny, CPU)"}
+    print("| condition | images | " + " | ".join(names.get(m, m) for m in models) + " |")
+    print("|---" * (2 + len(models)) + "|")
+    for cond in dict.fromkeys(r["condition"] for r in data["rows"]):
+        rows = {r["model"]: r for r in data["rows"] if r["condition"] == cond}
+        first = next(iter(rows.values()))
+        cells = " | ".join(f"{100 * rows[m]['accuracy']:.1f} %" if m in rows else "-" for m in models)
+        print(f"| {cond} | {first['images']} | {cells} |")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom ..."``."""
     return model[len("CNN baseline ("):-1] if "(" in model else "whole image"
 
 
 if __name__ == "__main__":
-    for section in (difficulty, table1, shift_all, psychometric, speed, memory, pruning, heatmaps):
+    for section in (difficulty, table1, shift_all, shift_components, psychometric, speed, memory, pruning, heatmaps):
         print(f"<!-- {section.__name__} -->")
         section()
