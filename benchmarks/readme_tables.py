@@ -256,6 +256,9 @@ def shift_components() -> None:
           f"`{data['model']}`)\n")
     models = list(dict.fromkeys(r["model"] for r in data["rows"]))
     names = {"diffusion": "CytoDiffusion (tiny, CPU)"}
+    for m in models:
+        if m.startswith("baseline "):
+            names[m] = f"CNN baseline `{m[len('baseline '):]}`"
     print("| condition | images | " + " | ".join(names.get(m, m) for m in models) + " |")
     print("|---" * (2 + len(models)) + "|")
     for cond in dict.fromkeys(r["condition"] for r in data["rows"]):
@@ -267,8 +270,12 @@ def shift_components() -> None:
 
 
 def _short(model: str) -> str:
-    """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom ..."``."""
-    return model[len("CNN baseline ("):-1] if "(" in model else "whole image"
+    """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
+    ``"CNN baseline"`` -> ``"whole image"``."""
+    if "(" not in model:
+        return "whole image"
+    inner = model[len("CNN baseline ("):-1]
+    return inner if "crop" in inner else f"whole image, {inner}"
 
 
 if __name__ == "__main__":

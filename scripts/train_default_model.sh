@@ -9,7 +9,10 @@
 # data/default_model/. The model sees the central 32 x 32 px of each 64 px image, where the
 # white cell lies (ModelConfig.input_crop = 32, not in METHOD.md), through a VAE that downsamples
 # by 2 (block channels 32,64), so its latent is 16 x 16 with the cell covering 9-12 latent pixels
-# instead of 4-5 (INPUT_CROP=none VAE_CHANNELS=32,64,64: the earlier whole-image model).
+# instead of 4-5 (INPUT_CROP=none VAE_CHANNELS=32,64,64: the earlier whole-image model). Training
+# images are also magnified by a random factor in [0.8, 1.25] (ZOOM; not in METHOD.md), against
+# another microscope's magnification (benchmarks/shift_components.py; ZOOM=none: the earlier
+# crop model).
 # Budget: 300 VAE steps (batch 8) + 11,000 UNet steps (batch 16, peak
 # learning rate 2e-3 with a cosine decay to 0; the paper's constant 1e-5 is for fine-tuning a
 # pretrained SD-1.5 UNet, far too slow for a model trained from scratch in an hour): about an
@@ -42,8 +45,10 @@ main() {
     if [ "${CLASS_EMBEDDING:-0}" = "1" ]; then extra+=(--class-embedding); fi
     # RANDAUGMENT=1: add RandAugment to the training augmentations (METHOD.md section 4).
     if [ "${RANDAUGMENT:-0}" = "1" ]; then extra+=(--randaugment); fi
-    # ZOOM=LO,HI: add a random magnification (cytoviz.augment.AugmentConfig.zoom; experiment).
-    if [ -n "${ZOOM:-}" ]; then extra+=(--zoom "$ZOOM"); fi
+    # ZOOM=LO,HI: the random magnification of the training images
+    # (cytoviz.augment.AugmentConfig.zoom, not in METHOD.md); ZOOM=none switches it off.
+    ZOOM=${ZOOM:-0.8,1.25}
+    if [ "$ZOOM" != "none" ]; then extra+=(--zoom "$ZOOM"); fi
     mkdir -p "$OUT"
     # One torch thread: on a shared machine, two spinning OpenMP threads competing with other
     # processes are several times slower than one.
