@@ -19,7 +19,6 @@ rows (condition, model, accuracy, images).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -47,8 +46,8 @@ def conditions() -> dict[str, object]:
     strong = DOMAINS["strong"]
     out: dict[str, object] = {"reference": DOMAINS["reference"]}
     for group, fields in GROUPS.items():
-        out[group] = dataclasses.replace(
-            DOMAINS["reference"], name=group, **{f: getattr(strong, f) for f in fields}
+        out[group] = DOMAINS["reference"].replace(
+            name=group, **{f: getattr(strong, f) for f in fields}
         )
     out["strong (all)"] = strong
     return out

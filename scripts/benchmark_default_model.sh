@@ -30,7 +30,7 @@ main() {
         crop=$($PY -c "from cytoviz.diffusion import load_default_model as m; print(m().config.input_crop or '')")
         if [ -n "$crop" ]; then
             # the same zoom augmentation as the model's training, if it had one
-            zoom=$($PY -c "import json; a = json.load(open('data/default_model/train_config.json'))['augment'] or {}; z = a.get('zoom', [1, 1]); print('' if list(z) == [1, 1] else f'{z[0]} {z[1]}')")
+            zoom=$($PY -c "from cytoviz.diffusion import TrainConfig; a = TrainConfig.load('data/default_model/train_config.json').augment; print(f'{a.zoom[0]} {a.zoom[1]}' if a is not None and a.zooms else '')")
             # shellcheck disable=SC2086  # $zoom is two numbers or nothing
             $PY scripts/train_default_baseline.py --input-crop "$crop" ${zoom:+--zoom $zoom} \
                 --out runs/baseline_crop > "$LOGS/baseline_crop.log" 2>&1

@@ -14,7 +14,6 @@ takes 32 px images).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import time
@@ -45,7 +44,7 @@ def main() -> None:
         splits = {k: v.centre_crop(args.input_crop) for k, v in splits.items()}
     cfg = BaselineConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
     if args.zoom is not None:
-        cfg = dataclasses.replace(cfg, augment=AugmentConfig(zoom=tuple(args.zoom)))
+        cfg = cfg.replace(augment=AugmentConfig(zoom=tuple(args.zoom)))
     start = time.time()
     clf = train_baseline(splits["train"], splits["val"], cfg)
     seconds = time.time() - start
