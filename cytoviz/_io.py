@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "atomic_path", "load_json", "load_npz", "save_json", "save_npz"]
+__all__ = [
+    "FORMAT_VERSION", "atomic_path", "load_json", "load_npz", "save_csv", "save_json", "save_npz",
+]
 
 #: Version of cytoviz's on-disk formats (result files, model folders, data sets).
 FORMAT_VERSION = 1
@@ -82,6 +84,24 @@ def save_json(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def save_csv(frame: Any, path: str | os.PathLike[str], *, index: bool = False) -> Path:
+    """Write a pandas table as CSV, atomically (the one CSV writer of cytoviz).
+
+    Parameters
+    ----------
+    frame
+        A :class:`pandas.DataFrame`.
+    path
+        Destination; its folder is created if needed.
+    index
+        Also write the index (off by default: cytoviz tables keep their keys in columns).
+    """
+    path = Path(path)
+    with atomic_path(path, suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=index)
     return path
 
 

@@ -1,6 +1,7 @@
 """Data: the synthetic peripheral-blood-smear generator, the expert panel, and loaders."""
 
 from cytoviz.data._dataset import MASK_NAMES, CellDataset
+from cytoviz.data._resolve import resolve, resolve_one
 from cytoviz.data.domains import DOMAINS, DomainShift
 from cytoviz.data.loaders import (
     ImageLoadError,
@@ -26,6 +27,8 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "prepare_image",
+    "resolve",
+    "resolve_one",
     "simulate_panel",
     "synthesize",
     "write_dataset",

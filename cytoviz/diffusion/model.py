@@ -21,7 +21,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -107,6 +107,21 @@ class ModelConfig(Config):
     beta_end: float = 0.012
     num_train_timesteps: int = 1000
     class_embedding: bool = False
+
+    @classmethod
+    def smallest(cls, **changes: Any) -> ModelConfig:
+        """The smallest working architecture (16 px, two-level VAE and UNet), for tests and
+        smoke runs on random weights; ``changes`` override any field.
+
+        Examples
+        --------
+        >>> ModelConfig.smallest().image_size
+        16
+        """
+        fields = {"preset": "custom", "image_size": 16, "vae_channels": (8, 16),
+                  "unet_channels": (16, 16), "token_dim": 16, "n_tokens": 1,
+                  "norm_num_groups": 4, "attention_head_dim": 4}
+        return cls(**{**fields, **changes})
 
     def validate(self) -> None:
         if self.preset not in PRESETS:

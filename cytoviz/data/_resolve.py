@@ -1,0 +1,181 @@
+"""One data-spec resolver: ``"synthetic"``, a folder, an ``.npz`` or a manifest CSV.
+
+Every command and protocol that takes "a data set" reads it through :func:`resolve` (all the
+splits a spec holds) or :func:`resolve_one` (one split), so that one spec means the same thing
+everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cytoviz.data._dataset import CellDataset
+
+__all__ = ["SINGLE", "SPLIT_NAMES", "resolve", "resolve_one"]
+
+#: Key under which a spec that holds one data set (no splits) comes back.
+SINGLE = "all"
+#: The split names cytoviz recognises, in order (folders are matched case-insensitively).
+SPLIT_NAMES = ("train", "val", "test", "test_mild", "test_strong")
+
+DataSpec = str | os.PathLike[str] | CellDataset | Mapping[str, CellDataset]
+
+
+def resolve(
+    spec: DataSpec,
+    *,
+    splits: Sequence[str] | None = None,
+    image_size: int | None = None,
+    scale: float = 1.0,
+    seed: int = 0,
+) -> dict[str, CellDataset]:
+    """Read a data spec into a mapping of split name to :class:`CellDataset`.
+
+    Parameters
+    ----------
+    spec
+        One of:
+
+        - ``"synthetic"``: :func:`cytoviz.data.default_splits` (``train``, ``val``, ``test``,
+          ``test_mild``, ``test_strong``) at ``image_size`` (default 64), ``scale`` and
+          ``seed``; only the requested ``splits`` are generated.
+        - a mapping of split name to :class:`CellDataset`, or one :class:`CellDataset`;
+        - an ``.npz`` file written by :meth:`CellDataset.save`;
+        - a ``.csv`` manifest (``path,label`` rows, :func:`cytoviz.data.load_manifest`);
+        - a folder holding ``<split>.npz`` files (as ``cytoviz data synth`` writes);
+        - a folder of split folders (``train/``, ``test/`` ...) of class folders;
+        - a folder of class folders (:func:`cytoviz.data.load_folder`).
+
+        A spec that holds one data set comes back under the key :data:`SINGLE` (``"all"``).
+    splits
+        The splits wanted. Unknown or missing names are refused before anything is built,
+        and a single data set (which has no splits) refuses any.
+    image_size
+        Side of the images for image folders and synthetic data (default 64); saved data sets
+        keep their own size.
+    scale, seed
+        Synthetic data only: the count multiplier and the generator's seed.
+
+    Returns
+    -------
+    dict of str to CellDataset
+
+    Raises
+    ------
+    FileNotFoundError
+        When the path does not exist.
+    ValueError
+        When a requested split is not in the spec, naming the splits it has.
+    """
+    wanted = None if splits is None else [str(s) for s in splits]
+    if isinstance(spec, CellDataset):
+        return _pick({SINGLE: spec}, wanted, "the data set")
+    if isinstance(spec, Mapping):
+        return _pick(dict(spec), wanted, "the mapping")
+    if isinstance(spec, str) and spec == "synthetic":
+        from cytoviz.data.synth import SynthConfig, default_splits
+
+        unknown = [w for w in wanted or () if w not in SPLIT_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown split(s) {unknown} of 'synthetic'; choose from {list(SPLIT_NAMES)}"
+            )
+        config = SynthConfig(image_size=image_size or 64, seed=seed)
+        return default_splits(config, scale=scale, splits=wanted)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such file or folder; pass 'synthetic', a folder of class folders, "
+            "a CellDataset .npz or a manifest .csv"
+        )
+    if path.is_file():
+        return _pick({SINGLE: _load_file(path, image_size)}, wanted, str(path))
+    return _pick_folder(path, wanted, image_size)
+
+
+def resolve_one(
+    spec: DataSpec,
+    split: str | None = None,
+    *,
+    image_size: int | None = None,
+    scale: float = 1.0,
+    seed: int = 0,
+) -> CellDataset:
+    """One data set from a spec: the named ``split``, or the spec's only (or ``test``) set.
+
+    Parameters
+    ----------
+    spec
+        As for :func:`resolve`.
+    split
+        The split to read. ``None`` takes the spec's only data set, or its ``test`` split
+        when it has several (for ``"synthetic"``: ``test``).
+    image_size, scale, seed
+        As for :func:`resolve`.
+    """
+    if split is None and isinstance(spec, str) and spec == "synthetic":
+        split = "test"
+    if split is not None:
+        return resolve(spec, splits=[split], image_size=image_size, scale=scale, seed=seed)[split]
+    sets = resolve(spec, image_size=image_size, scale=scale, seed=seed)
+    if len(sets) == 1:
+        return next(iter(sets.values()))
+    if "test" in sets:
+        return sets["test"]
+    raise ValueError(f"{spec}: holds the splits {sorted(sets)}; name the one to use")
+
+
+def _load_file(path: Path, image_size: int | None) -> CellDataset:
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return CellDataset.load(path)
+    if suffix == ".csv":
+        from cytoviz.data.loaders import load_manifest
+
+        return load_manifest(path, image_size=image_size or 64)
+    raise ValueError(
+        f"{path}: not a CellDataset .npz or a manifest .csv; pass one of those, a folder "
+        "or 'synthetic'"
+    )
+
+
+def _pick_folder(root: Path, wanted: list[str] | None, image_size: int | None
+                 ) -> dict[str, CellDataset]:
+    from cytoviz.data.loaders import load_folder
+
+    npz = {p.stem: p for p in sorted(root.glob("*.npz")) if p.stem in SPLIT_NAMES}
+    if npz:
+        names = wanted if wanted is not None else list(npz)
+        _check(names, list(npz), str(root))
+        return {n: CellDataset.load(npz[n]) for n in names}
+    subdirs = {p.name.lower(): p.name for p in root.iterdir() if p.is_dir()}
+    present = [s for s in SPLIT_NAMES if s in subdirs]
+    if present:
+        names = wanted if wanted is not None else present
+        _check(names, present, str(root))
+        return {n: load_folder(root, image_size=image_size or 64, split=subdirs[n]) for n in names}
+    if wanted:
+        raise ValueError(
+            f"{root}: a folder of class folders has no splits, so split(s) {wanted} cannot be "
+            f"read; put the images into {'/, '.join(SPLIT_NAMES)}/ subfolders or omit the split"
+        )
+    return {SINGLE: load_folder(root, image_size=image_size or 64)}
+
+
+def _pick(sets: dict[str, CellDataset], wanted: list[str] | None, what: str
+          ) -> dict[str, CellDataset]:
+    if wanted is None:
+        return sets
+    if list(sets) == [SINGLE]:
+        raise ValueError(f"{what}: one data set with no splits, so split(s) {wanted} cannot be "
+                         "read; omit the split")
+    _check(wanted, list(sets), what)
+    return {w: sets[w] for w in wanted}
+
+
+def _check(wanted: list[str], present: list[str], what: str) -> None:
+    missing = [w for w in wanted if w not in present]
+    if missing:
+        raise ValueError(f"{what}: no split(s) {missing}; it has {present}")
