@@ -7,7 +7,7 @@ grid, eta on, 10AFC, logistic). The ratio is cytoviz wall time / psignifit wall 
 
 "cold" is cytoviz's first fit in a fresh process (graph compilation included; pytensor's disk
 cache of C modules may already be warm); "warm" reuses the compiled model and NUTS step
-(``PsychometricConfig.reuse_compiled``), as in a notebook session.
+(a ``CompiledModels`` cache passed to ``fit_observers``), as in a notebook session.
 
 Agreement: cytoviz's posterior means and 95 % interval bounds against psignifit's FINE grid
 (threshold x width x lambda x eta = 100 x 100 x 40 x 40), for the seven observers and the
@@ -43,7 +43,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cytoviz._io import save_json  # noqa: E402
-from cytoviz.psychometric import PsychometricConfig, fit_observers, simulate_xkn  # noqa: E402
+from cytoviz.psychometric import (  # noqa: E402
+    CompiledModels,
+    PsychometricConfig,
+    fit_observers,
+    simulate_xkn,
+)
 from cytoviz.psychometric.binning import PsychometricData, as_psychometric_data  # noqa: E402
 from cytoviz.psychometric.summary import summarize  # noqa: E402
 
@@ -89,8 +94,9 @@ def run_psignifit(d: PsychometricData, grid: dict[str, int] | None = None) -> di
 
 
 def timing(data: dict[str, PsychometricData], config: PsychometricConfig, repeats: int) -> dict:
+    cache = CompiledModels()
     t0 = time.perf_counter()
-    fit_observers(data, config)
+    fit_observers(data, config, cache=cache)
     cold = time.perf_counter() - t0
     psig, warm = [], []
     for _ in range(repeats):
@@ -99,7 +105,7 @@ def timing(data: dict[str, PsychometricData], config: PsychometricConfig, repeat
             run_psignifit(d)
         psig.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        fit_observers(data, config)
+        fit_observers(data, config, cache=cache)
         warm.append(time.perf_counter() - t0)
     ps_med = statistics.median(psig)
     return {

@@ -40,6 +40,7 @@ __all__ = [
     "GeometryParams",
     "apply_geometry",
     "augment",
+    "augment_per_image",
     "augment_with_params",
     "color_jitter",
     "invert_geometry",
@@ -141,6 +142,21 @@ class AugmentConfig(Config):
         return cls(
             hflip=False, vflip=False, diagonal_flip=False, rotation=(0.0, 0.0),
             color_jitter=(0.0, 0.0, 0.0, 0.0), randaugment=False,
+        )
+
+    @classmethod
+    def test_time(cls, *, rotation90: bool = False) -> AugmentConfig:
+        """The diffusion classifier's test-time augmentation (METHOD.md section 3).
+
+        Horizontal and vertical flips (50 % each, no diagonal flip), a rotation uniform in
+        ``[0, 359]`` degrees (or, with ``rotation90``, by a multiple of 90 degrees, exact) and
+        colour jitter ``(0.25, 0.25, 0.25, 0.125)`` on every image; apply it with
+        :func:`augment_per_image`.
+        """
+        return cls(
+            hflip=True, vflip=True, diagonal_flip=False, flip_p=0.5,
+            rotation=(0.0, 359.0), rotation90=rotation90,
+            color_jitter=(0.25, 0.25, 0.25, 0.125), color_jitter_p=1.0,
         )
 
     @property
@@ -469,6 +485,59 @@ def augment_with_params(
     return _augment(x, config, generator)
 
 
+def augment_per_image(
+    x: torch.Tensor,
+    config: AugmentConfig,
+    *,
+    generators: Sequence[torch.Generator],
+) -> tuple[torch.Tensor, GeometryParams]:
+    """Flip, rotate and colour-jitter each image from its own generator; undoable geometry.
+
+    The test-time augmentation of the classifier: image ``j`` draws its flips, angle and
+    colour jitter from ``generators[j]`` only, so its augmentation does not depend on which
+    other images share the batch. The geometry is applied to the whole batch at once.
+
+    Parameters
+    ----------
+    x
+        ``(N, 3, H, W)`` float images in ``[-1, 1]``.
+    config
+        Flips, rotation and colour jitter (e.g. :meth:`AugmentConfig.test_time`).
+    generators
+        ``N`` generators, one per image.
+
+    Returns
+    -------
+    (torch.Tensor, GeometryParams)
+        The augmented images, clamped to ``[-1, 1]``, and their flips and rotations (undo them
+        with :func:`invert_geometry`).
+
+    Raises
+    ------
+    ValueError
+        For a generator count other than ``N``, or a config with RandAugment or zoom (not
+        drawn per image, and not undoable).
+    """
+    import torch
+
+    _check_batch(x)
+    if len(generators) != x.shape[0]:
+        raise ValueError(f"need one generator per image: {x.shape[0]} images, "
+                         f"{len(generators)} generators")
+    if config.randaugment or config.zooms:
+        raise ValueError("augment_per_image applies flips, rotation and colour jitter only; "
+                         "switch randaugment and zoom off")
+    ps = [sample_geometry(1, config, g) for g in generators]
+    params = GeometryParams(
+        angle=torch.cat([p.angle for p in ps]), hflip=torch.cat([p.hflip for p in ps]),
+        vflip=torch.cat([p.vflip for p in ps]), transpose=torch.cat([p.transpose for p in ps]),
+        padding_mode=config.padding_mode,
+    )
+    out = apply_geometry(x, params)
+    out = torch.cat([color_jitter(out[j: j + 1], config, g) for j, g in enumerate(generators)])
+    return out.clamp(-1.0, 1.0), params
+
+
 def _augment(
     x: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, GeometryParams]:
@@ -493,8 +562,6 @@ def random_zoom(
     A factor below 1 shrinks the content (the border is filled by ``padding_mode``), above 1
     enlarges it (the outside is cut off). Bilinear, one draw per image from ``generator``.
     """
-    import math
-
     import torch
     from kornia.geometry.transform import scale
 

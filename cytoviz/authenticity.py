@@ -34,7 +34,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cytoviz._io import FORMAT_VERSION, atomic_path, load_json, load_npz, save_json, save_npz
+from cytoviz import diffusion as _diffusion
+from cytoviz._io import (
+    FORMAT_VERSION,
+    atomic_path,
+    load_json,
+    load_npz,
+    save_csv,
+    save_json,
+    save_npz,
+)
 
 if TYPE_CHECKING:
     from cytoviz.data import CellDataset
@@ -183,8 +192,7 @@ class Quiz:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_npz(folder / "images.npz", images=self.images)
-        with atomic_path(folder / "key.csv") as tmp:
-            self.key.to_csv(tmp, index=False)
+        save_csv(self.key, folder / "key.csv")
         if pngs:
             for item in range(len(self)):
                 with atomic_path(folder / "images" / f"{item:04d}.png") as tmp:
@@ -294,10 +302,7 @@ def _check_answers(answers: pd.DataFrame) -> pd.DataFrame:
 
 def save_answers(answers: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write an answers table to CSV atomically (temporary file, then rename)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        answers.to_csv(tmp, index=False)
-    return path
+    return save_csv(answers, path)
 
 
 def load_answers(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -467,10 +472,8 @@ def class_agreement(
     preds: dict[str, np.ndarray] = {}
     if diffusion is not None:
         if isinstance(diffusion, tuple):
-            from cytoviz.diffusion.classify import classify
-
             model, cfg = diffusion
-            result = classify(model, generated.images, cfg, progress=progress)
+            result = _diffusion.classify(model, generated.images, cfg, progress=progress)
         else:
             result = diffusion
         if len(result) != len(generated):

@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from cytoviz import __version__
+
 __all__ = ["main"]
 
 #: Modules that contribute subcommands, in help order.
@@ -28,8 +30,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
-    from cytoviz import __version__
-
     parser = argparse.ArgumentParser(
         prog="cytoviz",
         description="CytoDiffusion for blood-cell morphology: data, training, classification, "
@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cytoviz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # area not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -5,7 +5,7 @@
 synthetic data:
 
 =========  ====================================================================================
-preview    real (PBC example images, when present) vs synthetic cells
+preview    real (``--real PATH`` or ``CYTOVIZ_PBC_EXAMPLE``, when given) vs synthetic cells
 table1     in-domain accuracy / balanced accuracy, diffusion vs baseline (+ the shifted sets)
 fig2       psychometric curves of the model and the six simulated experts (A-E)
 fig3       anomaly-detection KDEs with ROC AUC (from ``cytoviz evaluate anomaly`` tables)
@@ -21,6 +21,9 @@ tables stored under ``data/results/`` (each table records the command and budget
 it), and are skipped with the command to run when those tables are missing. Everything else is
 computed here. Expensive intermediate results (the classification pass, the psychometric fits)
 are cached under ``OUT/cache`` so a second run only redraws.
+
+Paths come from :mod:`cytoviz._paths` (``CYTOVIZ_RESULTS``, ``CYTOVIZ_DEFAULT_MODEL``,
+``CYTOVIZ_DEFAULT_BASELINE``, ``CYTOVIZ_PBC_EXAMPLE``).
 """
 
 from __future__ import annotations
@@ -34,14 +37,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from cytoviz import diffusion, fast_mode
 from cytoviz._config import Config
+from cytoviz._io import atomic_path, save_csv
+from cytoviz._paths import default_baseline_dir, pbc_example_dir, results_dir
+from cytoviz.anomaly import anomaly_auc, certainty_kde
+from cytoviz.data import resolve_one, simulate_panel
+from cytoviz.psychometric import (
+    CompiledModels,
+    PsychometricConfig,
+    bin_confidence,
+    fit,
+    fit_observers,
+)
+from cytoviz.psychometric.experts import expert_psychometric_data
+from cytoviz.psychometric.summary import summarize
+
+# cytoviz.pl (plotly), cytoviz.evaluation and cytoviz.heatmaps are imported in the builders:
+# the command line imports this module for ``cytoviz --help``, which stays fast.
 
 __all__ = ["FIGURES", "FiguresConfig", "make_figures"]
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "data" / "results"
-PBC_DIR = REPO.parent / "shared" / "data" / "pbc_example"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +119,16 @@ class FiguresConfig(Config):
 class _Context:
     """Lazily computed, cached inputs shared by the figure builders."""
 
-    def __init__(self, out: Path, config: FiguresConfig, progress: bool) -> None:
+    def __init__(self, out: Path, config: FiguresConfig, progress: bool, *,
+                 real: Path | None = None) -> None:
         self.out = out
         self.cache = out / "cache"
         self.config = config
         self.progress = progress
+        self.real = real
         self._memo: dict[str, Any] = {}
+        # The psychometric models compiled in this run, reused by every fit of Figure 2.
+        self.compiled_models = CompiledModels()
 
     def memo(self, key: str, fn: Callable[[], Any]) -> Any:
         if key not in self._memo:
@@ -119,13 +140,10 @@ class _Context:
         """One split of the default synthetic data, generated once and cached on disk."""
 
         def load():
-            from cytoviz.data import CellDataset
-            from cytoviz.data.synth import default_splits
-
             path = self.cache / f"split-{name}.npz"
             if path.is_file():
-                return CellDataset.load(path)
-            ds = default_splits(splits=[name])[name]
+                return resolve_one(path)
+            ds = resolve_one("synthetic", name)
             ds.save(path)
             return ds
 
@@ -133,18 +151,15 @@ class _Context:
 
     @property
     def model(self):
-        from cytoviz.diffusion import load_default_model
-
-        return self.memo("model", load_default_model)
+        return self.memo("model", diffusion.load_default_model)
 
     def model_sha256(self) -> str:
         """SHA-256 of the default model's files (names and contents)."""
 
         def run():
-            from cytoviz.diffusion import default_model_path
             from cytoviz.diffusion._classify_cli import _sha256_files
 
-            return _sha256_files(default_model_path())
+            return _sha256_files(diffusion.default_model_path())
 
         return self.memo("model_sha256", run)
 
@@ -153,7 +168,7 @@ class _Context:
         def load():
             from cytoviz.evaluation import BaselineClassifier
 
-            path = REPO / "data" / "default_baseline"
+            path = default_baseline_dir()
             if not (path / "model.safetensors").is_file():
                 raise FileNotFoundError(
                     f"{path}: no shipped baseline; train it with "
@@ -174,19 +189,18 @@ class _Context:
         """The classification pass over the in-domain test subset (cached on disk)."""
 
         def run():
-            from cytoviz.diffusion import ClassificationResult, ClassifyConfig, classify
-
             # Keyed by the model files: a retrained model is never scored with an old pass.
             key = self.model_sha256()[:12]
             path = self.cache / f"classify_test-{key}.npz"
-            cfg = ClassifyConfig(min_trials=self.config.min_trials,
-                                 max_trials=self.config.max_trials,
-                                 seed=self.config.seed).resolved(self.model)
+            cfg = diffusion.ClassifyConfig(min_trials=self.config.min_trials,
+                                           max_trials=self.config.max_trials,
+                                           seed=self.config.seed).resolved(self.model)
             if path.is_file():
-                res = ClassificationResult.load(path)
+                res = diffusion.ClassificationResult.load(path)
                 if res.config == cfg and len(res) == len(self.test_subset()):
                     return res
-            res = classify(self.model, self.test_subset(), config=cfg, progress=self.progress)
+            res = diffusion.classify(self.model, self.test_subset(), config=cfg,
+                                     progress=self.progress)
             for old in self.cache.glob("classify_test*.npz"):
                 old.unlink()
             res.save(path)
@@ -197,8 +211,6 @@ class _Context:
     @property
     def panel(self):
         def run():
-            from cytoviz.data.panel import simulate_panel
-
             ds = self.test_subset()
             n_common = min(self.config.n_common, len(ds))
             return simulate_panel(ds, n_common=n_common, per_expert=len(ds), seed=self.config.seed)
@@ -206,8 +218,6 @@ class _Context:
         return self.memo("panel", run)
 
     def psych_config(self):
-        from cytoviz.psychometric import PsychometricConfig
-
         return PsychometricConfig(draws=self.config.psych_draws, tune=self.config.psych_tune,
                                   seed=self.config.seed)
 
@@ -219,11 +229,8 @@ def _save(fig, out: Path, name: str, config: FiguresConfig, width: str | int | N
 
 
 def _save_table(table, out: Path, name: str, *, note: str) -> list[Path]:
-    from cytoviz._io import atomic_path
-
     csv, tex = out / f"{name}.csv", out / f"{name}.tex"
-    with atomic_path(csv) as tmp:
-        table.to_csv(tmp, index=False)
+    save_csv(table, csv)
     with atomic_path(tex) as tmp:
         body = table.to_latex(index=False, float_format="%.2f", escape=True)
         body = body.replace("±", r"$\pm$")
@@ -236,18 +243,18 @@ def _preview(ctx: _Context) -> list[Path]:
     from cytoviz import pl
 
     synth = ctx.split("val")
-    real = None
-    if PBC_DIR.is_dir():
-        from cytoviz.data import load_folder
-
-        real = load_folder(PBC_DIR, image_size=synth.image_size)
+    real = None  # without real images the figure's title says so
+    if ctx.real is not None:
+        real = resolve_one(ctx.real, image_size=synth.image_size)
+        print(f"figures: preview with {len(real)} real image(s) from {ctx.real}")
+    else:
+        print("figures: preview without real images (pass --real PATH or set "
+              "CYTOVIZ_PBC_EXAMPLE); it shows synthetic cells only")
     fig = pl.real_vs_synthetic(real, synth, n_per_class=4)
     return _save(fig, ctx.out, "preview_real_vs_synthetic", ctx.config, width="double")
 
 
 def _table1(ctx: _Context) -> list[Path]:
-    import pandas as pd
-
     res = ctx.result
     rows = [{"model": "CytoDiffusion (tiny, CPU)", "test set": "in-domain",
              "accuracy": 100 * res.accuracy, "balanced accuracy": 100 * res.balanced_accuracy,
@@ -271,18 +278,14 @@ def _table1(ctx: _Context) -> list[Path]:
 
 
 def _fig2(ctx: _Context) -> list[Path]:
-    import pandas as pd
-
     from cytoviz import pl
-    from cytoviz.psychometric import bin_confidence, fit, fit_observers
-    from cytoviz.psychometric.experts import expert_psychometric_data
-    from cytoviz.psychometric.summary import summarize
 
     res = ctx.result
     paths: list[Path] = []
     # A: the model, its confidence against its correctness, 25 bins.
     model_data = bin_confidence(res.confidence, res.correct, n_bins=25)
-    idata_model = fit(model_data.x, model_data.k, model_data.n, ctx.psych_config(), name="model")
+    idata_model = fit(model_data.x, model_data.k, model_data.n, ctx.psych_config(), name="model",
+                      cache=ctx.compiled_models)
     paths += _save(pl.psychometric_curve(idata_model, x_title="model confidence",
                                          title="A  CytoDiffusion"),
                    ctx.out, "fig2a_model", ctx.config, width="single")
@@ -293,7 +296,7 @@ def _fig2(ctx: _Context) -> list[Path]:
     for axis, label in (("model", "model confidence"), ("consensus", "consensus expert confidence")):
         data = expert_psychometric_data(ctx.panel, conf if axis == "model" else None, axis=axis,
                                         n_bins=12)
-        idata = fit_observers(data, ctx.psych_config())
+        idata = fit_observers(data, ctx.psych_config(), cache=ctx.compiled_models)
         fits[label] = idata
         summaries[label] = summarize(idata)
     first = next(iter(data))  # the most experienced expert (experts come in that order)
@@ -316,11 +319,12 @@ def _from_results(name: str, command: str) -> Any:
 
     from cytoviz.evaluation import stored_results
 
-    path = RESULTS_DIR / f"{name}.csv"
+    folder = results_dir()
+    path = folder / f"{name}.csv"
     if not path.is_file():
         print(f"figures: skipping {name}: {path} is missing; produce it with `{command}`")
         return None
-    return stored_results(name, folder=RESULTS_DIR)
+    return stored_results(name, folder=folder)
 
 
 def _fig3(ctx: _Context) -> list[Path]:
@@ -329,7 +333,8 @@ def _fig3(ctx: _Context) -> list[Path]:
     table = _from_results("anomaly", _EVAL_COMMAND)
     if table is None:
         return []
-    return _save(pl.anomaly_kde(table), ctx.out, "fig3_anomaly_kde", ctx.config, width="double")
+    fig = pl.anomaly_kde(certainty_kde(table), anomaly_auc(table))
+    return _save(fig, ctx.out, "fig3_anomaly_kde", ctx.config, width="double")
 
 
 def _fig4(ctx: _Context) -> list[Path]:
@@ -362,7 +367,7 @@ def _heatmaps(ctx: _Context):
         res = ctx.result
         src = grid_sources(res)
         src = src[src >= 0]
-        return counterfactual_heatmaps(res, ctx.model, ctx.test_subset(), src)
+        return counterfactual_heatmaps(res, ctx.model, ctx.test_subset(), indices=src)
 
     return ctx.memo("heatmaps", run)
 
@@ -393,11 +398,11 @@ def _fig6(ctx: _Context) -> list[Path]:
 
 def _fig8(ctx: _Context) -> list[Path]:
     from cytoviz import pl
-    from cytoviz.diffusion import GenerateConfig, generate
 
-    cfg = GenerateConfig(num_inference_steps=ctx.config.generate_steps, seed=ctx.config.seed)
-    ds = generate(ctx.model, list(ctx.model.class_names), ctx.config.n_generated, cfg,
-                  progress=ctx.progress)
+    cfg = diffusion.GenerateConfig(num_inference_steps=ctx.config.generate_steps,
+                                   seed=ctx.config.seed)
+    ds = diffusion.generate(ctx.model, list(ctx.model.class_names), ctx.config.n_generated, cfg,
+                            progress=ctx.progress)
     ds.save(ctx.cache / "generated.npz")
     fig = pl.generated_grid(ds, ctx.config.n_generated, title="Generated cells (one row per class)")
     return _save(fig, ctx.out, "fig8_generated", ctx.config, width="double")
@@ -423,6 +428,7 @@ def make_figures(
     only: Sequence[str] | None = None,
     fast: bool | None = None,
     config: FiguresConfig | None = None,
+    real: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> dict[str, list[Path]]:
     """Build the paper's figures and tables into ``out``.
@@ -438,6 +444,10 @@ def make_figures(
         Use :meth:`FiguresConfig.fast_preset` (default: ``cytoviz.fast_mode()``).
     config
         An explicit budget (overrides ``fast``).
+    real
+        Real images for the preview (a folder of class folders, or any spec of
+        :func:`cytoviz.data.resolve_one`); default ``CYTOVIZ_PBC_EXAMPLE``. Without either the
+        preview shows synthetic cells only and its title says so.
     progress
         Show progress bars.
 
@@ -446,8 +456,6 @@ def make_figures(
     dict
         Figure name -> files written (empty when a figure was skipped).
     """
-    from cytoviz import fast_mode
-
     names = list(FIGURES) if only is None else list(only)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
@@ -455,10 +463,14 @@ def make_figures(
     if config is None:
         fast = fast_mode() if fast is None else fast
         config = FiguresConfig.fast_preset() if fast else FiguresConfig()
+    real_path = Path(real) if real is not None else pbc_example_dir()
+    if "preview" in names and real_path is not None and not real_path.exists():
+        raise FileNotFoundError(f"{real_path}: no such folder of real images (one sub-folder "
+                                "per class); pass --real PATH or unset CYTOVIZ_PBC_EXAMPLE")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "figures_config.json")
-    ctx = _Context(out, config, progress)
+    ctx = _Context(out, config, progress, real=real_path)
     written: dict[str, list[Path]] = {}
     for i, name in enumerate(names, 1):
         start = time.time()
@@ -486,13 +498,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-trials", type=int, help="classifier trial budget")
     p.add_argument("--formats", nargs="+", choices=["pdf", "svg", "png", "html"],
                    help="figure formats (default: pdf svg png)")
+    p.add_argument("--real", type=Path, default=None, metavar="PATH",
+                   help="real images for the preview, one sub-folder per class (default: "
+                        "$CYTOVIZ_PBC_EXAMPLE; without either the preview is synthetic only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cytoviz import fast_mode
-
     fast = args.fast or fast_mode()
     config = FiguresConfig.fast_preset() if fast else FiguresConfig()
     changes = {k: v for k, v in (("n_per_class", args.n_per_class), ("max_trials", args.max_trials),
@@ -501,7 +514,8 @@ def _run(args: argparse.Namespace) -> int:
     if changes:
         config = config.replace(**changes)
     start = time.time()
-    written = make_figures(args.out, only=args.only, config=config, progress=not args.quiet)
+    written = make_figures(args.out, only=args.only, config=config, real=args.real,
+                           progress=not args.quiet)
     n = sum(len(v) for v in written.values())
     skipped = [k for k, v in written.items() if not v]
     print(f"figures: {n} files in {args.out} in {time.time() - start:.0f} s"

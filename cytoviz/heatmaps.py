@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cytoviz._config import Config
+from cytoviz.diffusion.classify import classify
+from cytoviz.diffusion.classify_config import ClassifyConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -238,13 +240,11 @@ def classify_for_heatmaps(
 
     >>> result = classify_for_heatmaps(model, cells, trials=50)  # doctest: +SKIP
     >>> sources = grid_sources(result)  # doctest: +SKIP
-    >>> heatmaps = counterfactual_heatmaps(result, model, cells, sources)  # doctest: +SKIP
+    >>> heatmaps = counterfactual_heatmaps(result, model, cells, indices=sources)  # doctest: +SKIP
 
     To spend the full budget only on the sources, pick them from a cheaper (pruned) pass and
     classify just those cells again: ``cells.subset(grid_sources(first_pass))``.
     """
-    from cytoviz.diffusion import ClassifyConfig, classify
-
     fixed = sorted(set(config_changes) & set(_HEATMAP_RUN_FIELDS))
     if fixed:
         raise ValueError(
@@ -264,8 +264,8 @@ def counterfactual_heatmaps(
     result: ClassificationResult,
     model: DiffusionModel,
     images: CellDataset | np.ndarray,
-    indices: Sequence[int] | np.ndarray | None = None,
     *,
+    indices: Sequence[int] | np.ndarray | None = None,
     config: HeatmapConfig | None = None,
 ) -> CounterfactualHeatmaps:
     """Decode the counterfactual heatmaps of some images of a classification result.

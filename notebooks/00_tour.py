@@ -104,7 +104,7 @@ result.save(OUT / "tour_result.npz")
 # on the background.
 
 # %%
-heatmaps = cv.heatmaps.counterfactual_heatmaps(result, model, cells, [0])
+heatmaps = cv.heatmaps.counterfactual_heatmaps(result, model, cells, indices=[0])
 cv.pl.heatmap_panel(heatmaps, 0, targets=list(model.class_names[:3]))
 
 # %% [markdown]

@@ -67,7 +67,7 @@ print(f"accuracy {result.accuracy:.2f}, {result.class_trials.min()} trials for e
 
 # %%
 sources = cv.heatmaps.grid_sources(result)
-heatmaps = cv.heatmaps.counterfactual_heatmaps(result, model, cells, sources)
+heatmaps = cv.heatmaps.counterfactual_heatmaps(result, model, cells, indices=sources)
 cv.pl.transition_grid(heatmaps, kind="overlay")
 
 # %% [markdown]

@@ -75,7 +75,7 @@ cv.evaluation.anomaly_auc(table)
 # threshold on certainty can flag unknown cell types.
 
 # %%
-cv.pl.anomaly_kde(table)
+cv.pl.anomaly_kde(cv.anomaly.certainty_kde(table), cv.anomaly.anomaly_auc(table))
 
 # %% [markdown]
 # ## Explore a threshold: `AnomalyExplorer`

@@ -103,7 +103,7 @@ def eval_domain_shift() -> None:
 
 
 def eval_low_data() -> None:
-    from cytoviz.evaluation.protocols import summarise
+    from cytoviz.evaluation.tables import summarise
 
     t = _table("low_data")
     if t is None:

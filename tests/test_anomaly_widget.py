@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from cytoviz.evaluation.protocols import anomaly_table
+from cytoviz.evaluation.anomaly_detection import anomaly_table
 
 
 def _table() -> pd.DataFrame:

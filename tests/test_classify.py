@@ -18,11 +18,11 @@ from cytoviz.diffusion import (
     ModelConfig,
     classify,
 )
-from cytoviz.diffusion.classify import default_mask_radius, latent_mask, prune
+from cytoviz.diffusion.classify import prune
+from cytoviz.diffusion.classify_config import default_mask_radius, latent_mask
 
 NAMES = ("a", "b", "c")
-TINY = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
-                   n_tokens=2, norm_num_groups=4)
+TINY = ModelConfig.smallest(n_tokens=2)  # two token rows: the conditioning test compares them
 
 
 @pytest.fixture(scope="module")
@@ -437,7 +437,8 @@ def test_cli_classify_resumes_after_sigkill(tmp_path, model: DiffusionModel,
     import pandas as pd
 
     from cytoviz.cli import build_parser, main
-    from cytoviz.diffusion._classify_cli import PARTIAL_DIR, _run_classify
+    from cytoviz.diffusion._classify_cli import _run_classify
+    from cytoviz.diffusion.resumable import PARTIAL_DIR
 
     model.save_pretrained(tmp_path / "model")
     imgs = np.random.default_rng(7).integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8)
@@ -488,10 +489,60 @@ def test_cli_classify_resumes_after_sigkill(tmp_path, model: DiffusionModel,
                                   pd.read_csv(tmp_path / "ref" / "predictions.csv"))
 
 
+def test_classify_to_folder_resumes_a_partial_run(tmp_path, model: DiffusionModel,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The library function: a run stopped after its first chunk, resumed, equals one run."""
+    import cytoviz.diffusion.resumable as resumable
+    from cytoviz.diffusion import classify_to_folder
+
+    imgs = np.random.default_rng(8).integers(0, 256, size=(5, 16, 16, 3), dtype=np.uint8)
+    data = CellDataset(imgs, np.arange(5) % 3, NAMES)
+    cfg = ClassifyConfig(max_trials=6, min_trials=3, p_threshold=0.2, batch_size=6, seed=4)
+    ref = classify_to_folder(model, data, tmp_path / "ref", config=cfg, chunk_size=2,
+                             progress=False)
+    assert (tmp_path / "ref" / "result.npz").is_file()
+    assert not (tmp_path / "ref" / resumable.PARTIAL_DIR).exists()
+
+    calls = []
+    real = resumable.classify
+
+    def interrupted(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt  # killed while classifying the second chunk
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(resumable, "classify", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        classify_to_folder(model, data, tmp_path / "out", config=cfg, chunk_size=2,
+                           progress=False)
+    partial = tmp_path / "out" / resumable.PARTIAL_DIR
+    assert [p.name for p in sorted(partial.glob("chunk-*.npz"))] == ["chunk-00000.npz"]
+    with pytest.raises(ValueError, match="seed 4 then, 5 now"):
+        classify_to_folder(model, data, tmp_path / "out", config=cfg.replace(seed=5),
+                           chunk_size=2, progress=False)
+
+    monkeypatch.setattr(resumable, "classify", real)
+    r = classify_to_folder(model, data, tmp_path / "out", config=cfg, chunk_size=2,
+                           progress=False)
+    assert "1 of 3 chunks done" in capsys.readouterr().out
+    assert not partial.exists()
+    for name in ("trial_errors", "trial_timesteps", "n_trials", "n_evals", "remaining", "labels",
+                 "error_maps"):
+        np.testing.assert_array_equal(getattr(r, name), getattr(ref, name), err_msg=name)
+    saved = ClassificationResult.load(tmp_path / "out" / "result.npz")
+    np.testing.assert_array_equal(saved.trial_errors, r.trial_errors)
+    # One classify call over all images draws the same randomness (first_index per chunk).
+    whole = classify(model, data, cfg, progress=False)
+    np.testing.assert_array_equal(r.n_trials, whole.n_trials)
+    np.testing.assert_allclose(r.trial_errors, whole.trial_errors, rtol=1e-5, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- encode precision
 def test_encode_precision_resolution_and_validation(model: DiffusionModel,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from cytoviz.diffusion.classify import resolve_encode_precision
+    from cytoviz.diffusion.classify_config import resolve_encode_precision
 
     with pytest.raises(ValueError, match="encode_precision"):
         ClassifyConfig(encode_precision="half")

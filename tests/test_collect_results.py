@@ -44,16 +44,14 @@ def test_collect_names_the_missing_table(tmp_path):
         _module().collect(runs, tmp_path / "results")
 
 
-def test_provenance_names_an_earlier_model(tmp_path, monkeypatch):
+def test_provenance_names_an_earlier_model(tmp_path, monkeypatch, tiny_model_config):
     """The tables say when the shipped model changed after they were computed."""
     import json
 
-    from cytoviz.diffusion import DiffusionModel, ModelConfig
+    from cytoviz.diffusion import DiffusionModel
 
-    tiny = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
-                       n_tokens=1, norm_num_groups=4, attention_head_dim=4)
     model = tmp_path / "model"
-    DiffusionModel.build(("a", "b"), tiny, seed=0).save_pretrained(model)
+    DiffusionModel.build(("a", "b"), tiny_model_config, seed=0).save_pretrained(model)
     monkeypatch.setenv("CYTOVIZ_DEFAULT_MODEL", str(model))
     dest = tmp_path / "results"
     dest.mkdir()
@@ -65,5 +63,5 @@ def test_provenance_names_an_earlier_model(tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "RES", dest)
     assert tables._shipped("domain_shift") == "the shipped data/default_model"
     assert tables._shipped("few_shot") == "the shipped data/default_model"  # no entry
-    DiffusionModel.build(("a", "b"), tiny, seed=1).save_pretrained(model)  # retrained
+    DiffusionModel.build(("a", "b"), tiny_model_config, seed=1).save_pretrained(model)  # retrained
     assert "EARLIER default model" in tables._shipped("domain_shift")

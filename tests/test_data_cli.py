@@ -75,3 +75,25 @@ def test_preview_writes_a_png(tmp_path, pbc_dir):
                  "--real", str(pbc_dir)]) == 0
     img = Image.open(out)
     assert img.size[0] > 300 and img.size[1] > 300
+
+
+def test_preview_without_real_images_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CYTOVIZ_PBC_EXAMPLE", raising=False)
+    out = tmp_path / "preview.html"
+    assert main(["data", "preview", "--out", str(out), "--n-per-class", "1",
+                 "--image-size", "16"]) == 0
+    assert "no real images given" in capsys.readouterr().out
+    assert "Synthetic cells only: no real images given" in out.read_text()
+
+
+def test_preview_reads_real_images_from_the_environment(tmp_path, monkeypatch, capsys):
+    real = tmp_path / "real"
+    for i, cls in enumerate(("lymphocyte", "neutrophil")):
+        (real / cls).mkdir(parents=True)
+        Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(real / cls / "0.png")
+    monkeypatch.setenv("CYTOVIZ_PBC_EXAMPLE", str(real))
+    out = tmp_path / "preview.html"
+    assert main(["data", "preview", "--out", str(out), "--n-per-class", "1",
+                 "--image-size", "16"]) == 0
+    assert f"real images: 2 from {real}" in capsys.readouterr().out
+    assert "Synthetic cells only" not in out.read_text()

@@ -8,23 +8,27 @@ import plotly.graph_objects as go
 import pytest
 
 from cytoviz import pl
-from cytoviz.evaluation import protocols as P
-from cytoviz.evaluation.colour import lab_stats, lab_to_rgb, reinhard_transfer, rgb_to_lab
-from cytoviz.evaluation.protocols import (
-    EvalBudget,
-    anomaly_auc,
+from cytoviz.anomaly import anomaly_auc, certainty_kde
+from cytoviz.evaluation import runner
+from cytoviz.evaluation.anomaly_detection import (
+    ANOMALY_COLUMNS,
+    anomaly_scores,
     anomaly_table,
-    certainty_kde,
-    class_proportional_split,
-    domain_shift_table,
+    anomaly_test_set,
 )
+from cytoviz.evaluation.budget import EvalBudget
+from cytoviz.evaluation.colour import lab_stats, lab_to_rgb, reinhard_transfer, rgb_to_lab
+from cytoviz.evaluation.low_data_regime import low_data
+from cytoviz.evaluation.shift import TEST_SETS, domain_shift, few_shot
+from cytoviz.evaluation.splits import class_proportional_split, eval_data
+from cytoviz.evaluation.tables import domain_shift_latex, domain_shift_table, stored_results
 
 FAST = EvalBudget.cpu_fast()
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return P.eval_data("synthetic", budget=FAST)
+    return eval_data("synthetic", budget=FAST)
 
 
 def _table(normal, abnormal, model="diffusion", held_out="blast"):
@@ -59,13 +63,13 @@ def test_eval_data_synthetic_and_errors(splits, tmp_path):
     assert {"train", "val", "test", "test_mild", "test_strong"} <= set(splits)
     assert splits["train"].image_size == FAST.image_size
     with pytest.raises(FileNotFoundError, match="no such folder"):
-        P.eval_data(tmp_path / "missing", budget=FAST)
+        eval_data(tmp_path / "missing", budget=FAST)
     with pytest.raises(ValueError, match="no 'train' split"):
-        P.eval_data({"test": splits["test"]}, budget=FAST)
+        eval_data({"test": splits["test"]}, budget=FAST)
 
 
 def test_eval_data_real_folder_split(pbc_dir):
-    s = P.eval_data(pbc_dir, budget=FAST)
+    s = eval_data(pbc_dir, budget=FAST)
     train, test = s["train"], s["test"]
     assert set(s) == {"train", "test"}
     assert train.class_counts() == test.class_counts()
@@ -104,7 +108,7 @@ def test_anomaly_table_normalisation():
     t = _table([2.0, 4.0], [1.0, -1.0])
     assert t["certainty_norm"].max() == 1.0
     np.testing.assert_allclose(t["certainty_norm"], [0.5, 1.0, 0.25, -0.25])
-    assert list(t.columns) == list(P.ANOMALY_COLUMNS)
+    assert list(t.columns) == list(ANOMALY_COLUMNS)
     with pytest.raises(ValueError, match="NaN"):
         anomaly_table(np.array([1.0, np.nan]), np.array([0, 1], bool), model="m", held_out="h")
     with pytest.raises(ValueError, match="2 values"):
@@ -177,7 +181,7 @@ def _shift_table():
     rows = []
     for m, vals in (("diffusion", (0.9, 0.8)), ("baseline", (0.6, 0.7))):
         for seed, v in enumerate(vals):
-            for split, name in P.TEST_SETS.items():
+            for split, name in TEST_SETS.items():
                 rows.append({"model": m, "seed": seed, "split": split, "test_set": name,
                              "accuracy": v, "balanced_accuracy": v, "n_images": 10,
                              "source": "trained", "budget": "fast"})
@@ -191,7 +195,7 @@ def test_domain_shift_table_format():
     assert wide.loc["CNN baseline", "strong shift"] == "65.00 ± 7.07"
     assert wide.loc["CytoDiffusion", "runs"] == 2
     assert wide.attrs["budget"] == "fast"
-    latex = P.domain_shift_latex(wide)
+    latex = domain_shift_latex(wide)
     assert r"85.00 $\pm$ 7.07" in latex and "±" not in latex
     assert r"(\%)" in latex and "budget fast" in latex
     assert latex.lstrip().startswith(r"\begin{table}")
@@ -201,7 +205,7 @@ def test_figures_structure():
     t = pd.concat([_table([0.9, 0.8, 0.7], [0.2, 0.3], m, h)
                    for m in ("diffusion", "baseline") for h in ("blast", "erythroblast")])
     t.attrs["budget"] = "fast"
-    fig = pl.anomaly_kde(t)
+    fig = pl.anomaly_kde(certainty_kde(t), anomaly_auc(t))
     assert isinstance(fig, go.Figure) and len(fig.data) == 8
     assert [tr.meta["group"] for tr in fig.data[:2]] == ["normal", "abnormal"]
     assert {(tr.meta["model"], tr.meta["held_out"]) for tr in fig.data} == {
@@ -239,12 +243,12 @@ def test_figures_structure():
 
 
 def test_anomaly_protocol_end_to_end(splits, tmp_path):
-    t = P.anomaly_scores(splits, budget=FAST, held_out=("blast", "erythroblast"), progress=False,
-                         out=tmp_path)
-    assert list(t.columns) == [*P.ANOMALY_COLUMNS, "budget"]
+    t = anomaly_scores(splits, budget=FAST, held_out=("blast", "erythroblast"), progress=False,
+                       out=tmp_path)
+    assert list(t.columns) == [*ANOMALY_COLUMNS, "budget"]
     assert set(t["model"]) == {"diffusion", "baseline"}
     assert set(t["held_out"]) == {"blast", "erythroblast"}
-    test = P.anomaly_test_set(splits, budget=FAST)
+    test = anomaly_test_set(splits, budget=FAST)
     assert len(t) == 4 * len(test)
     first = t[(t["model"] == "diffusion") & (t["held_out"] == "blast")]
     assert (first["true_class"].to_numpy() == test.label_names).all()
@@ -256,12 +260,12 @@ def test_anomaly_protocol_end_to_end(splits, tmp_path):
     assert t.attrs["budget"] == "fast" and (t["budget"] == "fast").all()
     auc = anomaly_auc(t)
     assert len(auc) == 4 and auc["auc"].between(0, 1).all()
-    fig = pl.anomaly_kde(t)
+    fig = pl.anomaly_kde(certainty_kde(t), anomaly_auc(t))
     assert len(fig.data) == 8
 
 
 def test_domain_shift_end_to_end(splits):
-    t = P.domain_shift(splits, budget=FAST, progress=False)
+    t = domain_shift(splits, budget=FAST, progress=False)
     assert set(t["split"]) == {"test", "test_mild", "test_strong"}
     assert len(t) == 2 * 3
     assert t["balanced_accuracy"].between(0, 1).all() and t["accuracy"].between(0, 1).all()
@@ -276,22 +280,22 @@ def test_domain_shift_pretrained_every_seed(splits, tmp_path, monkeypatch):
     model = DiffusionModel.build(splits["train"].class_names, FAST.model, seed=0)
     model.save_pretrained(tmp_path / "pre")
     calls = []
-    monkeypatch.setattr(P, "_fit_diffusion", lambda *a, **k: calls.append(a) or model)
-    t = P.domain_shift(splits, budget=FAST, models=["diffusion"], seeds=2,
-                       pretrained=tmp_path / "pre", progress=False)
+    monkeypatch.setattr(runner, "fit_diffusion", lambda *a, **k: calls.append(a) or model)
+    t = domain_shift(splits, budget=FAST, models=["diffusion"], seeds=2,
+                     pretrained=tmp_path / "pre", progress=False)
     assert calls == []  # every seed uses the pretrained model
     src = t.groupby("seed")["source"].first()
     assert src[0].startswith("pretrained") and src[1].startswith("pretrained")
     wrong = DiffusionModel.build(("a", "b", "c"), FAST.model)
     wrong.save_pretrained(tmp_path / "wrong")
     with pytest.raises(ValueError, match="classes"):
-        P.domain_shift(splits, budget=FAST, models=["diffusion"], pretrained=tmp_path / "wrong",
-                       progress=False)
+        domain_shift(splits, budget=FAST, models=["diffusion"], pretrained=tmp_path / "wrong",
+                     progress=False)
 
 
 def test_low_data_and_resume(splits, tmp_path, monkeypatch):
     calls = {"diffusion": 0, "baseline": 0}
-    real_b, real_d = P._fit_baseline, P._fit_diffusion
+    real_b, real_d = runner.fit_baseline, runner.fit_diffusion
 
     def count_b(*a, **k):
         calls["baseline"] += 1
@@ -301,31 +305,31 @@ def test_low_data_and_resume(splits, tmp_path, monkeypatch):
         calls["diffusion"] += 1
         return real_d(*a, **k)
 
-    monkeypatch.setattr(P, "_fit_baseline", count_b)
-    monkeypatch.setattr(P, "_fit_diffusion", count_d)
-    t1 = P.low_data(splits, budget=FAST, out=tmp_path, progress=False)
+    monkeypatch.setattr(runner, "fit_baseline", count_b)
+    monkeypatch.setattr(runner, "fit_diffusion", count_d)
+    t1 = low_data(splits, budget=FAST, out=tmp_path, progress=False)
     assert calls == {"diffusion": 2, "baseline": 2}
     assert sorted(t1["n_per_class"].unique()) == [2, 4]
     assert (t1.groupby("model")["n_train"].apply(lambda s: s.is_monotonic_increasing)).all()
     assert t1["balanced_accuracy"].between(0, 1).all()
-    t2 = P.low_data(splits, budget=FAST, out=tmp_path, progress=False)
+    t2 = low_data(splits, budget=FAST, out=tmp_path, progress=False)
     assert calls == {"diffusion": 2, "baseline": 2}  # everything came from the cache
     pd.testing.assert_frame_equal(t1, t2, check_dtype=False)
     # one more repeat: only the new units are trained
-    P.low_data(splits, budget=FAST, out=tmp_path, repeats=[0, 1], progress=False)
+    low_data(splits, budget=FAST, out=tmp_path, repeats=[0, 1], progress=False)
     assert calls == {"diffusion": 4, "baseline": 4}
     with pytest.raises(ValueError, match="another budget"):
-        P.low_data(splits, budget=FAST.replace(max_trials=7), out=tmp_path, progress=False)
+        low_data(splits, budget=FAST.replace(max_trials=7), out=tmp_path, progress=False)
 
 
 def test_low_data_on_pbc_examples(pbc_dir):
-    t = P.low_data(pbc_dir, budget=FAST, models=["baseline"], sizes=[2], progress=False)
+    t = low_data(pbc_dir, budget=FAST, models=["baseline"], sizes=[2], progress=False)
     assert len(t) == 1 and t["n_train"].iloc[0] == 2 * 8
     assert 0 <= t["balanced_accuracy"].iloc[0] <= 1
 
 
 def test_few_shot_end_to_end(splits, tmp_path):
-    t = P.few_shot(splits, budget=FAST, out=tmp_path, progress=False)
+    t = few_shot(splits, budget=FAST, out=tmp_path, progress=False)
     assert set(t["stage"]) == {"before", "after"}
     assert set(t["colour_transfer"]) == {False, True}
     assert set(t["target"]) == {"test_mild", "test_strong"}
@@ -335,7 +339,7 @@ def test_few_shot_end_to_end(splits, tmp_path):
     fig = pl.few_shot_bars(t)
     assert len(fig.data) == 4
     with pytest.raises(ValueError, match="target split"):
-        P.few_shot(splits, budget=FAST, targets=["test_xyz"], progress=False)
+        few_shot(splits, budget=FAST, targets=["test_xyz"], progress=False)
 
 
 def test_few_shot_pretrained_sources(splits, tmp_path, monkeypatch):
@@ -347,17 +351,17 @@ def test_few_shot_pretrained_sources(splits, tmp_path, monkeypatch):
     clf = train_baseline(splits["train"], None, FAST.baseline, progress=False, device="cpu")
     clf.save(tmp_path / "pre_base")
     calls = []
-    monkeypatch.setattr(P, "_fit", lambda *a, **k: calls.append(a))
-    t = P.few_shot(splits, budget=FAST, colour_transfer=(False,), targets=["test_mild"],
-                   pretrained=tmp_path / "pre", pretrained_baseline=tmp_path / "pre_base",
-                   progress=False)
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: calls.append(a))
+    t = few_shot(splits, budget=FAST, colour_transfer=(False,), targets=["test_mild"],
+                 pretrained=tmp_path / "pre", pretrained_baseline=tmp_path / "pre_base",
+                 progress=False)
     assert calls == []  # neither source model was trained
     assert set(t["model"]) == {"diffusion", "baseline"} and len(t) == 4
     wrong = DiffusionModel.build(("a", "b", "c"), FAST.model)
     wrong.save_pretrained(tmp_path / "wrong")
     with pytest.raises(ValueError, match="classes"):
-        P.few_shot(splits, budget=FAST, models=["diffusion"], pretrained=tmp_path / "wrong",
-                   progress=False)
+        few_shot(splits, budget=FAST, models=["diffusion"], pretrained=tmp_path / "wrong",
+                 progress=False)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -387,7 +391,7 @@ def test_cli_tiny_run_and_resume(tmp_path, monkeypatch):
     assert 0 <= auc["auc"].iloc[0] <= 1
     assert (out / "anomaly_kde.html").is_file() and (out / "budget.json").is_file()
     calls = []
-    monkeypatch.setattr(P, "_fit_baseline", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(runner, "fit_baseline", lambda *a, **k: calls.append(1))
     assert main(args) == 0 and calls == []
     assert main([*args[:5], "cpu", *args[6:]]) == 2  # other budget in the same folder: refused
 
@@ -431,15 +435,17 @@ def test_diffusion_checkpoint_picked_on_validation(splits, tmp_path, monkeypatch
         seen.append(len(ds))
         return {"balanced_accuracy": next(scores)}
 
-    monkeypatch.setattr(P, "_score_diffusion", fake_score)
-    P._fit_diffusion(splits["train"], splits["val"], budget, 0, tmp_path, False)
+    monkeypatch.setattr(runner, "score_diffusion", fake_score)
+    runner.fit_diffusion(splits["train"], splits["val"], budget, seed=0, folder=tmp_path,
+                         progress=False)
     assert len(seen) == 2 and seen[0] == len(splits["val"].class_names) * budget.val_per_class
     from cytoviz._io import load_json
 
     summary = load_json(tmp_path / "selected" / "train_summary.json")
     assert summary["step"] == budget.train.vae_steps + budget.train.steps // 2
-    monkeypatch.setattr(P, "_score_diffusion", lambda *a, **k: pytest.fail("retrained"))
-    P._fit_diffusion(splits["train"], splits["val"], budget, 0, tmp_path, False)
+    monkeypatch.setattr(runner, "score_diffusion", lambda *a, **k: pytest.fail("retrained"))
+    runner.fit_diffusion(splits["train"], splits["val"], budget, seed=0, folder=tmp_path,
+                         progress=False)
 
 
 def test_domain_shift_table_notes_pretrained():
@@ -454,7 +460,7 @@ def test_stored_results_reads_tables_and_names_the_missing_one(tmp_path):
     frame = pd.DataFrame({"model": ["baseline"] * 3, "colour_transfer": ["True", "False", "1"],
                           "stage": ["after"] * 3})
     frame.to_csv(tmp_path / "few_shot.csv", index=False)
-    got = P.stored_results("few_shot", folder=tmp_path)
+    got = stored_results("few_shot", folder=tmp_path)
     assert got["colour_transfer"].tolist() == [True, False, True]
     with pytest.raises(FileNotFoundError, match=r"domain_shift\.csv.*few_shot.*run_evaluations"):
-        P.stored_results("domain_shift", folder=tmp_path)
+        stored_results("domain_shift", folder=tmp_path)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from cytoviz import figures
+from cytoviz._paths import RESULTS_ENV, results_dir
 from cytoviz.figures import FiguresConfig, make_figures
 
 STORED = ["fig3", "fig4", "table2"]
@@ -46,7 +47,7 @@ def test_stored_tables_are_drawn(tmp_path, monkeypatch, config):
     results = tmp_path / "results"
     results.mkdir()
     _tables(results)
-    monkeypatch.setattr(figures, "RESULTS_DIR", results)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
     written = make_figures(tmp_path / "out", only=STORED, config=config, progress=False)
     for name in STORED:
         assert written[name], f"{name} was not drawn"
@@ -58,7 +59,7 @@ def test_stored_tables_are_drawn(tmp_path, monkeypatch, config):
 
 
 def test_missing_tables_are_skipped_with_the_command(tmp_path, monkeypatch, capsys, config):
-    monkeypatch.setattr(figures, "RESULTS_DIR", tmp_path / "empty")
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "empty"))
     written = make_figures(tmp_path / "out", only=STORED, config=config, progress=False)
     assert all(written[name] == [] for name in STORED)
     assert capsys.readouterr().out.count("bash scripts/run_evaluations.sh") == 3
@@ -68,7 +69,7 @@ def test_shipped_tables_load():
     """The measured tables committed under data/results/ parse as their protocols wrote them."""
     from cytoviz.evaluation import anomaly_auc, domain_shift_table, stored_results
 
-    if not (figures.RESULTS_DIR / "domain_shift.csv").is_file():
+    if not (results_dir() / "domain_shift.csv").is_file():
         pytest.skip("data/results/ has no evaluation tables yet (bash scripts/run_evaluations.sh)")
     wide = domain_shift_table(stored_results("domain_shift"))
     assert {"in-domain", "mild shift", "strong shift"} <= set(wide.columns)
@@ -88,14 +89,11 @@ def test_same_seed_same_figure_bytes(tmp_path):
         assert pa.read_bytes() == pb.read_bytes(), f"{pa.name} differs between two runs"
 
 
-def test_cached_classification_is_keyed_by_the_model(tmp_path, monkeypatch):
+def test_cached_classification_is_keyed_by_the_model(tmp_path, monkeypatch, tiny_model_dir):
     """A retrained default model is never scored with the cached pass of the old one."""
     import cytoviz.diffusion as cvd
     from cytoviz.data import CellDataset
-    from cytoviz.diffusion import DiffusionModel, ModelConfig
 
-    tiny = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
-                       n_tokens=1, norm_num_groups=4, attention_head_dim=4)
     rng = np.random.default_rng(0)
     cells = CellDataset(rng.integers(0, 255, (2, 16, 16, 3), dtype=np.uint8), np.array([0, 1]),
                         ("a", "b"))
@@ -110,9 +108,7 @@ def test_cached_classification_is_keyed_by_the_model(tmp_path, monkeypatch):
     cfg = FiguresConfig.fast_preset().replace(min_trials=2, max_trials=2)
 
     def context(seed):
-        folder = tmp_path / f"model{seed}"
-        if not folder.exists():
-            DiffusionModel.build(("a", "b"), tiny, seed=seed).save_pretrained(folder)
+        folder = tiny_model_dir(seed)
         monkeypatch.setenv("CYTOVIZ_DEFAULT_MODEL", str(folder))
         ctx = figures._Context(tmp_path / "out", cfg, progress=False)
         ctx.test_subset = lambda: cells
@@ -125,3 +121,26 @@ def test_cached_classification_is_keyed_by_the_model(tmp_path, monkeypatch):
     assert len(context(1).result) == 2  # another model: classified again, old cache replaced
     assert len(calls) == 2
     assert len(list((tmp_path / "out" / "cache").glob("classify_test*.npz"))) == 1
+
+
+def test_preview_without_real_images_says_so(tmp_path, monkeypatch, capsys, config):
+    monkeypatch.delenv("CYTOVIZ_PBC_EXAMPLE", raising=False)
+    written = make_figures(tmp_path / "out", only=["preview"], config=config, progress=False)
+    (html,) = written["preview"]
+    assert "preview without real images" in capsys.readouterr().out
+    assert "Synthetic cells only: no real images given" in html.read_text()
+
+
+def test_preview_takes_the_real_images_given(tmp_path, monkeypatch, capsys, config):
+    from PIL import Image
+
+    monkeypatch.setenv("CYTOVIZ_PBC_EXAMPLE", str(tmp_path / "not-this-one"))
+    with pytest.raises(FileNotFoundError, match="not-this-one: no such folder of real images"):
+        make_figures(tmp_path / "out", only=["preview"], config=config, progress=False)
+    real = tmp_path / "real"
+    (real / "neutrophil").mkdir(parents=True)
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(real / "neutrophil" / "0.png")
+    written = make_figures(tmp_path / "out", only=["preview"], config=config, real=real,
+                           progress=False)
+    assert f"preview with 1 real image(s) from {real}" in capsys.readouterr().out
+    assert "Synthetic cells only" not in written["preview"][0].read_text()

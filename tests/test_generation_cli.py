@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,10 @@ import pytest
 from cytoviz.data import CellDataset
 from cytoviz.diffusion.model import DiffusionModel
 from cytoviz.evaluation import generation as G
-from cytoviz.evaluation import protocols as P
+from cytoviz.evaluation import runner
+from cytoviz.evaluation.budget import EvalBudget
 
-FAST = P.EvalBudget.cpu_fast()
+FAST = EvalBudget.cpu_fast()
 GEN = ["--steps", "2", "--formats", "html", "--quiet", "--budget", "fast"]
 
 
@@ -62,8 +62,8 @@ def test_class_agreement_cli_and_resume(shipped, tmp_path, monkeypatch, capsys) 
                    GenerateConfig(num_inference_steps=2), progress=False)
     np.testing.assert_array_equal(generated.images, ref.images)
     # a rerun reuses the images and the classifications
-    monkeypatch.setattr(P, "_classify", lambda *a, **k: pytest.fail("classified again"))
-    monkeypatch.setattr(sys.modules["cytoviz.diffusion.generate"], "generate",
+    monkeypatch.setattr(runner, "classify_images", lambda *a, **k: pytest.fail("classified again"))
+    monkeypatch.setattr(G, "generate",
                         lambda *a, **k: pytest.fail("generated again"))
     assert main(args) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "class_agreement.csv"), table)

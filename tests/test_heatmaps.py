@@ -9,16 +9,14 @@ import pytest
 from cytoviz import heatmaps as hm
 from cytoviz import pl
 from cytoviz.data import CellDataset
-from cytoviz.diffusion import ClassifyConfig, DiffusionModel, ModelConfig, classify
+from cytoviz.diffusion import ClassifyConfig, DiffusionModel, classify
 
-TINY = ModelConfig(preset="custom", image_size=16, vae_channels=(8, 16), unet_channels=(16, 16),
-                   token_dim=8, n_tokens=1, norm_num_groups=4, attention_head_dim=4)
 CLASSES = ("basophil", "eosinophil", "neutrophil")
 
 
 @pytest.fixture(scope="module")
-def setup():
-    model = DiffusionModel.build(CLASSES, TINY, seed=0).eval()
+def setup(tiny_model_config):
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0).eval()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(6, 16, 16, 3), dtype=np.uint8)
     ds = CellDataset(images, np.array([0, 1, 2, 0, 1, 2]), CLASSES)
@@ -29,7 +27,7 @@ def setup():
 
 def test_heatmap_shapes_and_zero_diagonal(setup):
     model, ds, result = setup
-    h = hm.counterfactual_heatmaps(result, model, ds, [0, 1, 2])
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=[0, 1, 2])
     assert h.heatmaps.shape == (3, 3, 16, 16, 3)
     assert h.magnitude.shape == (3, 3, 16, 16)
     assert h.heatmaps.min() >= 0 and h.heatmaps.max() <= 1
@@ -42,8 +40,10 @@ def test_heatmap_shapes_and_zero_diagonal(setup):
 
 def test_gain_scales_the_decode(setup):
     model, ds, result = setup
-    lo = hm.counterfactual_heatmaps(result, model, ds, [0], config=hm.HeatmapConfig(gain=1.0))
-    hi = hm.counterfactual_heatmaps(result, model, ds, [0], config=hm.HeatmapConfig(gain=100.0))
+    lo = hm.counterfactual_heatmaps(result, model, ds, indices=[0],
+                                    config=hm.HeatmapConfig(gain=1.0))
+    hi = hm.counterfactual_heatmaps(result, model, ds, indices=[0],
+                                    config=hm.HeatmapConfig(gain=100.0))
     assert hi.magnitude.sum() > lo.magnitude.sum() * 5
 
 
@@ -59,7 +59,8 @@ def test_heatmaps_do_not_run_the_unet(setup, monkeypatch):
 
 def test_overlay_threshold(setup):
     model, ds, result = setup
-    h = hm.counterfactual_heatmaps(result, model, ds, [0], config=hm.HeatmapConfig(gain=200.0))
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=[0],
+                                   config=hm.HeatmapConfig(gain=200.0))
     target = next(c for c in range(3) if c != h.predicted[0])
     strict = h.neutral(0, target, threshold_k=0.0).mean()
     loose = h.neutral(0, target, threshold_k=1e6).mean()
@@ -73,7 +74,7 @@ def test_grid_sources_and_figures(setup):
     model, ds, result = setup
     src = hm.grid_sources(result, labels=ds.labels)
     assert src.shape == (3,) and all(ds.labels[s] == c for c, s in enumerate(src))
-    h = hm.counterfactual_heatmaps(result, model, ds, src)
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=src)
     fig = pl.transition_grid(h, [0, 1, 2])
     assert isinstance(fig, go.Figure)
     assert len(fig.data) == 9 and all(t.type == "image" for t in fig.data)
@@ -87,7 +88,7 @@ def test_grid_sources_and_figures(setup):
 
 def test_energy_table(setup):
     model, ds, result = setup
-    h = hm.counterfactual_heatmaps(result, model, ds, [0, 1])
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=[0, 1])
     masks = np.zeros((2, 3, 16, 16), dtype=bool)
     masks[:, 0, 6:10, 6:10] = True
     masks[:, 1, 4:12, 4:12] = True
@@ -175,7 +176,7 @@ def test_classify_for_heatmaps_gives_every_class_every_trial(setup):
     # the Figure 6 flow: one source per class, then decode
     src = hm.grid_sources(result)
     assert all(result.labels[s] == c for c, s in enumerate(src))
-    h = hm.counterfactual_heatmaps(result, model, ds, src)
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=src)
     assert h.heatmaps.shape[:2] == (len(CLASSES), len(CLASSES))
     with pytest.raises(ValueError, match="pruning"):
         hm.classify_for_heatmaps(model, ds, trials=3, pruning=True)
@@ -201,7 +202,7 @@ def test_uniform_colour_shift_of_the_decode_is_not_energy(setup, monkeypatch):
         return SimpleNamespace(sample=base + shift)
 
     monkeypatch.setattr(model.vae, "decode", shifting)
-    h = hm.counterfactual_heatmaps(result, model, ds, [0, 1])
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=[0, 1])
     assert h.magnitude_raw.max() > 1e-3
     assert np.allclose(h.magnitude, 0, atol=1e-5)
     others = [c for c in range(3) if c != h.predicted[0]]
@@ -227,7 +228,7 @@ def test_local_change_keeps_its_energy_on_the_spot(setup, monkeypatch):
         return SimpleNamespace(sample=base + amp * (spot + 0.3))
 
     monkeypatch.setattr(model.vae, "decode", local)
-    h = hm.counterfactual_heatmaps(result, model, ds, [0])
+    h = hm.counterfactual_heatmaps(result, model, ds, indices=[0])
     c = next(c for c in range(3) if c != h.predicted[0])
     inside = h.magnitude[0, c, 6:10, 6:10].mean()
     outside = h.magnitude[0, c][h.background[0, c]].mean()

@@ -12,8 +12,7 @@ from cytoviz.diffusion import ClassifyConfig, DiffusionModel, ModelConfig, class
 from cytoviz.diffusion.train import TrainConfig, train, validation_loss
 
 NAMES = ("dark", "bright")
-CROP = ModelConfig(image_size=24, input_crop=16, vae_channels=(8, 16), unet_channels=(16, 16),
-                   token_dim=8, n_tokens=1, norm_num_groups=4, attention_head_dim=4)
+CROP = ModelConfig.smallest(image_size=24, input_crop=16)  # the tiny model on 24 px images
 FAST = ClassifyConfig(min_trials=2, max_trials=4, batch_size=8)
 
 

@@ -18,7 +18,7 @@ FAST = PsychometricConfig(draws=300, tune=300, chains=1, seed=2)
 @pytest.fixture(scope="module")
 def fit():
     data = {"model": simulate_xkn(0.4, 0.5, n_bins=25, n_per_level=30, seed=1),
-            "E1": simulate_xkn(0.3, 0.4, n_bins=12, n_per_level=20, seed=2),
+            "E1": simulate_xkn(0.3, 0.4, n_bins=12, n_per_level=(5, 40), seed=2),
             "E2": simulate_xkn(0.5, 0.3, n_bins=12, n_per_level=20, seed=3)}
     return fit_observers(data, FAST)
 
@@ -30,7 +30,13 @@ def test_curve_structure(fit):
     assert kinds == ["scatter"] * 6  # band, curve, data, threshold, 2 inset KDEs
     band, curve, data, thr = fig.data[:4]
     assert band.fill == "toself" and curve.mode == "lines"
-    assert len(data.x) == 25 and np.ptp(data.marker.size) >= 0  # marker size by n
+    assert len(data.x) == 25
+    # marker size follows n: of any two levels, the one with more trials has the bigger marker
+    e1 = psychometric_curve(fit, "E1").data[2]
+    n, size = np.asarray(e1.customdata)[:, 1], np.asarray(e1.marker.size)
+    assert np.ptp(n) > 0
+    np.testing.assert_array_equal(np.sign(np.subtract.outer(size, size)),
+                                  np.sign(np.subtract.outer(n, n)))
     assert thr.error_x.array[0] > 0 and thr.error_x.arrayminus[0] > 0
     lo, hi = thr.x[0] - thr.error_x.arrayminus[0], thr.x[0] + thr.error_x.array[0]
     assert lo < 0.4 < hi

@@ -20,6 +20,7 @@ from cytoviz.data.synth import (
     write_dataset,
 )
 from cytoviz.pl import data_preview, real_vs_synthetic
+from cytoviz.pl.data import NO_REAL_TITLE
 
 META_COLUMNS = {"id", "domain", "mix_class", "mix_weight", "ambiguity"}
 
@@ -224,6 +225,8 @@ def test_preview_figures_structure(small):
     assert (z2[:32, :32] == 235).all()
     only = real_vs_synthetic(None, small, n_per_class=2)
     assert "<b>real (PBC)</b>" not in [a.text for a in only.layout.annotations]
+    assert only.layout.title.text == NO_REAL_TITLE  # the title says the real block is missing
+    assert fig2.layout.title.text is None
     with pytest.raises(ValueError, match="n_per_class"):
         data_preview(small, n_per_class=0)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cytoviz.data import CellDataset
-from cytoviz.diffusion.model import DiffusionModel, ModelConfig
+from cytoviz.diffusion.model import DiffusionModel
 from cytoviz.diffusion.train import (
     TrainConfig,
     class_dropout,
@@ -22,8 +22,6 @@ from cytoviz.diffusion.train import (
     validation_loss,
 )
 
-TINY = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
-                   n_tokens=1, norm_num_groups=4, attention_head_dim=4)
 CLASSES = ("dark", "bright")
 
 
@@ -51,8 +49,8 @@ def _tiny_config(**changes) -> TrainConfig:
 
 
 # --------------------------------------------------------------------------- loss pieces
-def test_min_snr_weights_match_hand_formula():
-    model = DiffusionModel.build(CLASSES, TINY, seed=0)
+def test_min_snr_weights_match_hand_formula(tiny_model_config):
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     abar = model.scheduler.alphas_cumprod
     t = torch.tensor([0, 10, 250, 500, 999])
     w = min_snr_weights(t, abar, 5.0)
@@ -83,7 +81,7 @@ def test_mixup_soft_labels_sum_to_one_and_mix_partners():
     assert torch.equal(soft0, torch.eye(3)[labels])
 
 
-def test_class_dropout_rate_and_null_rows():
+def test_class_dropout_rate_and_null_rows(tiny_model_config):
     g = torch.Generator().manual_seed(1)
     soft = torch.eye(4)[torch.arange(20000) % 4]
     out = class_dropout(soft, 0.1, generator=g)
@@ -91,7 +89,7 @@ def test_class_dropout_rate_and_null_rows():
     assert 0.09 < float(dropped.float().mean()) < 0.11
     assert torch.equal(out[~dropped], soft[~dropped])
     # the null row is the model's unconditional conditioning (label -1)
-    model = DiffusionModel.build(CLASSES, TINY, seed=0)
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     null = model.conditioning(torch.tensor([-1]))
     assert torch.equal(model.conditioning(torch.zeros(1, 2)), null)
 
@@ -110,10 +108,10 @@ def test_config_validation_and_roundtrip(tmp_path):
 
 # --------------------------------------------------------------------------- the loop
 @pytest.mark.slow
-def test_training_lowers_the_loss(tmp_path):
+def test_training_lowers_the_loss(tmp_path, tiny_model_config):
     torch.manual_seed(0)
     data = _easy_data(32)
-    model = DiffusionModel.build(CLASSES, TINY, seed=0)
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     cfg = _tiny_config(steps=40, vae_steps=30, lr=2e-3, vae_lr=3e-3, warmup_steps=5,
                        ema_decay=0.9, mixup_prob=0.0, class_dropout=0.0, batch_size=8)
     # the loss of the initial UNet with the VAE that the run will produce is measured after
@@ -135,9 +133,9 @@ def test_training_lowers_the_loss(tmp_path):
     assert model.scaling_factor != 1.0
 
 
-def test_saved_model_and_files(tmp_path):
+def test_saved_model_and_files(tmp_path, tiny_model_config):
     data = _easy_data(8)
-    model = DiffusionModel.build(CLASSES, TINY, seed=0)
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     cfg = _tiny_config(steps=2, vae_steps=1, val_images=4, val_every=1)
     out = train(model, data, data, cfg, out_dir=tmp_path, progress=False)
     model_dir = tmp_path / "model"
@@ -157,10 +155,10 @@ def test_saved_model_and_files(tmp_path):
     assert suffixes <= {".json", ".safetensors"}, suffixes
 
 
-def test_ema_weights_are_what_is_returned(tmp_path):
+def test_ema_weights_are_what_is_returned(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=3, vae_steps=0, ema_decay=0.5, lr=1e-2)
-    model = DiffusionModel.build(CLASSES, TINY, seed=0)
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     init = {k: v.clone() for k, v in model.unet.state_dict().items()}
     out = train(model, data, None, cfg, out_dir=tmp_path, progress=False)
     ema = out.unet.state_dict()
@@ -176,18 +174,18 @@ def test_ema_weights_are_what_is_returned(tmp_path):
     assert not torch.equal(ema[key], raw[key]) and not torch.equal(ema[key], init[key])
 
 
-def test_checkpoints_are_pruned_and_atomic(tmp_path):
+def test_checkpoints_are_pruned_and_atomic(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=5, vae_steps=0, checkpoint_every=1, keep_checkpoints=2)
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg, out_dir=tmp_path,
-          progress=False)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+          out_dir=tmp_path, progress=False)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["latest.json", "step-0000004", "step-0000005"]
     assert latest_checkpoint(tmp_path).name == "step-0000005"
 
 
 @pytest.mark.parametrize("augment", [False, True])
-def test_resume_is_bit_identical(tmp_path, augment):
+def test_resume_is_bit_identical(tmp_path, augment, tiny_model_config):
     """Interrupted at step 3 (inside the UNet stage) and resumed in a fresh model object equals
     an uninterrupted 6-step run."""
     from cytoviz.augment import AugmentConfig
@@ -195,14 +193,14 @@ def test_resume_is_bit_identical(tmp_path, augment):
     data = _easy_data(12)
     cfg = _tiny_config(steps=4, vae_steps=2, checkpoint_every=2, mixup_prob=0.5,
                        augment=AugmentConfig() if augment else None)
-    a = train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+    a = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
               out_dir=tmp_path / "a", progress=False)
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
           out_dir=tmp_path / "b", progress=False, stop_at=3)
     assert latest_checkpoint(tmp_path / "b").name == "step-0000003"
     # a fresh model object (as in a new process), resumed from the checkpoint
     torch.manual_seed(1234)  # global RNG state must not matter either
-    b = train(DiffusionModel.build(CLASSES, TINY, seed=99), data, None, cfg,
+    b = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=99), data, None, cfg,
               out_dir=tmp_path / "b", progress=False)
     for part in ("unet", "vae"):
         sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
@@ -214,41 +212,41 @@ def test_resume_is_bit_identical(tmp_path, augment):
     assert [h["loss"] for h in ha if "loss" in h] == [h["loss"] for h in hb if "loss" in h]
 
 
-def test_resume_across_the_stage_boundary(tmp_path):
+def test_resume_across_the_stage_boundary(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=2, vae_steps=2)
-    a = train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+    a = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
               out_dir=tmp_path / "a", progress=False)
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
           out_dir=tmp_path / "b", progress=False, stop_at=2)
-    b = train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+    b = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
               out_dir=tmp_path / "b", progress=False)
     for k, v in a.unet.state_dict().items():
         assert torch.equal(v, b.unet.state_dict()[k]), k
 
 
-def test_resume_refuses_changed_settings(tmp_path):
+def test_resume_refuses_changed_settings(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=2, vae_steps=0)
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg, out_dir=tmp_path,
-          progress=False, stop_at=1)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+          out_dir=tmp_path, progress=False, stop_at=1)
     with pytest.raises(ValueError, match=r"different settings for \['lr'\]"):
-        train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(lr=1.0),
-              out_dir=tmp_path, progress=False)
+        train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
+              cfg.replace(lr=1.0), out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="different training images"):
-        train(DiffusionModel.build(CLASSES, TINY, seed=0), _easy_data(8, seed=5), None, cfg,
-              out_dir=tmp_path, progress=False)
+        train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), _easy_data(8, seed=5), None,
+              cfg, out_dir=tmp_path, progress=False)
     # more steps is allowed, and --no-resume starts afresh
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(steps=3),
-          out_dir=tmp_path, progress=False)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
+          cfg.replace(steps=3), out_dir=tmp_path, progress=False)
     assert latest_checkpoint(tmp_path).name == "step-0000003"
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(lr=1.0),
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg.replace(lr=1.0),
           out_dir=tmp_path, progress=False, resume=False, stop_at=1)
     assert latest_checkpoint(tmp_path).name == "step-0000001"
 
 
-def test_data_mismatch_errors(tmp_path):
-    model = DiffusionModel.build(CLASSES, TINY, seed=0)
+def test_data_mismatch_errors(tmp_path, tiny_model_config):
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     other = CellDataset(np.zeros((2, 16, 16, 3), np.uint8), np.array([0, 1]), ("a", "b"))
     with pytest.raises(ValueError, match="select_classes"):
         train(model, other, None, _tiny_config(), out_dir=tmp_path)
@@ -356,12 +354,11 @@ def test_cli_help_lists_options(capsys):
         assert opt in text
 
 
-def test_validation_accuracy_through_the_classifier(tmp_path):
-    pytest.importorskip("cytoviz.diffusion.classify")
+def test_validation_accuracy_through_the_classifier(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=1, vae_steps=0, val_accuracy_images=4, val_accuracy_trials=2)
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, data, cfg, out_dir=tmp_path,
-          progress=False)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, data, cfg,
+          out_dir=tmp_path, progress=False)
     hist = json.loads((tmp_path / "history.json").read_text())["history"]
     val = [h for h in hist if h["kind"] == "val"][-1]
     assert val["val_accuracy_images"] == 4
@@ -369,7 +366,6 @@ def test_validation_accuracy_through_the_classifier(tmp_path):
 
 
 def test_cli_train_synthetic(tmp_path):
-    pytest.importorskip("cytoviz.data.synth")
     from cytoviz.cli import main
 
     rc = main(["train", "--data", "synthetic", "--synthetic-scale", "0.01", "--out",
@@ -393,9 +389,9 @@ def test_cli_train_image_folder(tmp_path, pbc_dir):
     assert model.config.image_size == 16 and "neutrophil" in model.class_names
 
 
-def test_cosine_schedule_factor_and_history(tmp_path):
+def test_cosine_schedule_factor_and_history(tmp_path, tiny_model_config):
     """Warm-up, then half a cosine from the peak to 0 at the last UNet step."""
-    from cytoviz.diffusion.train import _lr_factor
+    from cytoviz.diffusion._trainer import _lr_factor
 
     assert _lr_factor(0, 4) == pytest.approx(0.25)
     assert _lr_factor(3, 4) == pytest.approx(1.0)
@@ -407,8 +403,8 @@ def test_cosine_schedule_factor_and_history(tmp_path):
         TrainConfig(lr_schedule="linear")
     data = _easy_data(8)
     cfg = _tiny_config(steps=6, vae_steps=0, warmup_steps=2, lr=1e-3, lr_schedule="cosine")
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg, out_dir=tmp_path,
-          progress=False)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+          out_dir=tmp_path, progress=False)
     hist = json.loads((tmp_path / "history.json").read_text())["history"]
     lrs = [h["lr"] for h in hist if h.get("kind") == "train_unet"]
     assert max(lrs) == pytest.approx(1e-3)
@@ -416,30 +412,30 @@ def test_cosine_schedule_factor_and_history(tmp_path):
     assert all(a >= b for a, b in itertools.pairwise(lrs[1:]))  # monotone after the warm-up
 
 
-def test_cosine_resume_refuses_changed_steps(tmp_path):
+def test_cosine_resume_refuses_changed_steps(tmp_path, tiny_model_config):
     """With the cosine decay the step count shapes the schedule: a resume must keep it."""
     data = _easy_data(8)
     cfg = _tiny_config(steps=4, vae_steps=0, lr_schedule="cosine")
-    train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg, out_dir=tmp_path,
-          progress=False, stop_at=2)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+          out_dir=tmp_path, progress=False, stop_at=2)
     with pytest.raises(ValueError, match=r"different settings for \['steps'\]"):
-        train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg.replace(steps=6),
-              out_dir=tmp_path, progress=False)
-    model = train(DiffusionModel.build(CLASSES, TINY, seed=0), data, None, cfg,
+        train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
+              cfg.replace(steps=6), out_dir=tmp_path, progress=False)
+    model = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
                   out_dir=tmp_path, progress=False)
     assert model is not None
 
 
 # --------------------------------------------------------------------------- class embedding
-def test_class_embedding_reaches_the_unet_and_trains(tmp_path):
-    cfg_model = dataclasses.replace(TINY, class_embedding=True)
+def test_class_embedding_reaches_the_unet_and_trains(tmp_path, tiny_model_config):
+    cfg_model = dataclasses.replace(tiny_model_config, class_embedding=True)
     model = DiffusionModel.build(CLASSES, cfg_model, seed=0)
     assert model.unet.config.class_embed_type == "projection"
     cond = model.conditioning(torch.tensor([0, 1, -1]))
     kw = model.unet_kwargs(cond)
     assert torch.equal(kw["class_labels"], cond[:, 0, :])
     # Without the class embedding no extra input is passed.
-    assert DiffusionModel.build(CLASSES, TINY, seed=0).unet_kwargs(cond) == {}
+    assert DiffusionModel.build(CLASSES, tiny_model_config, seed=0).unet_kwargs(cond) == {}
     # The label changes the prediction through the embedding alone: with the cross-attention
     # inputs held at the null condition, the class rows still give different outputs.
     z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)).expand(2, -1, -1, -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cytoviz.diffusion.classify import ClassifyConfig
+from cytoviz.diffusion.classify_config import ClassifyConfig
 from cytoviz.diffusion.weighting import (
     N_BUCKETS,
     POLY_COEFFS,

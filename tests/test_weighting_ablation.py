@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _scripts import load_script
 
-from cytoviz.diffusion import ClassificationResult, ClassifyConfig, DiffusionModel, ModelConfig
+from cytoviz.diffusion import ClassificationResult, ClassifyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "weighting_ablation.py"
@@ -39,12 +39,9 @@ def _result(n: int, seed: int, pruning: bool = False) -> ClassificationResult:
     )
 
 
-def test_ablation_scores_weightings_and_bands(tmp_path):
+def test_ablation_scores_weightings_and_bands(tmp_path, tiny_model_dir):
     mod = _module()
-    model = tmp_path / "model"
-    tiny = ModelConfig(image_size=16, vae_channels=(8, 16), unet_channels=(16, 16), token_dim=8,
-                       norm_num_groups=4)
-    DiffusionModel.build(NAMES, tiny).save_pretrained(model)
+    model = tiny_model_dir()  # classes ("a", "b"), as NAMES
     fit, ev = tmp_path / "fit.npz", tmp_path / "eval.npz"
     _result(20, 0).save(fit)
     _result(30, 1).save(ev)

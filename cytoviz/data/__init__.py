@@ -1,15 +1,10 @@
 """Data: the synthetic peripheral-blood-smear generator, the expert panel, and loaders."""
 
 from cytoviz.data._dataset import MASK_NAMES, CellDataset
+from cytoviz.data._image import ImageLoadError, prepare_image
 from cytoviz.data._resolve import resolve, resolve_one
 from cytoviz.data.domains import DOMAINS, DomainShift
-from cytoviz.data.loaders import (
-    ImageLoadError,
-    load_bloodmnist,
-    load_folder,
-    load_manifest,
-    prepare_image,
-)
+from cytoviz.data.loaders import load_bloodmnist, load_folder, load_manifest
 from cytoviz.data.panel import consensus, expert_correctness, simulate_panel
 from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from cytoviz.data._dataset import CellDataset
+from cytoviz._paths import PBC_ENV, pbc_example_dir
+from cytoviz.data._resolve import resolve_one
+from cytoviz.data.panel import save_panel, simulate_panel
+from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
+
+# cytoviz.pl (plotly) is imported in the preview handler, so that ``cytoviz --help`` stays fast.
 
 __all__ = ["register"]
 
@@ -20,15 +23,9 @@ OUT/synth_config.json."""
 
 _PREVIEW_HELP = """\
 Write a figure with real and synthetic cells side by side, one row per class (PNG, SVG or PDF
-from the suffix of OUT; all three without a suffix)."""
-
-
-def _default_real() -> Path | None:
-    here = Path(__file__).resolve().parents[2]
-    for cand in (Path.cwd().parent / "shared/data/pbc_example", here.parent / "shared/data/pbc_example"):
-        if cand.is_dir():
-            return cand
-    return None
+from the suffix of OUT; all three without a suffix). The real images come from --real PATH, or
+else from $CYTOVIZ_PBC_EXAMPLE; without either the figure shows synthetic cells only, and its
+title says so."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=_PREVIEW_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     v.add_argument("--out", type=Path, required=True, help="figure file (.png, .svg, .pdf)")
-    v.add_argument("--real", type=Path, default=None,
-                   help="folder of real images, one sub-folder per class (default: "
-                        "../shared/data/pbc_example if present, else synthetic only)")
+    v.add_argument("--real", type=Path, default=None, metavar="PATH",
+                   help=f"folder of real images, one sub-folder per class (default: "
+                        f"${PBC_ENV}; without either, synthetic cells only)")
     v.add_argument("--n-per-class", type=int, default=4, help="images per class and block")
     v.add_argument("--image-size", type=int, default=64, help="synthetic image size (default 64)")
     v.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -69,9 +66,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from cytoviz.data.panel import save_panel, simulate_panel
-    from cytoviz.data.synth import SynthConfig, default_splits, write_dataset
-
     kwargs = {"seed": args.seed, "image_size": args.image_size}
     if args.hard_fraction is not None:
         kwargs["hard_fraction"] = args.hard_fraction
@@ -92,41 +86,22 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_real(folder: Path, n: int, size: int) -> CellDataset:
-    import numpy as np
-    from PIL import Image
-
-    from cytoviz.classes import CANONICAL_CLASSES, UnknownClassError, normalise_class_name
-    from cytoviz.data._dataset import CellDataset
-
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder of real images (one sub-folder per class)")
-    images, labels = [], []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        try:
-            cls = normalise_class_name(sub.name)
-        except UnknownClassError:
-            continue
-        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg",
-                                                                        ".bmp", ".tif", ".tiff"))
-        for f in files[:n]:
-            img = Image.open(f).convert("RGB").resize((size, size), Image.LANCZOS)
-            images.append(np.asarray(img))
-            labels.append(CANONICAL_CLASSES.index(cls))
-    if not images:
-        raise ValueError(
-            f"{folder}: found no images in class sub-folders named like {list(CANONICAL_CLASSES)}"
-        )
-    return CellDataset(np.stack(images), np.asarray(labels), CANONICAL_CLASSES)
-
-
 def _run_preview(args: argparse.Namespace) -> int:
-    from cytoviz.data.synth import SynthConfig, synthesize
     from cytoviz.pl import save_figure
     from cytoviz.pl.data import real_vs_synthetic
 
-    real_dir = args.real if args.real is not None else _default_real()
-    real = _load_real(Path(real_dir), args.n_per_class, args.image_size) if real_dir else None
+    real_dir = args.real if args.real is not None else pbc_example_dir()
+    real = None
+    if real_dir is not None:
+        if not Path(real_dir).exists():
+            raise FileNotFoundError(
+                f"{real_dir}: no such folder of real images (one sub-folder per class)"
+            )
+        real = resolve_one(real_dir, image_size=args.image_size).first_per_class(args.n_per_class)
+        print(f"real images: {len(real)} from {real_dir}")
+    else:
+        print(f"no real images given (pass --real PATH or set {PBC_ENV}); the figure shows "
+              "synthetic cells only")
     config = SynthConfig(image_size=args.image_size, seed=args.seed, hard_fraction=0.0)
     synthetic = synthesize(args.n_per_class, config=config)
     fig = real_vs_synthetic(real, synthetic, n_per_class=args.n_per_class)
@@ -134,6 +109,4 @@ def _run_preview(args: argparse.Namespace) -> int:
     formats = [out.suffix.lstrip(".")] if out.suffix else ["png", "svg", "pdf"]
     for path in save_figure(fig, out, formats=formats):
         print(f"wrote {path}")
-    if real is None:
-        print("no real images found (pass --real DIR); the figure shows synthetic cells only")
     return 0

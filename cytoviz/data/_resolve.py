@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cytoviz.data._dataset import CellDataset
+from cytoviz.data.loaders import load_folder, load_manifest
+from cytoviz.data.synth import SynthConfig, default_splits
 
 __all__ = ["SINGLE", "SPLIT_NAMES", "resolve", "resolve_one"]
 
@@ -44,8 +46,9 @@ def resolve(
         - a mapping of split name to :class:`CellDataset`, or one :class:`CellDataset`;
         - an ``.npz`` file written by :meth:`CellDataset.save`;
         - a ``.csv`` manifest (``path,label`` rows, :func:`cytoviz.data.load_manifest`);
-        - a folder holding ``<split>.npz`` files (as ``cytoviz data synth`` writes);
-        - a folder of split folders (``train/``, ``test/`` ...) of class folders;
+        - a folder holding ``<split>.npz`` files;
+        - a folder of split folders (``train/``, ``test/`` ...) of class folders (as
+          ``cytoviz data synth`` writes);
         - a folder of class folders (:func:`cytoviz.data.load_folder`).
 
         A spec that holds one data set comes back under the key :data:`SINGLE` (``"all"``).
@@ -66,6 +69,9 @@ def resolve(
     ------
     FileNotFoundError
         When the path does not exist.
+    TypeError
+        When the spec is none of the above (or a mapping holds something else than
+        :class:`CellDataset` values).
     ValueError
         When a requested split is not in the spec, naming the splits it has.
     """
@@ -73,10 +79,16 @@ def resolve(
     if isinstance(spec, CellDataset):
         return _pick({SINGLE: spec}, wanted, "the data set")
     if isinstance(spec, Mapping):
-        return _pick(dict(spec), wanted, "the mapping")
+        bad = {str(k): type(v).__name__ for k, v in spec.items() if not isinstance(v, CellDataset)}
+        if bad:
+            raise TypeError(f"a mapping spec maps split names to CellDataset, got {bad}")
+        return _pick({str(k): v for k, v in spec.items()}, wanted, "the mapping")
+    if not isinstance(spec, str | os.PathLike):
+        raise TypeError(
+            f"a data spec is 'synthetic', a path, a CellDataset or a mapping of split name to "
+            f"CellDataset, got {type(spec).__name__}"
+        )
     if isinstance(spec, str) and spec == "synthetic":
-        from cytoviz.data.synth import SynthConfig, default_splits
-
         unknown = [w for w in wanted or () if w not in SPLIT_NAMES]
         if unknown:
             raise ValueError(
@@ -132,8 +144,6 @@ def _load_file(path: Path, image_size: int | None) -> CellDataset:
     if suffix == ".npz":
         return CellDataset.load(path)
     if suffix == ".csv":
-        from cytoviz.data.loaders import load_manifest
-
         return load_manifest(path, image_size=image_size or 64)
     raise ValueError(
         f"{path}: not a CellDataset .npz or a manifest .csv; pass one of those, a folder "
@@ -143,8 +153,6 @@ def _load_file(path: Path, image_size: int | None) -> CellDataset:
 
 def _pick_folder(root: Path, wanted: list[str] | None, image_size: int | None
                  ) -> dict[str, CellDataset]:
-    from cytoviz.data.loaders import load_folder
-
     npz = {p.stem: p for p in sorted(root.glob("*.npz")) if p.stem in SPLIT_NAMES}
     if npz:
         names = wanted if wanted is not None else list(npz)

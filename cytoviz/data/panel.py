@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytoviz._io import atomic_path
+from cytoviz._io import save_csv
 from cytoviz.data._dataset import CellDataset
+from cytoviz.data.synth import NEIGHBOURS
 
 __all__ = [
     "CONFIDENCE_LEVELS",
@@ -115,8 +116,6 @@ def simulate_panel(
     if bad:
         raise ValueError(f"meta['mix_class'] has unknown classes {bad}; expected {list(names)}")
     ids = meta["id"].astype(str).to_numpy() if "id" in meta else np.arange(n).astype(str)
-    from cytoviz.data.synth import NEIGHBOURS
-
     common = rng.choice(n, size=n_common, replace=False)
     rest = np.setdiff1d(np.arange(n), common)
     rows: list[pd.DataFrame] = []
@@ -303,11 +302,7 @@ def common_images(table: pd.DataFrame) -> np.ndarray:
 
 def save_panel(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a panel table as CSV (atomically) after validating it."""
-    table = validate_panel(table)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return path
+    return save_csv(validate_panel(table), path)
 
 
 def load_panel(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """``cytoviz train``: train a diffusion model on a data set (private CLI module).
 
-Heavy imports (torch, diffusers, accelerate) happen inside the handler so that ``cytoviz --help``
-stays fast.
+Heavy imports (torch, diffusers, accelerate) happen inside the library functions, so that
+``cytoviz --help`` stays fast. The training flags default to ``None``: the value of
+``TrainConfig.tiny()`` or ``TrainConfig.sd15()``, so the config is the one source of defaults.
 """
 
 from __future__ import annotations
@@ -9,12 +10,32 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from cytoviz.data import CellDataset
+import numpy as np
+
+from cytoviz.augment import AugmentConfig
+from cytoviz.data import CellDataset, resolve
+from cytoviz.data._resolve import SINGLE
+from cytoviz.diffusion.model import DiffusionModel, ModelConfig
+from cytoviz.diffusion.train import TrainConfig, train
 
 __all__ = ["register"]
+
+#: The defaults shown in the help (read from the configs).
+_TINY, _SD15 = TrainConfig.tiny(), TrainConfig.sd15()
+#: Side of the images read from folders for the sd15 preset (the paper's 360 px).
+SD15_IMAGE_SIZE = 360
+
+#: TrainConfig fields set by a flag of the same name (``None``: the preset's default).
+_CONFIG_FLAGS = ("steps", "vae_steps", "batch_size", "vae_batch_size", "lr", "warmup_steps",
+                 "lr_schedule", "ema_decay", "seed", "mixed_precision", "checkpoint_every",
+                 "val_every", "val_accuracy_images", "max_minutes")
+
+
+def _default(name: str) -> str:
+    """``"tiny X, sd15 Y"`` (or ``"X"`` when they agree): a TrainConfig field's defaults."""
+    tiny, sd15 = getattr(_TINY, name), getattr(_SD15, name)
+    return f"{tiny:g}" if tiny == sd15 else f"tiny {tiny:g}, sd15 {sd15:g}"
 
 _EPILOG = """\
 examples:
@@ -51,11 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--val-fraction", type=float, default=0.1,
                       help="fraction held out for validation when --val is not given (default 0.1; "
                       "0 disables validation)")
-    data.add_argument("--synthetic-scale", type=float, default=1.0,
-                      help="size multiplier of the synthetic splits (default 1.0)")
+    data.add_argument("--synthetic-scale", type=float,
+                      help="size multiplier of the synthetic splits (default 1)")
     data.add_argument("--image-size", type=int,
-                      help="side length images from a folder are resized to (default 64 for "
-                      "tiny, 360 for sd15 as in the paper); .npz data keeps its size")
+                      help="side length images from a folder are resized to (default "
+                      f"{ModelConfig.tiny().image_size} for tiny, {SD15_IMAGE_SIZE} for sd15 as "
+                      "in the paper); .npz data keeps its size")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (created if needed)")
     model = p.add_argument_group("model")
     model.add_argument("--preset", choices=("tiny", "sd15"), default="tiny",
@@ -75,30 +97,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="local diffusers folder of Stable Diffusion 1.5 (unet/, vae/, "
                        "scheduler/); required with --preset sd15, nothing is downloaded")
     hp = p.add_argument_group("training (defaults: TrainConfig.tiny() / TrainConfig.sd15())")
-    hp.add_argument("--steps", type=int, help="UNet optimiser steps")
-    hp.add_argument("--vae-steps", type=int, help="VAE steps before the UNet (tiny preset only)")
-    hp.add_argument("--batch-size", type=int, help="images per step and per process")
-    hp.add_argument("--vae-batch-size", type=int, help="images per VAE step (tiny preset only)")
-    hp.add_argument("--lr", type=float, help="peak UNet learning rate")
-    hp.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
+    hp.add_argument("--steps", type=int, help=f"UNet optimiser steps ({_default('steps')})")
+    hp.add_argument("--vae-steps", type=int,
+                    help=f"VAE steps before the UNet (tiny preset only; {_TINY.vae_steps})")
+    hp.add_argument("--batch-size", type=int,
+                    help=f"images per step and per process ({_default('batch_size')})")
+    hp.add_argument("--vae-batch-size", type=int,
+                    help=f"images per VAE step (tiny preset only; {_TINY.vae_batch_size})")
+    hp.add_argument("--lr", type=float, help=f"peak UNet learning rate ({_default('lr')})")
+    hp.add_argument("--warmup-steps", type=int,
+                    help=f"linear learning-rate warm-up steps ({_default('warmup_steps')})")
     hp.add_argument("--lr-schedule", choices=("constant", "cosine"),
                     help="UNet learning rate after the warm-up: constant (the paper's) or a "
-                         "cosine decay to 0 at the last step")
-    hp.add_argument("--ema-decay", type=float, help="EMA decay of the UNet weights")
+                         f"cosine decay to 0 at the last step (default {_TINY.lr_schedule})")
+    hp.add_argument("--ema-decay", type=float,
+                    help=f"EMA decay of the UNet weights ({_default('ema_decay')})")
     hp.add_argument("--no-augment", action="store_true", help="switch augmentations off")
     hp.add_argument("--randaugment", action="store_true", help="add RandAugment to the augmentations")
     hp.add_argument("--zoom", metavar="LO,HI",
                     help="add a random magnification drawn log-uniformly from [LO, HI] (e.g. "
                          "0.8,1.25; not in METHOD.md: robustness to another microscope's "
                          "magnification)")
-    hp.add_argument("--seed", type=int, default=0, help="seed of the model and the run (default 0)")
-    hp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no",
-                    help="mixed precision on GPUs (default no)")
+    hp.add_argument("--seed", type=int,
+                    help=f"seed of the model and the run (default {_TINY.seed})")
+    hp.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"),
+                    help=f"mixed precision on GPUs (default {_TINY.mixed_precision})")
     run = p.add_argument_group("run control")
-    run.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    run.add_argument("--val-every", type=int, help="UNet steps between validations (0: at the end)")
+    run.add_argument("--checkpoint-every", type=int,
+                     help=f"steps between checkpoints ({_default('checkpoint_every')})")
+    run.add_argument("--val-every", type=int,
+                     help=f"UNet steps between validations (0: at the end; {_default('val_every')})")
     run.add_argument("--val-accuracy-images", type=int,
-                     help="validation images classified for the validation accuracy (0: skip)")
+                     help="validation images classified for the validation accuracy (0: skip; "
+                          f"{_TINY.val_accuracy_images})")
     run.add_argument("--resume", dest="resume", action="store_true", default=True,
                      help="continue from the newest checkpoint in --out (default)")
     run.add_argument("--no-resume", dest="resume", action="store_false",
@@ -110,69 +141,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _load(spec: str, image_size: int) -> CellDataset:
-    from cytoviz.data import CellDataset
-
-    path = Path(spec)
-    if path.is_file() and path.suffix == ".npz":
-        return CellDataset.load(path)
-    if path.is_dir():
-        try:
-            from cytoviz.data.loaders import load_folder
-        except ImportError as exc:
-            raise RuntimeError(
-                f"{path}: loading image folders needs cytoviz.data.loaders, which is not "
-                "available in this installation; save the data as a CellDataset .npz instead"
-            ) from exc
-        return load_folder(path, image_size=image_size)
-    raise FileNotFoundError(
-        f"{spec}: not a CellDataset .npz file, an image folder, or 'synthetic'"
-    )
-
-
-def _datasets(args: argparse.Namespace) -> tuple[CellDataset, CellDataset | None]:
-    import numpy as np
-
-    if args.data == "synthetic":
-        try:
-            from cytoviz.data.synth import SynthConfig, default_splits
-        except ImportError as exc:
-            raise RuntimeError("--data synthetic needs cytoviz.data.synth, which is not "
-                               "available in this installation") from exc
-        splits = default_splits(SynthConfig(image_size=args.image_size), scale=args.synthetic_scale)
-        val = _load(args.val, args.image_size) if args.val else splits["val"]
-        return splits["train"], val
-    train = _load(args.data, args.image_size)
-    if args.val:
-        return train, _load(args.val, args.image_size)
-    if not 0 <= args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must lie in [0, 1), got {args.val_fraction}")
-    n_val = round(len(train) * args.val_fraction)
-    if n_val == 0:
-        return train, None
-    perm = np.random.default_rng(args.seed).permutation(len(train))
-    return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
-
-
-def _run(args: argparse.Namespace) -> int:
-    from cytoviz.augment import AugmentConfig
-    from cytoviz.diffusion.model import DiffusionModel, ModelConfig
-    from cytoviz.diffusion.train import TrainConfig, train
-
-    if args.image_size is None:
-        args.image_size = 360 if args.preset == "sd15" else 64
-    train_data, val_data = _datasets(args)
-    changes = {
-        "steps": args.steps, "vae_steps": args.vae_steps, "batch_size": args.batch_size,
-        "vae_batch_size": args.vae_batch_size,
-        "lr": args.lr, "warmup_steps": args.warmup_steps,
-        "lr_schedule": args.lr_schedule, "ema_decay": args.ema_decay,
-        "checkpoint_every": args.checkpoint_every, "val_every": args.val_every,
-        "val_accuracy_images": args.val_accuracy_images, "max_minutes": args.max_minutes,
-    }
-    changes = {k: v for k, v in changes.items() if v is not None}
-    changes["seed"] = args.seed
-    changes["mixed_precision"] = args.mixed_precision
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The preset's TrainConfig with the flags given (the others keep the preset's defaults)."""
+    changes: dict[str, object] = {name: getattr(args, name) for name in _CONFIG_FLAGS
+                                  if getattr(args, name) is not None}
     if args.no_augment:
         if args.randaugment or args.zoom:
             raise ValueError("--no-augment cannot be combined with --randaugment or --zoom")
@@ -189,14 +161,52 @@ def _run(args: argparse.Namespace) -> int:
                              "pretrained Stable Diffusion 1.5 model keeps its architecture")
         changes.pop("vae_steps", None)
         changes.pop("vae_batch_size", None)
-        config = TrainConfig.sd15(**changes)
+        return TrainConfig.sd15().replace(**changes)
+    return TrainConfig.tiny().replace(**changes)
+
+
+def _datasets(args: argparse.Namespace, image_size: int, seed: int
+              ) -> tuple[CellDataset, CellDataset | None]:
+    """Training and validation data: --data's train split (or its only data set) and --val,
+    --data's val split, or --val-fraction of the training data held out."""
+    train_data, sets = _split_or_only(args.data, "train", image_size, args.synthetic_scale)
+    if args.val:
+        return train_data, _split_or_only(args.val, "val", image_size, args.synthetic_scale)[0]
+    if "val" in sets:
+        return train_data, sets["val"]
+    if not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must lie in [0, 1), got {args.val_fraction}")
+    n_val = round(len(train_data) * args.val_fraction)
+    if n_val == 0:
+        return train_data, None
+    perm = np.random.default_rng(seed).permutation(len(train_data))
+    return train_data.subset(np.sort(perm[n_val:])), train_data.subset(np.sort(perm[:n_val]))
+
+
+def _split_or_only(spec: str, split: str, image_size: int, scale: float | None
+                   ) -> tuple[CellDataset, dict[str, CellDataset]]:
+    """The data set ``spec`` holds (or its ``split``), and all that :func:`resolve` read."""
+    wanted = list(dict.fromkeys([split, "val"])) if spec == "synthetic" else None
+    sets = resolve(spec, splits=wanted,
+                   image_size=image_size, **({} if scale is None else {"scale": scale}))
+    for key in (split, SINGLE):
+        if key in sets:
+            return sets[key], sets
+    raise ValueError(f"{spec}: holds the splits {sorted(sets)} but no {split!r} split")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    image_size = args.image_size or (
+        SD15_IMAGE_SIZE if args.preset == "sd15" else ModelConfig.tiny().image_size)
+    train_data, val_data = _datasets(args, image_size, config.seed)
+    if args.preset == "sd15":
         model = DiffusionModel.from_sd15(args.sd15_path, train_data.class_names)
         # The SD UNet is size-agnostic: record the training image size (and crop) in the
         # model config, which checks them against the VAE's downsampling.
         model.config = model.config.replace(image_size=train_data.image_size,
                                             input_crop=args.input_crop)
     else:
-        config = TrainConfig.tiny(**changes)
         arch: dict[str, object] = {}
         if args.vae_channels:
             try:
@@ -208,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
             train_data.class_names,
             ModelConfig.tiny(image_size=train_data.image_size, input_crop=args.input_crop,
                              class_embedding=args.class_embedding, **arch),
-            seed=args.seed,
+            seed=config.seed,
         )
     print(f"cytoviz train: {model}\n  train: {train_data}\n  val: {val_data}", file=sys.stderr)
     out = Path(args.out)

@@ -2,7 +2,8 @@
 
 Writes ``OUT/<class>/<id>.png`` (each PNG atomically), ``OUT/manifest.csv`` (path, class, seed,
 sampler settings), ``OUT/dataset.npz`` (a :class:`~cytoviz.data.CellDataset` with the intended
-classes as labels) and ``OUT/generate_config.json``.
+classes as labels) and ``OUT/generate_config.json``. The sampler flags default to ``None``: the
+value of :class:`~cytoviz.diffusion.GenerateConfig`, the one source of defaults.
 """
 
 from __future__ import annotations
@@ -10,7 +11,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cytoviz.data import write_dataset
+from cytoviz.diffusion.generate import SCHEDULERS, GenerateConfig, generate, resolve_classes
+from cytoviz.diffusion.model import DiffusionModel
+
 __all__ = ["register"]
+
+#: The defaults shown in the help.
+_DEFAULT = GenerateConfig()
+
+#: GenerateConfig fields set by a flag (``None``: the config's default).
+_CONFIG_FLAGS = {"steps": "num_inference_steps", "guidance": "guidance_scale",
+                 "scheduler": "scheduler", "eta": "eta", "batch_size": "batch_size",
+                 "seed": "seed", "device": "device"}
 
 _EPILOG = """\
 examples:
@@ -34,14 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="model folder (save_pretrained)")
     p.add_argument("--class", dest="classes", required=True, action="append", metavar="NAME",
                    help="class to generate; repeat for several, or 'all' for every class")
-    p.add_argument("-n", "--n-per-class", type=int, default=16, help="images per class (16)")
+    d = _DEFAULT
+    p.add_argument("-n", "--n-per-class", type=int, default=16,
+                   help="images per class (default 16)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (50)")
-    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (5)")
-    p.add_argument("--scheduler", choices=("ddim", "dpm"), default="ddim", help="sampler (ddim)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0: deterministic)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per batch (16)")
-    p.add_argument("--seed", type=int, default=0, help="seed (0); the same seed gives the same images")
+    p.add_argument("--steps", type=int, help=f"denoising steps (default {d.num_inference_steps})")
+    p.add_argument("--guidance", type=float,
+                   help=f"classifier-free guidance scale (default {d.guidance_scale:g})")
+    p.add_argument("--scheduler", choices=SCHEDULERS, help=f"sampler (default {d.scheduler})")
+    p.add_argument("--eta", type=float, help=f"DDIM eta (default {d.eta:g}: deterministic)")
+    p.add_argument("--batch-size", type=int, help=f"images per batch (default {d.batch_size})")
+    p.add_argument("--seed", type=int,
+                   help=f"seed (default {d.seed}); the same seed gives the same images")
     p.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing manifest in OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -49,17 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from cytoviz.data.synth import write_dataset
-    from cytoviz.diffusion.generate import GenerateConfig, generate, resolve_classes
-    from cytoviz.diffusion.model import DiffusionModel
-
     out = Path(args.out)
     if (out / "manifest.csv").exists() and not args.overwrite:
         raise FileExistsError(f"{out / 'manifest.csv'} exists; choose another --out or pass --overwrite")
-    config = GenerateConfig(
-        num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler,
-        eta=args.eta, batch_size=args.batch_size, seed=args.seed, device=args.device,
-    )
+    config = GenerateConfig().replace(**{field: getattr(args, flag)
+                                         for flag, field in _CONFIG_FLAGS.items()
+                                         if getattr(args, flag) is not None})
     model = DiffusionModel.from_pretrained(args.model)
     classes: list[str] | str = "all" if "all" in args.classes else list(args.classes)
     resolve_classes(model.class_names, classes)  # fail before loading anything heavy

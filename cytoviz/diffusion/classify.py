@@ -22,188 +22,132 @@ memory stays flat.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cytoviz._config import Config
-from cytoviz.diffusion.weighting import MULTIPLICATIVE, N_BUCKETS, POLY_COEFFS, WEIGHTINGS
+from cytoviz import augment
+from cytoviz.data import CellDataset
+from cytoviz.diffusion.classify_config import ClassifyConfig, default_mask_radius, latent_mask
+from cytoviz.diffusion.result import ClassificationResult
+from cytoviz.diffusion.weighting import MULTIPLICATIVE, timestep_weights, weight_errors
 
 if TYPE_CHECKING:
     import torch
 
-    from cytoviz.data import CellDataset
     from cytoviz.diffusion.model import DiffusionModel
-    from cytoviz.diffusion.result import ClassificationResult
 
-__all__ = ["ClassifyConfig", "classify", "default_mask_radius", "latent_mask", "prune"]
-
-#: Mask radius of the paper on its 45 x 45 latent (360 px images).
-PAPER_RADIUS, PAPER_LATENT = 20, 45
-TTA_ROTATIONS = ("any", "right")
-ENCODE_PRECISIONS = ("auto", "float32", "bfloat16")
+__all__ = ["classify", "prune"]
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifyConfig(Config):
-    """Settings of the diffusion classifier (defaults: the paper's).
+# ------------------------------------------------------------------------------------------------
+# the classifier
+
+
+def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
+             config: ClassifyConfig | None = None, *, labels: np.ndarray | None = None,
+             progress: bool = True, first_index: int = 0,
+             image_callback: Callable[[int], None] | None = None) -> ClassificationResult:
+    """Classify images with the diffusion classifier (one pass; METHOD.md sections 1 and 3).
 
     Parameters
     ----------
-    min_trials
-        Trials before the first pruning test (20).
-    max_trials
-        Largest number of trials per image (2000); also the length of the timestep grid.
-    prune_every
-        Test for pruning every this many trials after ``min_trials`` (5).
-    p_threshold
-        Drop a class when the paired t-test against the best class gives ``p`` below this
-        and its mean error is higher (2e-3).
-    pruning
-        ``False`` gives every class every trial (``max_trials`` each; the heatmap runs).
-    weighting
-        Timestep weighting, one of :data:`~cytoviz.diffusion.weighting.WEIGHTINGS`.
-    poly_coeffs
-        Coefficients of the ``"polynomial"`` weighting's ``f(s)``, increasing powers (the
-        paper's, or refitted with :func:`~cytoviz.diffusion.weighting.fit_weighting`).
-    bucket_weights
-        The 20 weights of the ``"logistic"`` weighting
-        (:func:`~cytoviz.diffusion.weighting.fit_logistic_weighting`).
-    tta
-        Fresh test-time augmentation per trial: flips (50 % each), rotation, colour jitter
-        (0.25, 0.25, 0.25, hue 0.125); the error maps are rotated back before accumulating.
-    tta_rotation
-        ``"any"``: uniform in [0, 359] degrees; ``"right"``: multiples of 90 degrees (exact).
-    stochastic_encode
-        Sample the VAE posterior each trial (``latent_dist.sample()``) instead of its mean.
-    mask_radius
-        Radius in latent pixels of the centre disc where errors count. ``None``: the paper's
-        20 on a 45-wide latent scaled to this latent, ``round(20 / 45 * L)`` (7 for L = 16;
-        the 224 px reference runs used 8 on 28 x 28, where this rule gives 12: pass
-        ``mask_radius=8`` to reproduce them). ``0`` or less is refused; a radius of at least
-        ``L`` covers the whole latent.
-    batch_size
-        (image, class) pairs per UNet forward pass.
-    seed
-        Seed of the timestep shuffle and of every image's noise, encode and augmentation.
-    keep_error_maps
-        Accumulate the per-class mean latent error maps (``(N, K, C, h, w)`` float32) for
-        counterfactual heatmaps.
-    device
-        Torch device to run on (``None``: the model's).
-    encode_precision
-        Arithmetic of the per-trial VAE encode: ``"float32"`` (the default, as the reference
-        code), ``"bfloat16"`` (autocast), or ``"auto"``: ``"bfloat16"`` on a CPU with native
-        bfloat16 instructions (AVX512-BF16 or AMX) running a float32 VAE, else ``"float32"``.
-        The result records the resolved value. The bfloat16 encode is an opt-in speed-up, not
-        in METHOD.md: the encode at full image resolution costs about two to three UNet
-        evaluations of the tiny model and caps the engine's efficiency
-        (``benchmarks/classify_engine.py`` measures both encodes); bfloat16 rounding is small
-        next to the differences between test-time augmentations of one image, and every class
-        of a trial shares it. The UNet, whose errors decide the class, stays
-        float32.
-    """
+    model
+        A :class:`~cytoviz.diffusion.DiffusionModel`; its class names define the classes.
+    images
+        A :class:`~cytoviz.data.CellDataset` (its labels are kept) or ``uint8`` images
+        ``(N, H, W, 3)`` of the model's image size (or of its ``input_crop``; see
+        :meth:`~cytoviz.diffusion.DiffusionModel.crop_input`).
+    config
+        :class:`ClassifyConfig` (default: the paper's settings).
+    labels
+        Optional true labels ``(N,)`` (overrides the data set's), for accuracy views.
+    progress
+        Show a tqdm progress bar over images.
+    first_index
+        Position of ``images[0]`` in the whole data set: image ``i`` draws its noise, encode
+        and augmentation from the stream of image ``first_index + i``. Classifying a data set
+        in pieces, each with its ``first_index``, so draws the same randomness as one call
+        (:func:`~cytoviz.diffusion.classify_to_folder`'s resumable chunks do this).
+    image_callback
+        Called with the index (into ``images``) of each image as it finishes, in finishing
+        order (progress reporting, memory probes).
 
-    min_trials: int = 20
-    max_trials: int = 2000
-    prune_every: int = 5
-    p_threshold: float = 2e-3
-    pruning: bool = True
-    weighting: str = "polynomial"
-    poly_coeffs: tuple[float, ...] = POLY_COEFFS
-    bucket_weights: tuple[float, ...] | None = None
-    tta: bool = True
-    tta_rotation: str = "any"
-    stochastic_encode: bool = True
-    mask_radius: int | None = None
-    batch_size: int = 64
-    seed: int = 0
-    keep_error_maps: bool = True
-    device: str | None = None
-    encode_precision: str = "float32"
+    Returns
+    -------
+    ClassificationResult
+        Per-trial errors, timesteps, trial and evaluation counts, classes in play, and the
+        per-class mean error maps; predictions, confidence and certainty are its views.
 
-    def resolved(self, model: DiffusionModel) -> ClassifyConfig:
-        """This config with ``encode_precision="auto"`` replaced by what it means for ``model``.
-
-        The result of :func:`classify` records the resolved config; compare against this.
-        """
-        import torch
-
-        device = torch.device(self.device) if self.device is not None else model.device
-        precision = resolve_encode_precision(self.encode_precision, device, model.vae.dtype)
-        return dataclasses.replace(self, encode_precision=precision)
-
-    def validate(self) -> None:
-        if self.min_trials < 2:
-            raise ValueError(f"min_trials must be >= 2 (a t-test needs 2 trials), got {self.min_trials}")
-        if self.max_trials < self.min_trials:
-            raise ValueError(
-                f"max_trials ({self.max_trials}) must be >= min_trials ({self.min_trials})"
-            )
-        if self.prune_every < 1:
-            raise ValueError(f"prune_every must be >= 1, got {self.prune_every}")
-        if not 0.0 < self.p_threshold < 1.0:
-            raise ValueError(f"p_threshold must lie in (0, 1), got {self.p_threshold}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        if self.weighting == "polynomial" and len(self.poly_coeffs) < 1:
-            raise ValueError("poly_coeffs is empty; pass the coefficients of f(s)")
-        if self.weighting == "logistic" and (
-            self.bucket_weights is None or len(self.bucket_weights) != N_BUCKETS
-        ):
-            raise ValueError(
-                f"weighting='logistic' needs bucket_weights with {N_BUCKETS} values (fit them "
-                "with cytoviz.diffusion.fit_logistic_weighting)"
-            )
-        if self.tta_rotation not in TTA_ROTATIONS:
-            raise ValueError(f"tta_rotation must be one of {TTA_ROTATIONS}, got {self.tta_rotation!r}")
-        if self.mask_radius is not None and self.mask_radius <= 0:
-            raise ValueError(f"mask_radius must be positive or None, got {self.mask_radius}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.encode_precision not in ENCODE_PRECISIONS:
-            raise ValueError(
-                f"encode_precision must be one of {ENCODE_PRECISIONS}, got {self.encode_precision!r}"
-            )
-
-
-def resolve_encode_precision(precision: str, device: Any, vae_dtype: Any) -> str:
-    """The encode arithmetic that ``precision`` means on ``device`` for a VAE of ``vae_dtype``.
-
-    ``"auto"`` gives ``"bfloat16"`` only on a CPU with native bfloat16 instructions (where
-    autocast is fast; elsewhere it is emulated and slower) and a float32 VAE.
+    Examples
+    --------
+    >>> result = classify(model, dataset, ClassifyConfig(max_trials=100))  # doctest: +SKIP
+    >>> result.prediction_names[:3], result.accuracy  # doctest: +SKIP
     """
     import torch
 
-    if precision not in ENCODE_PRECISIONS:
-        raise ValueError(f"encode_precision must be one of {ENCODE_PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    if torch.device(device).type != "cpu" or vae_dtype != torch.float32:
-        return "float32"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bfloat16" if native else "float32"
+    # 1. check the inputs; the model in eval mode on the config's device; resolve the config
+    config = config or ClassifyConfig()
+    if isinstance(first_index, bool) or not isinstance(first_index, int | np.integer) or first_index < 0:
+        raise ValueError(f"first_index must be a non-negative integer, got {first_index!r}")
+    arr, labels = _as_images(images, labels, model.class_names)
+    arr = model.crop_input(arr)
+    if config.device is not None and torch.device(config.device) != model.device:
+        model.to(config.device)
+    model.eval()
+    config = config.resolved(model)
 
+    # 2. plan timesteps: one shuffled stratified grid and its weights, shared by all images
+    plan = _plan_timesteps(model, config)
 
-def default_mask_radius(latent_size: int) -> int:
-    """The paper's radius (20 on a 45-wide latent) scaled to ``latent_size``, at least 1."""
-    return max(1, round(PAPER_RADIUS / PAPER_LATENT * latent_size))
+    # 3. the centre disc where errors count, and the test-time augmentation
+    lat = model.config.latent_size
+    radius = config.mask_radius if config.mask_radius is not None else default_mask_radius(lat)
+    mask = torch.from_numpy(latent_mask(lat, radius)).to(device=model.device, dtype=torch.float32)
+    tta = (augment.AugmentConfig.test_time(rotation90=config.tta_rotation == "right")
+           if config.tta else None)
 
+    # 4. the queue of images, the images in flight, and the per-image outputs
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
 
-def latent_mask(latent_size: int, radius: int | None = None) -> np.ndarray:
-    """Boolean ``(L, L)`` disc of latent pixels whose distance to the centre is ``<= radius``.
+        bar = tqdm(total=arr.shape[0], desc="classify", unit="img")
+    callbacks: list[Callable[[int], None]] = []
+    if bar is not None:
+        callbacks.append(lambda _: bar.update(1))
+    if image_callback is not None:
+        callbacks.append(image_callback)
+    out = _Outputs(arr.shape[0], model, config, callbacks)
+    queue = deque(range(arr.shape[0]))
+    active: list[_Slot] = []
 
-    The centre is ``((L - 1) / 2, (L - 1) / 2)``, so the disc is symmetric under flips and
-    rotations by 90 degrees (the test-time augmentations map it onto itself).
-    """
-    if latent_size < 1:
-        raise ValueError(f"latent_size must be positive, got {latent_size}")
-    r = default_mask_radius(latent_size) if radius is None else radius
-    c = (latent_size - 1) / 2.0
-    yy, xx = np.mgrid[:latent_size, :latent_size]
-    return (yy - c) ** 2 + (xx - c) ** 2 <= r * r
+    with torch.inference_mode():
+        while queue or active:
+            _admit(queue, active, model, config, first_index)
+            # 5. encode: a fresh augmentation and VAE encode of every image in flight
+            z0, params = _encode(model, arr, active, config, tta)
+            # 6. noise: each latent noised at its image's next timestep of the plan
+            eps, t_idx, tt, zt = _add_noise(z0, active, plan)
+            # 7. UNet errors of every (image, class) pair still in play, weighted by w(t)
+            pair_img, pair_cls = _pairs(active)
+            sq, maps = _unet_errors(model, zt, tt, eps, mask, pair_img, pair_cls, config)
+            raw = np.full((len(active), model.n_classes), np.nan)
+            raw[pair_img, pair_cls] = sq.cpu().double().numpy()
+            weighted = plan.weigh(raw, t_idx)
+            # 8. error maps, the augmentation undone
+            if maps is not None:
+                _add_error_maps(active, maps, params, pair_img, pair_cls, mask)
+            # 9. update and prune: record the trial, test for pruning, finish images
+            active = _update_and_prune(active, weighted, config, out.finish)
+    if bar is not None:
+        bar.close()
+
+    # 10. the result: every image ran the first n_trials entries of the plan
+    return out.result(model, config, plan, labels, int(radius))
 
 
 def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) -> np.ndarray:
@@ -235,13 +179,10 @@ def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) 
     means = sub.mean(axis=0)
     best = int(np.argmin(means))
     others = np.delete(np.arange(idx.size), best)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = ttest_rel(sub[:, others], np.broadcast_to(sub[:, [best]], (sub.shape[0], others.size)),
-                            axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = ttest_rel(sub[:, others], np.broadcast_to(sub[:, [best]], (sub.shape[0], others.size)),
+                        axis=0)
     p = np.asarray(res.pvalue)
     drop = (p < p_threshold) & (means[others] > means[best])
     out = remaining.copy()
@@ -250,12 +191,10 @@ def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) 
 
 
 # ------------------------------------------------------------------------------------------------
-# inputs
+# inputs and state
 
 
 def _as_images(images: Any, labels: Any, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    from cytoviz.data import CellDataset
-
     if isinstance(images, CellDataset):
         if tuple(images.class_names) != tuple(class_names):
             raise ValueError(
@@ -337,273 +276,278 @@ def _trial_column(n_trials: np.ndarray) -> np.ndarray:
     return np.arange(int(n_trials.sum()), dtype=np.int64) - np.repeat(offsets, n_trials)
 
 
-# ------------------------------------------------------------------------------------------------
-# the engine
+@dataclasses.dataclass(frozen=True)
+class _TimestepPlan:
+    """The shuffled stratified timestep grid that every image runs, and its weights."""
+
+    t_order: np.ndarray  # (max_trials,) timestep of trial n
+    w_order: np.ndarray  # (max_trials,) w(t) of trial n (NaN for the row-wise weightings)
+    sqrt_ab: torch.Tensor  # (T,) sqrt(alphas_cumprod)
+    sqrt_1mab: torch.Tensor  # (T,) sqrt(1 - alphas_cumprod)
+    weighting: str
+    weight_kw: dict[str, Any]
+
+    def weigh(self, raw: np.ndarray, t_idx: np.ndarray) -> np.ndarray:
+        """``(a, K)`` weighted errors of raw errors ``raw`` at trial numbers ``t_idx``."""
+        if self.weighting in MULTIPLICATIVE:
+            return raw * self.w_order[t_idx][:, None]
+        return weight_errors(raw, self.t_order[t_idx], self.weighting, **self.weight_kw)[0]
 
 
-def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
-             config: ClassifyConfig | None = None, *, labels: np.ndarray | None = None,
-             progress: bool = True, first_index: int = 0,
-             image_callback: Callable[[int], None] | None = None) -> ClassificationResult:
-    """Classify images with the diffusion classifier (one pass; METHOD.md sections 1 and 3).
-
-    Parameters
-    ----------
-    model
-        A :class:`~cytoviz.diffusion.DiffusionModel`; its class names define the classes.
-    images
-        A :class:`~cytoviz.data.CellDataset` (its labels are kept) or ``uint8`` images
-        ``(N, H, W, 3)`` of the model's image size (or of its ``input_crop``; see
-        :meth:`~cytoviz.diffusion.DiffusionModel.crop_input`).
-    config
-        :class:`ClassifyConfig` (default: the paper's settings).
-    labels
-        Optional true labels ``(N,)`` (overrides the data set's), for accuracy views.
-    progress
-        Show a tqdm progress bar over images.
-    first_index
-        Position of ``images[0]`` in the whole data set: image ``i`` draws its noise, encode
-        and augmentation from the stream of image ``first_index + i``. Classifying a data set
-        in pieces, each with its ``first_index``, so draws the same randomness as one call
-        (the ``cytoviz classify`` command's resumable chunks do this).
-    image_callback
-        Called with the index (into ``images``) of each image as it finishes, in finishing
-        order (progress reporting, memory probes).
-
-    Returns
-    -------
-    ClassificationResult
-        Per-trial errors, timesteps, trial and evaluation counts, classes in play, and the
-        per-class mean error maps; predictions, confidence and certainty are its views.
-
-    Examples
-    --------
-    >>> result = classify(model, dataset, ClassifyConfig(max_trials=100))  # doctest: +SKIP
-    >>> result.prediction_names[:3], result.accuracy  # doctest: +SKIP
-    """
+def _plan_timesteps(model: DiffusionModel, config: ClassifyConfig) -> _TimestepPlan:
     import torch
 
-    from cytoviz.diffusion.result import ClassificationResult
-    from cytoviz.diffusion.weighting import weight_errors
-
-    config = config or ClassifyConfig()
-    if isinstance(first_index, bool) or not isinstance(first_index, int | np.integer) or first_index < 0:
-        raise ValueError(f"first_index must be a non-negative integer, got {first_index!r}")
-    arr, labels = _as_images(images, labels, model.class_names)
-    arr = model.crop_input(arr)
-    if config.device is not None and torch.device(config.device) != model.device:
-        model.to(config.device)
-    device = model.device
-    model.eval()
-    config = config.resolved(model)
-    precision = config.encode_precision
-
-    k = model.n_classes
-    n_img = arr.shape[0]
     t_total = int(model.scheduler.config.num_train_timesteps)
-    lat = model.config.latent_size
-    ch = model.config.latent_channels
-    radius = config.mask_radius if config.mask_radius is not None else default_mask_radius(lat)
-    mask_np = latent_mask(lat, radius)
-    mask = torch.from_numpy(mask_np).to(device=device, dtype=torch.float32)
-
-    # The stratified timestep grid, shuffled once (shared by all images).
     grid = np.rint(np.linspace(1, t_total - 1, config.max_trials)).astype(np.int64)
     t_order = grid[np.random.default_rng(config.seed).permutation(config.max_trials)]
-    abar_np = model.scheduler.alphas_cumprod.detach().cpu().double().numpy()
+    abar = model.scheduler.alphas_cumprod.detach().cpu().double().numpy()
     weight_kw: dict[str, Any] = {
         "poly_coeffs": config.poly_coeffs, "bucket_weights": config.bucket_weights,
-        "alphas_cumprod": abar_np, "num_train_timesteps": t_total,
+        "alphas_cumprod": abar, "num_train_timesteps": t_total,
     }
     if config.weighting in MULTIPLICATIVE:
-        from cytoviz.diffusion.weighting import timestep_weights
-
         w_order = timestep_weights(t_order, config.weighting, **weight_kw)
     else:
         w_order = np.full(config.max_trials, np.nan)
-    sqrt_ab = torch.from_numpy(np.sqrt(abar_np)).float()
-    sqrt_1mab = torch.from_numpy(np.sqrt(1.0 - abar_np)).float()
-
-    aug_cfg = None
-    if config.tta:
-        from cytoviz.augment import AugmentConfig
-
-        aug_cfg = AugmentConfig(
-            hflip=True, vflip=True, diagonal_flip=False, flip_p=0.5,
-            rotation=(0.0, 359.0), rotation90=config.tta_rotation == "right",
-            color_jitter=(0.25, 0.25, 0.25, 0.125), color_jitter_p=1.0,
-        )
-    cache_latent = not config.tta and not config.stochastic_encode
-
-    # Per-image outputs (the only arrays that grow with the data set).
-    n_trials = np.zeros(n_img, dtype=np.int64)
-    n_evals = np.zeros(n_img, dtype=np.int64)
-    remaining_out = np.zeros((n_img, k), dtype=bool)
-    store = _TrialStore(n_img, k, n_img * min(config.min_trials, config.max_trials))
-    error_maps = (
-        np.zeros((n_img, k, ch, lat, lat), dtype=np.float32) if config.keep_error_maps else None
+    return _TimestepPlan(
+        t_order=t_order, w_order=w_order, sqrt_ab=torch.from_numpy(np.sqrt(abar)).float(),
+        sqrt_1mab=torch.from_numpy(np.sqrt(1.0 - abar)).float(), weighting=config.weighting,
+        weight_kw=weight_kw,
     )
 
-    queue = deque(range(n_img))
-    active: list[_Slot] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_img, desc="classify", unit="img")
+@dataclasses.dataclass
+class _Slot:
+    """State of one image in the engine."""
 
-    def admit() -> None:
-        load = sum(int(s.remaining.sum()) for s in active)
-        while queue and (not active or load + k <= config.batch_size):
-            i = queue.popleft()
-            gen = torch.Generator().manual_seed(_image_seed(config.seed, first_index + i))
-            slot = _Slot(
-                index=i, gen=gen, remaining=np.ones(k, dtype=bool),
-                errors=np.full((config.max_trials, k), np.nan, dtype=np.float32),
-            )
-            if config.keep_error_maps:
-                slot.map_sum = torch.zeros(k, ch, lat, lat, device=device)
-                slot.map_count = np.zeros(k, dtype=np.int64)
-            active.append(slot)
-            load += k
+    index: int
+    gen: torch.Generator
+    remaining: np.ndarray
+    errors: np.ndarray  # (max_trials, K) weighted, NaN for classes not evaluated
+    n: int = 0
+    n_evals: int = 0
+    z0: torch.Tensor | None = None  # cached latent when the encode is deterministic
+    map_sum: torch.Tensor | None = None  # (K, C, h, w)
+    map_count: np.ndarray | None = None  # (K,)
 
-    def finish(slot: _Slot) -> None:
+
+class _TrialStore:
+    """Finished images' per-trial errors, appended in finishing order to one growing buffer.
+
+    One ``(rows, K)`` float32 array that doubles when full, instead of one small array per
+    image: a long run then holds no per-image Python objects, and no small long-lived
+    allocations pin the heap between the engine's large temporary tensors.
+    """
+
+    def __init__(self, n_img: int, k: int, rows: int) -> None:
+        self.buf = np.empty((max(rows, 1), k), dtype=np.float32)
+        self.start = np.zeros(n_img, dtype=np.int64)
+        self.used = 0
+
+    def add(self, i: int, errors: np.ndarray) -> None:
+        end = self.used + errors.shape[0]
+        if end > self.buf.shape[0]:
+            grown = np.empty((max(end, 2 * self.buf.shape[0]), self.buf.shape[1]), np.float32)
+            grown[: self.used] = self.buf[: self.used]
+            self.buf = grown
+        self.buf[self.used: end] = errors
+        self.start[i] = self.used
+        self.used = end
+
+    def in_image_order(self, n_trials: np.ndarray) -> np.ndarray:
+        """``(sum(n_trials), K)`` rows, image 0's trials first."""
+        col = _trial_column(n_trials)
+        return self.buf[np.repeat(self.start, n_trials) + col]
+
+
+def _trial_column(n_trials: np.ndarray) -> np.ndarray:
+    """For the flat trial rows of images with ``n_trials`` trials each: the trial number."""
+    offsets = np.cumsum(n_trials) - n_trials
+    return np.arange(int(n_trials.sum()), dtype=np.int64) - np.repeat(offsets, n_trials)
+
+
+class _Outputs:
+    """Per-image outputs, filled in as images finish (the only arrays that grow with the data)."""
+
+    def __init__(self, n_img: int, model: DiffusionModel, config: ClassifyConfig,
+                 callbacks: Sequence[Callable[[int], None]]) -> None:
+        k, ch, lat = model.n_classes, model.config.latent_channels, model.config.latent_size
+        self.device = model.device
+        self.callbacks = list(callbacks)
+        self.n_trials = np.zeros(n_img, dtype=np.int64)
+        self.n_evals = np.zeros(n_img, dtype=np.int64)
+        self.remaining = np.zeros((n_img, k), dtype=bool)
+        self.store = _TrialStore(n_img, k, n_img * min(config.min_trials, config.max_trials))
+        self.error_maps = (np.zeros((n_img, k, ch, lat, lat), dtype=np.float32)
+                           if config.keep_error_maps else None)
+
+    def finish(self, slot: _Slot) -> None:
+        import torch
+
         i = slot.index
-        n_trials[i] = slot.n
-        n_evals[i] = slot.n_evals
-        remaining_out[i] = slot.remaining
-        store.add(i, slot.errors[: slot.n])
-        if error_maps is not None and slot.map_sum is not None and slot.map_count is not None:
-            cnt = torch.from_numpy(np.maximum(slot.map_count, 1)).to(device).float()
-            error_maps[i] = (slot.map_sum / cnt.view(-1, 1, 1, 1)).cpu().numpy()
-        if bar is not None:
-            bar.update(1)
-        if image_callback is not None:
-            image_callback(i)
+        self.n_trials[i] = slot.n
+        self.n_evals[i] = slot.n_evals
+        self.remaining[i] = slot.remaining
+        self.store.add(i, slot.errors[: slot.n])
+        if self.error_maps is not None and slot.map_sum is not None and slot.map_count is not None:
+            cnt = torch.from_numpy(np.maximum(slot.map_count, 1)).to(self.device).float()
+            self.error_maps[i] = (slot.map_sum / cnt.view(-1, 1, 1, 1)).cpu().numpy()
+        for callback in self.callbacks:
+            callback(i)
 
-    with torch.inference_mode():
-        while queue or active:
-            admit()
-            a = len(active)
-            # -- latents of this trial (augment, encode) ------------------------------------
-            params = None
-            z0 = torch.empty(a, ch, lat, lat, device=device)
-            todo = [j for j, s in enumerate(active) if not (cache_latent and s.z0 is not None)]
-            for j, s in enumerate(active):
-                if j not in todo:
-                    z0[j] = s.z0  # type: ignore[assignment]
-            if todo:
-                from cytoviz.augment import to_tensor
-
-                x = to_tensor(arr[[active[j].index for j in todo]])
-                if aug_cfg is not None:
-                    x, params = _augment(x, [active[j].gen for j in todo], aug_cfg)
-                with torch.autocast(device.type, dtype=torch.bfloat16,
-                                    enabled=precision == "bfloat16"):
-                    dist = model.vae.encode(x.to(device, model.vae.dtype)).latent_dist
-                z = dist.mean.float()
-                if config.stochastic_encode:
-                    noise = torch.stack([
-                        torch.randn(z.shape[1:], generator=active[j].gen) for j in todo
-                    ]).to(device)
-                    z = z + dist.std.float() * noise
-                z = z * model.scaling_factor
-                for jj, j in enumerate(todo):
-                    z0[j] = z[jj]
-                    if cache_latent:
-                        active[j].z0 = z[jj].clone()
-            # -- noise and timesteps ----------------------------------------------------------
-            eps = torch.stack([torch.randn(ch, lat, lat, generator=s.gen) for s in active]).to(device)
-            t_idx = np.array([s.n for s in active])
-            t = t_order[t_idx]
-            tt = torch.from_numpy(t)
-            zt = (sqrt_ab[tt].view(-1, 1, 1, 1).to(device) * z0
-                  + sqrt_1mab[tt].view(-1, 1, 1, 1).to(device) * eps)
-            # -- (image, class) pairs -------------------------------------------------------
-            pair_img = np.concatenate([np.full(int(s.remaining.sum()), j) for j, s in enumerate(active)])
-            pair_cls = np.concatenate([np.flatnonzero(s.remaining) for s in active])
-            pi = torch.from_numpy(pair_img).to(device)
-            pc = torch.from_numpy(pair_cls).to(device)
-            sq = torch.empty(len(pair_img), device=device)
-            maps = (torch.empty(len(pair_img), ch, lat, lat, device=device)
-                    if config.keep_error_maps else None)
-            for lo in range(0, len(pair_img), config.batch_size):
-                hi = min(lo + config.batch_size, len(pair_img))
-                bi, bc = pi[lo:hi], pc[lo:hi]
-                cond = model.conditioning(bc)
-                pred = model.unet(
-                    zt[bi].to(model.unet.dtype), tt.to(device)[bi], encoder_hidden_states=cond,
-                    **model.unet_kwargs(cond),
-                ).sample.float()
-                diff = (eps[bi] - pred) * mask
-                sq[lo:hi] = diff.square().sum(dim=(1, 2, 3))
-                if maps is not None:
-                    maps[lo:hi] = diff
-            raw = np.full((a, k), np.nan)
-            raw[pair_img, pair_cls] = sq.cpu().double().numpy()
-            if config.weighting in MULTIPLICATIVE:
-                weighted = raw * w_order[t_idx][:, None]
-            else:
-                weighted, _ = weight_errors(raw, t, config.weighting, **weight_kw)
-            # -- error maps, augmentation undone ---------------------------------------------
-            if maps is not None:
-                if params is not None:
-                    from cytoviz.augment import invert_geometry
-
-                    maps = invert_geometry(maps, params[torch.from_numpy(pair_img)]) * mask
-                for j, s in enumerate(active):
-                    sel = torch.from_numpy(np.flatnonzero(pair_img == j)).to(device)
-                    cls = torch.from_numpy(pair_cls[pair_img == j]).to(device)
-                    s.map_sum.index_add_(0, cls, maps[sel])  # type: ignore[union-attr]
-                    s.map_count[pair_cls[pair_img == j]] += 1  # type: ignore[index]
-            # -- bookkeeping, pruning, finishing ---------------------------------------------
-            still: list[_Slot] = []
-            for j, s in enumerate(active):
-                s.errors[s.n] = weighted[j]
-                s.n_evals += int(s.remaining.sum())
-                s.n += 1
-                if (config.pruning and s.n >= config.min_trials
-                        and (s.n - config.min_trials) % config.prune_every == 0):
-                    s.remaining = prune(s.errors[: s.n], s.remaining, config.p_threshold)
-                if s.remaining.sum() <= 1 or s.n >= config.max_trials:
-                    finish(s)
-                else:
-                    still.append(s)
-            active = still
-    if bar is not None:
-        bar.close()
-
-    # Every image ran the first n_trials entries of the shared timestep order.
-    trial_errors = store.in_image_order(n_trials)
-    col = _trial_column(n_trials)
-    return ClassificationResult(
-        class_names=model.class_names,
-        config=config,
-        trial_errors=trial_errors,
-        trial_timesteps=t_order[col].astype(np.int32),
-        trial_weights=w_order[col].astype(np.float32),
-        n_trials=n_trials,
-        n_evals=n_evals,
-        remaining=remaining_out,
-        labels=labels,
-        error_maps=error_maps,
-        mask_radius=int(radius),
-        num_train_timesteps=t_total,
-    )
+    def result(self, model: DiffusionModel, config: ClassifyConfig, plan: _TimestepPlan,
+               labels: np.ndarray | None, radius: int) -> ClassificationResult:
+        col = _trial_column(self.n_trials)
+        return ClassificationResult(
+            class_names=model.class_names,
+            config=config,
+            trial_errors=self.store.in_image_order(self.n_trials),
+            trial_timesteps=plan.t_order[col].astype(np.int32),
+            trial_weights=plan.w_order[col].astype(np.float32),
+            n_trials=self.n_trials,
+            n_evals=self.n_evals,
+            remaining=self.remaining,
+            labels=labels,
+            error_maps=self.error_maps,
+            mask_radius=radius,
+            num_train_timesteps=int(model.scheduler.config.num_train_timesteps),
+        )
 
 
-def _augment(x: torch.Tensor, gens: list[torch.Generator], cfg: Any) -> tuple[torch.Tensor, Any]:
-    """Per-image test-time augmentation, each image from its own generator; geometry batched."""
+# ------------------------------------------------------------------------------------------------
+# the steps of one trial
+
+
+def _admit(queue: deque[int], active: list[_Slot], model: DiffusionModel, config: ClassifyConfig,
+           first_index: int) -> None:
+    """Move images from the queue into flight while their classes fit in one UNet batch."""
     import torch
 
-    from cytoviz.augment import GeometryParams, apply_geometry, color_jitter, sample_geometry
+    k, ch, lat = model.n_classes, model.config.latent_channels, model.config.latent_size
+    load = sum(int(s.remaining.sum()) for s in active)
+    while queue and (not active or load + k <= config.batch_size):
+        i = queue.popleft()
+        gen = torch.Generator().manual_seed(_image_seed(config.seed, first_index + i))
+        slot = _Slot(
+            index=i, gen=gen, remaining=np.ones(k, dtype=bool),
+            errors=np.full((config.max_trials, k), np.nan, dtype=np.float32),
+        )
+        if config.keep_error_maps:
+            slot.map_sum = torch.zeros(k, ch, lat, lat, device=model.device)
+            slot.map_count = np.zeros(k, dtype=np.int64)
+        active.append(slot)
+        load += k
 
-    ps = [sample_geometry(1, cfg, g) for g in gens]
-    params = GeometryParams(
-        angle=torch.cat([p.angle for p in ps]), hflip=torch.cat([p.hflip for p in ps]),
-        vflip=torch.cat([p.vflip for p in ps]), transpose=torch.cat([p.transpose for p in ps]),
-        padding_mode=cfg.padding_mode,
-    )
-    out = apply_geometry(x, params)
-    out = torch.cat([color_jitter(out[j: j + 1], cfg, g) for j, g in enumerate(gens)])
-    return out.clamp(-1.0, 1.0), params
+
+def _encode(model: DiffusionModel, arr: np.ndarray, active: list[_Slot], config: ClassifyConfig,
+            tta: augment.AugmentConfig | None
+            ) -> tuple[torch.Tensor, augment.GeometryParams | None]:
+    """``(a, C, h, w)`` clean latents of this trial, and the augmentation's geometry.
+
+    Each image gets a fresh augmentation and encode from its own generator; when neither is
+    random (no augmentation, posterior mean) its latent is encoded once and cached.
+    """
+    import torch
+
+    ch, lat = model.config.latent_channels, model.config.latent_size
+    cache = not config.tta and not config.stochastic_encode
+    z0 = torch.empty(len(active), ch, lat, lat, device=model.device)
+    todo = [j for j, s in enumerate(active) if not (cache and s.z0 is not None)]
+    for j, s in enumerate(active):
+        if j not in todo:
+            z0[j] = s.z0  # type: ignore[assignment]
+    params = None
+    if todo:
+        gens = [active[j].gen for j in todo]
+        x = augment.to_tensor(arr[[active[j].index for j in todo]])
+        if tta is not None:
+            x, params = augment.augment_per_image(x, tta, generators=gens)
+        z = model.encode(x, sample=config.stochastic_encode, generator=gens,
+                         precision=config.encode_precision)
+        for jj, j in enumerate(todo):
+            z0[j] = z[jj]
+            if cache:
+                active[j].z0 = z[jj].clone()
+    return z0, params
+
+
+def _add_noise(z0: torch.Tensor, active: list[_Slot], plan: _TimestepPlan
+               ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, torch.Tensor]:
+    """Noise ``eps``, trial numbers, timesteps and noisy latents ``z_t`` of this trial."""
+    import torch
+
+    device = z0.device
+    eps = torch.stack([torch.randn(z0.shape[1:], generator=s.gen) for s in active]).to(device)
+    t_idx = np.array([s.n for s in active])
+    tt = torch.from_numpy(plan.t_order[t_idx])
+    zt = (plan.sqrt_ab[tt].view(-1, 1, 1, 1).to(device) * z0
+          + plan.sqrt_1mab[tt].view(-1, 1, 1, 1).to(device) * eps)
+    return eps, t_idx, tt, zt
+
+
+def _pairs(active: list[_Slot]) -> tuple[np.ndarray, np.ndarray]:
+    """The (image in flight, class) pairs still in play, image by image."""
+    pair_img = np.concatenate([np.full(int(s.remaining.sum()), j) for j, s in enumerate(active)])
+    pair_cls = np.concatenate([np.flatnonzero(s.remaining) for s in active])
+    return pair_img, pair_cls
+
+
+def _unet_errors(model: DiffusionModel, zt: torch.Tensor, tt: torch.Tensor, eps: torch.Tensor,
+                 mask: torch.Tensor, pair_img: np.ndarray, pair_cls: np.ndarray,
+                 config: ClassifyConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per pair, ``sum (eps - eps_theta)^2`` inside the mask, and the masked difference maps."""
+    import torch
+
+    device = model.device
+    ch, lat = model.config.latent_channels, model.config.latent_size
+    pi = torch.from_numpy(pair_img).to(device)
+    pc = torch.from_numpy(pair_cls).to(device)
+    sq = torch.empty(len(pair_img), device=device)
+    maps = (torch.empty(len(pair_img), ch, lat, lat, device=device)
+            if config.keep_error_maps else None)
+    for lo in range(0, len(pair_img), config.batch_size):
+        hi = min(lo + config.batch_size, len(pair_img))
+        bi, bc = pi[lo:hi], pc[lo:hi]
+        cond = model.conditioning(bc)
+        pred = model.unet(
+            zt[bi].to(model.unet.dtype), tt.to(device)[bi], encoder_hidden_states=cond,
+            **model.unet_kwargs(cond),
+        ).sample.float()
+        diff = (eps[bi] - pred) * mask
+        sq[lo:hi] = diff.square().sum(dim=(1, 2, 3))
+        if maps is not None:
+            maps[lo:hi] = diff
+    return sq, maps
+
+
+def _add_error_maps(active: list[_Slot], maps: torch.Tensor,
+                    params: augment.GeometryParams | None, pair_img: np.ndarray,
+                    pair_cls: np.ndarray, mask: torch.Tensor) -> None:
+    """Add each pair's difference map, rotated back to the image's orientation, to its class."""
+    import torch
+
+    if params is not None:
+        maps = augment.invert_geometry(maps, params[torch.from_numpy(pair_img)]) * mask
+    for j, s in enumerate(active):
+        sel = torch.from_numpy(np.flatnonzero(pair_img == j)).to(maps.device)
+        cls = torch.from_numpy(pair_cls[pair_img == j]).to(maps.device)
+        s.map_sum.index_add_(0, cls, maps[sel])  # type: ignore[union-attr]
+        s.map_count[pair_cls[pair_img == j]] += 1  # type: ignore[index]
+
+
+def _update_and_prune(active: list[_Slot], weighted: np.ndarray, config: ClassifyConfig,
+                      finish: Callable[[_Slot], None]) -> list[_Slot]:
+    """Record the trial, run the pruning test when due, finish images; the images still running."""
+    still: list[_Slot] = []
+    for j, s in enumerate(active):
+        s.errors[s.n] = weighted[j]
+        s.n_evals += int(s.remaining.sum())
+        s.n += 1
+        if (config.pruning and s.n >= config.min_trials
+                and (s.n - config.min_trials) % config.prune_every == 0):
+            s.remaining = prune(s.errors[: s.n], s.remaining, config.p_threshold)
+        if s.remaining.sum() <= 1 or s.n >= config.max_trials:
+            finish(s)
+        else:
+            still.append(s)
+    return still

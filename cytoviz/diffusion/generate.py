@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cytoviz._config import Config
+from cytoviz.data import CellDataset
 
 if TYPE_CHECKING:
     import torch
 
-    from cytoviz.data import CellDataset
     from cytoviz.diffusion.model import DiffusionModel
 
 __all__ = ["SCHEDULERS", "GenerateConfig", "generate", "guided_eps", "resolve_classes"]
@@ -239,8 +239,6 @@ def generate(model: DiffusionModel, classes: str | Sequence[str] | Sequence[int]
     """
     import pandas as pd
     import torch
-
-    from cytoviz.data import CellDataset
 
     config = config or GenerateConfig()
     idx = resolve_classes(model.class_names, classes)

@@ -1,7 +1,7 @@
 """The class-conditional latent diffusion model (VAE + UNet + DDPM scheduler).
 
-The model is assembled from plain diffusers parts (STYLE.md, diffusers anchor) and saved in a
-diffusers-style folder::
+The model is assembled from plain diffusers parts (STYLE.md, diffusers anchor), described by a
+:class:`~cytoviz.diffusion.model_config.ModelConfig`, and saved in a diffusers-style folder::
 
     model_dir/
       cytoviz.json      ModelConfig, class names, format version
@@ -17,148 +17,24 @@ unconditional ("null") condition used for classifier-free guidance.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
-from cytoviz._config import Config
 from cytoviz._io import FORMAT_VERSION, load_json, save_json
+from cytoviz._paths import MODEL_ENV, default_model_dir
+from cytoviz.data import CellDataset
+from cytoviz.diffusion.model_config import ModelConfig
 
 if TYPE_CHECKING:
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
-    from cytoviz.data import CellDataset
-
 __all__ = ["DiffusionModel", "ModelConfig", "default_model_path", "load_default_model"]
-
-#: Environment variable that points cytoviz at another default model folder.
-DEFAULT_MODEL_ENV = "CYTOVIZ_DEFAULT_MODEL"
-
-PRESETS = ("tiny", "sd15", "custom")
-#: SD-1.5's VAE latent scaling factor (METHOD.md section 1).
-SD_SCALING_FACTOR = 0.18215
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig(Config):
-    """Architecture of a cytoviz diffusion model.
-
-    Parameters
-    ----------
-    preset
-        ``"tiny"`` (the CPU default: 64 px, small VAE and UNet), ``"sd15"`` (a local Stable
-        Diffusion 1.5 folder: 77 x 768 conditioning) or ``"custom"``.
-    image_size
-        Side length of the (square) images the model takes, in pixels.
-    input_crop
-        Side length of the centre crop of those images that the VAE sees (``None``: the whole
-        image). **Not in METHOD.md** (the paper's model sees the whole 360 px image): the
-        ``tiny`` default model crops its 64 px images to the central 32 px, where the white
-        cell lies, so that the cell covers a quarter of the 16 x 16 latent instead of a
-        sixteenth (see the README). Every entry point (training, :func:`classify`, heatmaps,
-        prototypes) crops through :meth:`DiffusionModel.crop_input`; decoded heatmaps and
-        generated cells are ``input_crop`` pixels wide. Must be even-centred
-        (``image_size - input_crop`` even) and divisible by the VAE's downsampling.
-    latent_channels
-        Channels of the VAE latent.
-    vae_channels
-        ``block_out_channels`` of the VAE; the latent is ``vae_size / 2**(len - 1)`` wide.
-    unet_channels
-        ``block_out_channels`` of the UNet (the first block has no attention).
-    layers_per_block
-        ResNet layers per UNet block.
-    n_tokens, token_dim
-        Shape of the conditioning tensor (tokens x width); ``token_dim`` must be at least the
-        number of classes.
-    attention_head_dim
-        Channels per attention head.
-    norm_num_groups
-        Group-norm groups in the VAE and UNet.
-    beta_schedule, beta_start, beta_end, num_train_timesteps
-        The DDPM noise schedule (SD-1.5's ``scaled_linear`` 0.00085..0.012 over 1000 steps).
-    class_embedding
-        Also feed the conditioning row (the one-hot or soft label vector) through a learned
-        projection into the UNet's timestep embedding (diffusers
-        ``class_embed_type="projection"``), so that the class reaches every ResNet block at
-        every resolution. **Not in METHOD.md** (SD-1.5 has no such input; the ``sd15`` path
-        never uses it): with identical token rows, cross-attention adds only a per-class
-        constant in the attention blocks, which in the ``tiny`` UNet exist at the two coarsest
-        resolutions only. Off by default. The decision rule is unchanged.
-    """
-
-    preset: str = "tiny"
-    image_size: int = 64
-    input_crop: int | None = None
-    latent_channels: int = 4
-    vae_channels: tuple[int, ...] = (32, 64, 64)
-    unet_channels: tuple[int, ...] = (32, 64, 64)
-    layers_per_block: int = 1
-    n_tokens: int = 2
-    token_dim: int = 32
-    attention_head_dim: int = 8
-    norm_num_groups: int = 8
-    beta_schedule: str = "scaled_linear"
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    num_train_timesteps: int = 1000
-    class_embedding: bool = False
-
-    @classmethod
-    def smallest(cls, **changes: Any) -> ModelConfig:
-        """The smallest working architecture (16 px, two-level VAE and UNet), for tests and
-        smoke runs on random weights; ``changes`` override any field.
-
-        Examples
-        --------
-        >>> ModelConfig.smallest().image_size
-        16
-        """
-        fields = {"preset": "custom", "image_size": 16, "vae_channels": (8, 16),
-                  "unet_channels": (16, 16), "token_dim": 16, "n_tokens": 1,
-                  "norm_num_groups": 4, "attention_head_dim": 4}
-        return cls(**{**fields, **changes})
-
-    def validate(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
-        down = 2 ** (len(self.vae_channels) - 1)
-        if self.input_crop is not None:
-            if not 8 <= self.input_crop <= self.image_size or (self.image_size - self.input_crop) % 2:
-                raise ValueError(
-                    f"input_crop {self.input_crop} must lie in [8, image_size={self.image_size}] "
-                    "and leave an even margin (image_size - input_crop even), so that the crop "
-                    "is centred; or be None (no crop)"
-                )
-        name = "image_size" if self.input_crop is None else "input_crop"
-        if self.vae_size < 8 or self.vae_size % down:
-            raise ValueError(
-                f"{name} {self.vae_size} must be >= 8 and divisible by {down} (the VAE's "
-                "downsampling)"
-            )
-        if self.n_tokens < 1 or self.token_dim < 1:
-            raise ValueError("n_tokens and token_dim must be positive")
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
-
-    @property
-    def vae_size(self) -> int:
-        """Side length of what the VAE encodes and decodes (``input_crop`` or ``image_size``)."""
-        return self.image_size if self.input_crop is None else int(self.input_crop)
-
-    @property
-    def latent_size(self) -> int:
-        """Side length of the latent."""
-        return self.vae_size // 2 ** (len(self.vae_channels) - 1)
-
-    @classmethod
-    def tiny(cls, **changes: object) -> ModelConfig:
-        """The CPU default (64 px images, 16 x 16 x 4 latent, about 2.6 M parameters)."""
-        return cls(preset="tiny", **changes)  # type: ignore[arg-type]
 
 
 class DiffusionModel:
@@ -468,8 +344,6 @@ class DiffusionModel:
         ValueError
             For any other image size, naming the sizes this model takes.
         """
-        from cytoviz.data import CellDataset
-
         size, crop = self.config.image_size, self.config.vae_size
         arr = images.images if isinstance(images, CellDataset) else np.asarray(images)
         if arr.ndim != 4 or arr.shape[-1] != 3:
@@ -491,14 +365,43 @@ class DiffusionModel:
         return arr[:, lo:lo + crop, lo:lo + crop]
 
     def encode(self, images: torch.Tensor, *, sample: bool = True,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Encode images in ``[-1, 1]`` (``(B, 3, H, W)``) to scaled latents.
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               precision: str = "float32") -> torch.Tensor:
+        """Encode images in ``[-1, 1]`` to scaled float32 latents.
 
-        ``sample=True`` draws from the VAE posterior (the stochastic encode of the reference
-        code); ``False`` takes its mean.
+        Parameters
+        ----------
+        images
+            ``(B, 3, H, W)`` images as the VAE takes them (already cropped by
+            :meth:`crop_input`); moved to the model's device and the VAE's dtype.
+        sample
+            Draw from the VAE posterior, ``mean + std * noise`` (the stochastic encode of the
+            reference code); ``False`` takes its mean.
+        generator
+            Source of the posterior noise: one generator for the batch, or one per image (image
+            ``j`` then draws from ``generator[j]`` alone, as the classifier's trials do).
+        precision
+            ``"float32"`` or ``"bfloat16"`` (the VAE runs under bfloat16 autocast; see
+            :class:`~cytoviz.diffusion.ClassifyConfig`'s ``encode_precision``).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, C, h, w)`` float32 latents times :attr:`scaling_factor`; the noise is added
+            in float32.
         """
-        dist = self.vae.encode(images.to(self.device, self.vae.dtype)).latent_dist
-        z = dist.sample(generator=generator) if sample else dist.mean
+        import torch
+
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        device = self.device
+        autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                    if precision == "bfloat16" else contextlib.nullcontext())
+        with autocast:
+            dist = self.vae.encode(images.to(device, self.vae.dtype)).latent_dist
+        z = dist.mean.float()
+        if sample:
+            z = z + dist.std.float() * _posterior_noise(z, generator)
         return z * self.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -567,6 +470,20 @@ def label_matrix(labels: torch.Tensor, k: int) -> torch.Tensor:
     raise ValueError(f"labels must be (B,) indices or (B, {k}) soft labels, got {tuple(labels.shape)}")
 
 
+def _posterior_noise(z: torch.Tensor,
+                     generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``z`` on its device (CPU generators draw on the CPU)."""
+    import torch
+
+    if isinstance(generator, Sequence):
+        if len(generator) != z.shape[0]:
+            raise ValueError(f"got {len(generator)} generators for {z.shape[0]} images")
+        return torch.stack([torch.randn(z.shape[1:], generator=g) for g in generator]).to(z.device)
+    on_cpu = generator is not None and generator.device.type == "cpu"
+    return torch.randn(z.shape, generator=generator,
+                       device="cpu" if on_cpu else z.device).to(z.device)
+
+
 def _usual_permissions(folder: Path) -> None:
     """Give a folder made by ``mkdtemp`` (and its files) the usual umask-based modes."""
     umask = os.umask(0)
@@ -577,14 +494,11 @@ def _usual_permissions(folder: Path) -> None:
 
 
 def default_model_path() -> Path:
-    """Folder of the shipped default model (``data/default_model`` in the repository).
+    """Folder of the shipped default model (:func:`cytoviz._paths.default_model_dir`).
 
     ``CYTOVIZ_DEFAULT_MODEL`` overrides it (e.g. a model you trained yourself).
     """
-    env = os.environ.get(DEFAULT_MODEL_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "data" / "default_model"
+    return default_model_dir()
 
 
 def load_default_model(device: str | None = None) -> DiffusionModel:
@@ -599,6 +513,6 @@ def load_default_model(device: str | None = None) -> DiffusionModel:
     if not (path / "cytoviz.json").is_file():
         raise FileNotFoundError(
             f"{path}: no default model there; train it with `bash scripts/train_default_model.sh` "
-            f"or point {DEFAULT_MODEL_ENV} at a model folder"
+            f"or point {MODEL_ENV} at a model folder"
         )
     return DiffusionModel.from_pretrained(path, device=device).eval()

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cytoviz._io import FORMAT_VERSION, load_npz, save_npz
-from cytoviz.diffusion.classify import ClassifyConfig, latent_mask
+from cytoviz._metrics import balanced_accuracy
+from cytoviz.anomaly import certainty
+from cytoviz.diffusion.classify_config import ClassifyConfig, latent_mask
 from cytoviz.diffusion.weighting import MULTIPLICATIVE
 
 if TYPE_CHECKING:
@@ -266,8 +268,6 @@ class ClassificationResult:
     @property
     def zeta(self) -> np.ndarray:
         """``(N,)`` anomaly certainty of METHOD.md section 2 on the :attr:`scores` (K >= 3)."""
-        from cytoviz.anomaly import certainty
-
         return certainty(self.scores)
 
     def _need_labels(self) -> np.ndarray:
@@ -288,10 +288,7 @@ class ClassificationResult:
     @property
     def balanced_accuracy(self) -> float:
         """Mean over the true classes present of the per-class recall."""
-        y = self._need_labels()
-        ok = self.correct
-        recalls = [ok[y == c].mean() for c in np.unique(y)]
-        return float(np.mean(recalls)) if recalls else float("nan")
+        return balanced_accuracy(self._need_labels(), self.prediction)
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table: one row per image.

@@ -1,11 +1,18 @@
 """``cytoviz evaluate PROTOCOL`` (private CLI module).
 
-Protocols: ``anomaly``, ``domain-shift``, ``low-data``, ``few-shot`` (:mod:`.protocols`) and, on
-generated images, ``class-agreement``, ``augmentation``, ``prototypes`` (:mod:`.generation`).
+Protocols: ``anomaly``, ``domain-shift``, ``low-data``, ``few-shot`` (:mod:`.anomaly_detection`,
+:mod:`.shift`, :mod:`.low_data_regime`) and, on generated images, ``class-agreement``,
+``augmentation``, ``prototypes`` (:mod:`.generation`).
 Each protocol writes its tidy table(s) as CSV and its figure(s) as PNG/SVG/PDF into ``--out``;
 finished units (one model x seed x setting) are cached under ``--out/units``, trained models
 under ``--out/models`` and generated images under ``--out/generated``, so a rerun after an
 interruption skips them.
+
+Flags default to ``None``: an option not given leaves the protocol's own default (its keyword
+argument, :class:`~cytoviz.evaluation.EvalBudget`, :class:`~cytoviz.diffusion.GenerateConfig`,
+:class:`~cytoviz.evaluation.PrototypeConfig`) in force, so those are the one source of defaults.
+cytoviz's modules are imported in the handlers, not here: ``cytoviz --help`` stays fast
+(see :mod:`cytoviz.cli`).
 """
 
 from __future__ import annotations
@@ -42,22 +49,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "class-agreement, augmentation, prototypes)",
         description="Run one of the paper's evaluation protocols for the diffusion classifier "
         "and the CNN baseline, or a protocol on generated images (class agreement, CytoDiff "
-        "augmentation, IMPROVE prototypes); write CSV tables and figures to --out. Reruns resume.",
+        "augmentation, IMPROVE prototypes); write CSV tables and figures to --out. Reruns resume. "
+        "Options not given take the protocol's defaults.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("protocol", choices=_PROTOCOLS, help="the protocol to run")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; resumes)")
-    p.add_argument("--budget", choices=("fast", "cpu", "paper"), default="cpu",
-                   help="fast: tests/CI; cpu: the reduced CPU budget (default); paper: full")
-    p.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
-                   help="'synthetic' (default) or a folder of class folders / split folders")
+    p.add_argument("--budget", choices=("fast", "cpu", "paper"),
+                   help="fast: tests/CI; cpu: the reduced CPU budget; paper: full (default: the "
+                   "protocols' default, EvalBudget.cpu)")
+    p.add_argument("--data", metavar="synthetic|PATH",
+                   help="'synthetic' or a folder of class folders / split folders (default: the "
+                   "protocol's, synthetic)")
     p.add_argument("--seeds", type=int, metavar="N",
-                   help="seeds (repeats for low-data and augmentation); default: the budget's "
-                   "(1 for anomaly, few-shot and augmentation)")
+                   help="seeds (repeats for low-data and augmentation); default: the protocol's "
+                   "(the budget's for domain-shift and low-data, 1 for the others)")
     p.add_argument("--models", nargs="+", choices=("diffusion", "baseline"),
-                   default=["diffusion", "baseline"], help="models to evaluate")
-    o = p.add_argument_group("budget overrides")
+                   help="models to evaluate (default: both)")
+    o = p.add_argument_group("budget overrides (default: from EvalBudget)")
     o.add_argument("--train-steps", type=int, metavar="N", help="diffusion UNet training steps")
     o.add_argument("--vae-steps", type=int, metavar="N", help="diffusion VAE training steps")
     o.add_argument("--lr", type=float, metavar="X",
@@ -71,9 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--data-scale", type=float, metavar="X", help="synthetic benchmark scale")
     o.add_argument("--fine-tune-steps", type=int, metavar="N",
                    help="UNet steps of diffusion fine-tuning (few-shot, prototypes)")
-    s = p.add_argument_group("protocol options")
-    s.add_argument("--held-out", nargs="+", default=["blast", "erythroblast"],
-                   help="anomaly: classes to hold out (default blast erythroblast)")
+    s = p.add_argument_group("protocol options (default: the protocol's)")
+    s.add_argument("--held-out", nargs="+",
+                   help="anomaly: classes to hold out (default: blast, then erythroblast)")
     s.add_argument("--pretrained", "--model", dest="pretrained", metavar="DIR",
                    help="domain-shift, few-shot: a trained diffusion model (e.g. "
                    "data/default_model) used for every seed instead of training one; "
@@ -88,69 +98,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="low-data: training images per class (default: the budget's)")
     s.add_argument("--no-colour-transfer", action="store_true",
                    help="few-shot: skip the Reinhard colour-transfer runs")
-    g = p.add_argument_group("generation options (class-agreement, augmentation, prototypes)")
-    g.add_argument("-n", "--n-per-class", type=int, default=16, metavar="N",
-                   help="class-agreement, prototypes: images generated per class (16)")
-    g.add_argument("--steps", type=int, default=50, help="sampler steps (50)")
-    g.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance (5)")
-    g.add_argument("--scheduler", choices=("ddim", "dpm"), default="ddim", help="sampler (ddim)")
-    g.add_argument("--ks", nargs="+", type=int, default=[0, 10, 25, 50], metavar="K",
-                   help="augmentation: generated images added per class (0 10 25 50)")
-    g.add_argument("--real-per-class", type=int, default=20, metavar="N",
-                   help="augmentation: real training images per class (20)")
+    g = p.add_argument_group("generation options (class-agreement, augmentation, prototypes; "
+                             "default: the protocol's and GenerateConfig's)")
+    g.add_argument("-n", "--n-per-class", type=int, metavar="N",
+                   help="class-agreement, prototypes: images generated per class")
+    g.add_argument("--steps", type=int, help="sampler steps (GenerateConfig.num_inference_steps)")
+    g.add_argument("--guidance", type=float,
+                   help="classifier-free guidance (GenerateConfig.guidance_scale)")
+    g.add_argument("--scheduler", choices=("ddim", "dpm"), help="sampler (GenerateConfig.scheduler)")
+    g.add_argument("--ks", nargs="+", type=int, metavar="K",
+                   help="augmentation: generated images added per class")
+    g.add_argument("--real-per-class", type=int, metavar="N",
+                   help="augmentation: real training images per class")
     g.add_argument("--equal-steps", action="store_true",
                    help="augmentation: train every k for the optimiser steps of the largest "
                    "training set (epochs scaled down as k grows); default: the same epochs")
     g.add_argument("--generated", metavar="NPZ",
                    help="augmentation: a pool of generated images (a CellDataset .npz, e.g. "
                    "OUT/generated/*.npz of class-agreement) instead of generating one")
-    g.add_argument("--embedding", choices=("baseline", "vae"), default="baseline",
-                   help="prototypes: embeddings the prototypes are learned on (baseline)")
-    g.add_argument("--n-prototypes", type=int, default=1, metavar="M",
-                   help="prototypes: prototypes per class (1)")
-    g.add_argument("--projection", choices=("orthogonal", "pca"), default="orthogonal",
-                   help="prototypes: projection to the conditioning width (orthogonal)")
+    g.add_argument("--embedding", choices=("baseline", "vae"),
+                   help="prototypes: embeddings the prototypes are learned on")
+    g.add_argument("--n-prototypes", type=int, metavar="M",
+                   help="prototypes: prototypes per class (PrototypeConfig.n_prototypes)")
+    g.add_argument("--projection", choices=("orthogonal", "pca"),
+                   help="prototypes: projection to the conditioning width")
     p.add_argument("--formats", default="png,svg,pdf",
                    help="figure formats, comma-separated (png,svg,pdf,html); 'none' for no figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
-def _budget(args: argparse.Namespace) -> Any:
-    from cytoviz.evaluation.protocols import EvalBudget
+def _given(args: argparse.Namespace, **names: str) -> dict[str, Any]:
+    """Keyword arguments ``{keyword: args.<flag>}`` for the flags that were given (not None)."""
+    out = {}
+    for keyword, flag in names.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[keyword] = value
+    return out
 
-    budget = EvalBudget.preset(args.budget)
+
+def _budget(args: argparse.Namespace) -> Any:
+    from cytoviz.evaluation.budget import resolve_budget
+
+    budget = resolve_budget(getattr(args, "budget", None))
     changes: dict[str, Any] = {}
-    train: dict[str, Any] = {}
-    if args.train_steps is not None:
-        train["steps"] = args.train_steps
-    if args.vae_steps is not None:
-        train["vae_steps"] = args.vae_steps
-    if getattr(args, "lr", None) is not None:
-        if not args.lr > 0:
-            raise SystemExit(f"--lr must be positive, got {args.lr}")
-        train["lr"] = args.lr
-    if getattr(args, "lr_schedule", None) is not None:
-        train["lr_schedule"] = args.lr_schedule
+    train = _given(args, steps="train_steps", vae_steps="vae_steps", lr="lr",
+                   lr_schedule="lr_schedule")
+    if "lr" in train and not train["lr"] > 0:
+        raise SystemExit(f"--lr must be positive, got {args.lr}")
     if train:
         changes["train"] = budget.train.replace(**train)
     if args.epochs is not None:
         changes["baseline"] = budget.baseline.replace(epochs=args.epochs)
-    if args.max_trials is not None:
-        changes["max_trials"] = args.max_trials
-        if args.min_trials is None and budget.min_trials > args.max_trials:
-            changes["min_trials"] = max(2, args.max_trials)
-    if args.min_trials is not None:
-        changes["min_trials"] = args.min_trials
-    if args.test_per_class is not None:
-        changes["test_per_class"] = args.test_per_class
-    if args.data_scale is not None:
-        changes["data_scale"] = args.data_scale
-    if getattr(args, "fine_tune_steps", None) is not None:
-        changes["fine_tune_steps"] = args.fine_tune_steps
+    changes.update(_given(args, max_trials="max_trials", min_trials="min_trials",
+                          test_per_class="test_per_class", data_scale="data_scale",
+                          fine_tune_steps="fine_tune_steps"))
+    if "max_trials" in changes and "min_trials" not in changes \
+            and budget.min_trials > args.max_trials:
+        changes["min_trials"] = max(2, args.max_trials)
     if changes:
         # A preset with overrides is named e.g. "cpu+custom"; budget.json records every field.
-        budget = budget.replace(name=f"{args.budget}+custom", **changes)
+        budget = budget.replace(name=f"{budget.name}+custom", **changes)
     return budget
 
 
@@ -166,54 +175,58 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from cytoviz import pl
-    from cytoviz.evaluation import protocols as P
+    from cytoviz._io import atomic_path, save_csv
+    from cytoviz.anomaly import anomaly_auc, certainty_kde
+    from cytoviz.evaluation.anomaly_detection import anomaly_scores
+    from cytoviz.evaluation.low_data_regime import low_data
+    from cytoviz.evaluation.shift import domain_shift, few_shot
+    from cytoviz.evaluation.tables import domain_shift_latex, domain_shift_table, summarise
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     budget = _budget(args)
-    data = args.data
     progress = not args.quiet
     formats = [] if args.formats.strip().lower() == "none" else [
         f.strip() for f in args.formats.split(",") if f.strip()
     ]
-    common = dict(budget=budget, models=args.models, out=out, progress=progress)
+    common = dict(budget=budget, out=out, progress=progress, **_given(args, data="data",
+                                                                        models="models"))
     written: list[Path] = []
     if args.protocol in _GENERATION:
         written += _run_generation(args, budget, out, formats)
     elif args.protocol == "anomaly":
-        table = P.anomaly_scores(data, held_out=args.held_out, seeds=args.seeds or 1, **common)
-        auc = P.anomaly_auc(table)
-        written += [P.write_csv(table, out / "anomaly_scores.csv"),
-                    P.write_csv(auc, out / "anomaly_auc.csv")]
-        written += _save_figures(pl.anomaly_kde(table), out / "anomaly_kde", formats)
+        table = anomaly_scores(**common, **_given(args, held_out="held_out", seeds="seeds"))
+        auc = anomaly_auc(table)
+        written += [save_csv(table, out / "anomaly_scores.csv"),
+                    save_csv(auc, out / "anomaly_auc.csv")]
+        written += _save_figures(pl.anomaly_kde(certainty_kde(table), auc), out / "anomaly_kde",
+                                 formats)
         print(auc.to_string(index=False))
     elif args.protocol == "domain-shift":
-        table = P.domain_shift(data, seeds=args.seeds, pretrained=args.pretrained, **common)
-        summary = P.domain_shift_table(table)
-        written += [P.write_csv(table, out / "domain_shift.csv")]
-        written.append(P.write_csv(summary.reset_index(), out / "domain_shift_table.csv"))
-        from cytoviz._io import atomic_path
-
+        table = domain_shift(**common, **_given(args, seeds="seeds", pretrained="pretrained"))
+        summary = domain_shift_table(table)
+        written += [save_csv(table, out / "domain_shift.csv"),
+                    save_csv(summary.reset_index(), out / "domain_shift_table.csv")]
         with atomic_path(out / "domain_shift_table.tex") as tmp:
-            tmp.write_text(P.domain_shift_latex(summary))
+            tmp.write_text(domain_shift_latex(summary))
         written.append(out / "domain_shift_table.tex")
         written += _save_figures(pl.domain_shift_bars(table), out / "domain_shift_bars", formats)
         print(summary.to_string())
     elif args.protocol == "low-data":
-        table = P.low_data(data, sizes=args.sizes, repeats=args.seeds, **common)
-        written += [P.write_csv(table, out / "low_data.csv"),
-                    P.write_csv(P.summarise(table, ["model", "n_per_class"]),
-                                out / "low_data_summary.csv")]
+        table = low_data(**common, **_given(args, sizes="sizes", repeats="seeds"))
+        summary = summarise(table, ["model", "n_per_class"])
+        written += [save_csv(table, out / "low_data.csv"),
+                    save_csv(summary, out / "low_data_summary.csv")]
         written += _save_figures(pl.low_data_curve(table), out / "low_data_curve", formats)
-        print(P.summarise(table, ["model", "n_per_class"]).to_string(index=False))
+        print(summary.to_string(index=False))
     else:
-        cts = (False,) if args.no_colour_transfer else (False, True)
-        table = P.few_shot(data, colour_transfer=cts, seeds=args.seeds or 1,
-                           pretrained=args.pretrained,
-                           pretrained_baseline=args.pretrained_baseline, **common)
-        written += [P.write_csv(table, out / "few_shot.csv")]
+        if args.no_colour_transfer:
+            common["colour_transfer"] = (False,)
+        table = few_shot(**common, **_given(args, seeds="seeds", pretrained="pretrained",
+                                            pretrained_baseline="pretrained_baseline"))
+        written += [save_csv(table, out / "few_shot.csv")]
         written += _save_figures(pl.few_shot_bars(table), out / "few_shot_bars", formats)
-        print(P.summarise(table, ["model", "target", "colour_transfer", "stage"], "accuracy")
+        print(summarise(table, ["model", "target", "colour_transfer", "stage"], "accuracy")
               .to_string(index=False))
     print(f"budget: {budget.name} (see {out / 'budget.json'})", file=sys.stderr)
     for path in written:
@@ -225,48 +238,50 @@ def _run_generation(args: argparse.Namespace, budget: Any, out: Path, formats: l
                     ) -> list[Path]:
     """The protocols on generated images (:mod:`cytoviz.evaluation.generation`)."""
     from cytoviz import pl
+    from cytoviz._io import save_csv
     from cytoviz.diffusion.generate import GenerateConfig
     from cytoviz.evaluation import generation as G
-    from cytoviz.evaluation import protocols as P
+    from cytoviz.evaluation.prototypes import PrototypeConfig
 
-    gen_cfg = GenerateConfig(num_inference_steps=args.steps, guidance_scale=args.guidance,
-                             scheduler=args.scheduler)
-    progress = not args.quiet
+    sampler = _given(args, num_inference_steps="steps", guidance_scale="guidance",
+                     scheduler="scheduler")
+    common: dict[str, Any] = dict(budget=budget, out=out, progress=not args.quiet,
+                                  generate_config=GenerateConfig(**sampler) if sampler else None)
     written: list[Path] = []
     if args.protocol == "class-agreement":
         table, generated = G.generated_class_agreement(
-            args.pretrained, args.pretrained_baseline, n_per_class=args.n_per_class,
-            generate_config=gen_cfg, models=args.models, budget=budget, out=out,
-            progress=progress)
-        written.append(P.write_csv(table, out / "class_agreement.csv"))
+            args.pretrained, args.pretrained_baseline, **common,
+            **_given(args, n_per_class="n_per_class", models="models"))
+        written.append(save_csv(table, out / "class_agreement.csv"))
         written += _save_figures(pl.class_agreement_bars(table), out / "class_agreement_bars",
                                  formats)
-        written += _save_figures(pl.generated_grid(generated, min(8, args.n_per_class)),
+        per_class = max(generated.class_counts().values(), default=1)
+        written += _save_figures(pl.generated_grid(generated, min(8, per_class)),
                                  out / "generated_grid", formats)
         written += sorted((out / "generated").glob("*.npz"))
         print(table[table["intended"] == "all"][["classifier", "n", "agreement", "agreement_low",
                                                  "agreement_high"]].to_string(index=False))
     elif args.protocol == "augmentation":
         table = G.synthetic_augmentation(
-            args.data, args.pretrained, ks=args.ks, n_real=args.real_per_class,
-            generated=args.generated, generate_config=gen_cfg, budget=budget,
-            repeats=args.seeds or 1, equal_steps=args.equal_steps, out=out, progress=progress)
-        written.append(P.write_csv(table, out / "augmentation.csv"))
+            model=args.pretrained, generated=args.generated, equal_steps=args.equal_steps,
+            **common, **_given(args, data="data", ks="ks", n_real="real_per_class",
+                               repeats="seeds"))
+        written.append(save_csv(table, out / "augmentation.csv"))
         written += _save_figures(pl.augmentation_curve(table), out / "augmentation_curve", formats)
         print(table.groupby("k")[["accuracy", "macro_f1", "auc_ovr"]].mean().to_string())
     else:
-        from cytoviz.evaluation.prototypes import PrototypeConfig
-
+        if args.n_prototypes is not None:
+            common["prototype_config"] = PrototypeConfig(n_prototypes=args.n_prototypes)
         table, samples = G.prototype_comparison(
-            args.data, args.pretrained, args.pretrained_baseline, embedding=args.embedding,
-            prototype_config=PrototypeConfig(n_prototypes=args.n_prototypes),
-            projection=args.projection, n_per_class=args.n_per_class, generate_config=gen_cfg,
-            budget=budget, out=out, progress=progress)
-        written.append(P.write_csv(table, out / "prototypes.csv"))
+            model=args.pretrained, baseline=args.pretrained_baseline, **common,
+            **_given(args, data="data", embedding="embedding", projection="projection",
+                     n_per_class="n_per_class"))
+        written.append(save_csv(table, out / "prototypes.csv"))
         written += _save_figures(pl.prototype_comparison(table), out / "prototype_comparison",
                                  formats)
         for name, ds in samples.items():
-            written += _save_figures(pl.generated_grid(ds, min(8, args.n_per_class),
+            per_class = max(ds.class_counts().values(), default=1)
+            written += _save_figures(pl.generated_grid(ds, min(8, per_class),
                                                        title=f"{name} generator"),
                                      out / f"generated_grid_{name}", formats)
         print(table[table["intended"] == "all"][["generator", "n", "agreement",

@@ -13,16 +13,15 @@ images of each class of a per-repeat shuffle, so the synthetic sets are nested w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from cytoviz.data import CellDataset
-    from cytoviz.diffusion import DiffusionModel, GenerateConfig
-    from cytoviz.evaluation import BaselineClassifier, BaselineConfig
+from cytoviz._metrics import classification_metrics
+from cytoviz.data._dataset import CellDataset
+from cytoviz.diffusion.generate import GenerateConfig, generate
+from cytoviz.diffusion.model import DiffusionModel
+from cytoviz.evaluation.baseline import BaselineClassifier, BaselineConfig, train_baseline
 
 __all__ = ["augmentation_curve", "classification_scores"]
 
@@ -33,25 +32,23 @@ def classification_scores(classifier: BaselineClassifier, test: CellDataset) -> 
     Classes are matched by name. Macro-F1 and AUC average over the classes present in ``test``
     (AUC of class ``c``: its softmax probability scoring ``c`` against every other class).
     """
-    from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
+    from sklearn.metrics import f1_score, roc_auc_score
 
     y = classifier.labels_for(test)
     proba = classifier.predict_proba(test)
     pred = proba.argmax(axis=1)
     present = np.unique(y)
     aucs = [roc_auc_score(y == c, proba[:, c]) for c in present if 0 < (y == c).sum() < len(y)]
+    metrics = classification_metrics(y, pred)
     return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(recall_score(y, pred, labels=present, average="macro",
-                                                zero_division=0)),
+        "accuracy": metrics["accuracy"],
+        "balanced_accuracy": metrics["balanced_accuracy"],
         "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
         "auc_ovr": float(np.mean(aucs)) if aucs else float("nan"),
     }
 
 
 def _concat(a: CellDataset, b: CellDataset) -> CellDataset:
-    from cytoviz.data import CellDataset
-
     if len(b) == 0:
         return a
     return CellDataset(np.concatenate([a.images, b.images]), np.concatenate([a.labels, b.labels]),
@@ -113,10 +110,6 @@ def augmentation_curve(
         Tidy: one row per ``k`` and repeat: ``k``, ``repeat``, ``n_real``, ``n_synthetic``,
         ``epochs``, ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``auc_ovr``.
     """
-    import pandas as pd
-
-    from cytoviz.evaluation.baseline import BaselineConfig, train_baseline
-
     ks = [int(k) for k in ks]
     if not ks or min(ks) < 0:
         raise ValueError(f"ks must be a non-empty list of non-negative counts, got {ks}")
@@ -127,8 +120,6 @@ def augmentation_curve(
     if generated is None and k_max > 0:
         if model is None:
             raise ValueError("pass model= to generate synthetic images, or generated= (a pool)")
-        from cytoviz.diffusion.generate import GenerateConfig, generate
-
         cfg = generate_config or GenerateConfig(seed=seed)
         present = [c for c in classes if (train_small.label_names == c).any()]
         generated = generate(model, present, k_max, cfg, progress=progress)
@@ -183,7 +174,5 @@ def augmentation_curve(
 
 def _relabel(ds: CellDataset, classes: Sequence[str]) -> CellDataset:
     """``ds`` with its labels re-indexed into ``classes`` (a superset of its class names)."""
-    from cytoviz.data import CellDataset
-
     remap = np.asarray([list(classes).index(c) for c in ds.class_names], dtype=np.int64)
     return CellDataset(ds.images, remap[ds.labels] if len(ds) else ds.labels, tuple(classes))

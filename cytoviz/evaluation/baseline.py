@@ -13,6 +13,9 @@ A trained classifier is saved as a folder::
     model_dir/
       model.safetensors   the weights
       config.json         BaselineConfig, class names, image size, training history
+
+The module runs past 600 lines on purpose: config, network, classifier, persistence and the
+training loop of one model, which a reader follows top to bottom.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import numpy as np
 
 from cytoviz._config import Config
 from cytoviz._io import FORMAT_VERSION, atomic_path, load_json, save_json
-from cytoviz.augment import AugmentConfig
+from cytoviz._metrics import classification_metrics
+from cytoviz.augment import AugmentConfig, augment, to_tensor
 from cytoviz.data._dataset import CellDataset
 
 if TYPE_CHECKING:
@@ -222,19 +226,10 @@ def _label_map(
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, recall_score
-
-    if y_true.size == 0:
+    """:func:`cytoviz._metrics.classification_metrics`, refusing an empty data set."""
+    if np.asarray(y_true).size == 0:
         raise ValueError("cannot evaluate on an empty data set")
-    present = np.unique(y_true)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        # balanced accuracy = mean recall over the classes present in y_true
-        "balanced_accuracy": float(
-            recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
-        ),
-        "n_images": int(y_true.size),
-    }
+    return classification_metrics(y_true, y_pred)
 
 
 def _state_copy(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -293,8 +288,6 @@ class BaselineClassifier:
 
     def _batches(self, data: CellDataset | np.ndarray, batch_size: int | None) -> Any:
         import torch
-
-        from cytoviz.augment import to_tensor
 
         images = _as_images(data)
         if images.shape[1:3] != (self.image_size, self.image_size):
@@ -514,8 +507,6 @@ def _fit(
     """Train ``net`` in place; load the best validation state at the end; return the history."""
     import torch
     from tqdm.auto import tqdm
-
-    from cytoviz.augment import augment, to_tensor
 
     y_train = _label_map(train.class_names, class_names, "the training set")[train.labels]
     y_val = None if val is None else _label_map(val.class_names, class_names, "the validation set")[val.labels]

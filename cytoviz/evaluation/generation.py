@@ -1,7 +1,7 @@
 """Protocols on generated images: class agreement, synthetic augmentation, prototype conditioning.
 
 Each protocol composes the building blocks of issue 7 with the budget, data and resume
-conventions of :mod:`cytoviz.evaluation.protocols` and returns a tidy table; ``cytoviz evaluate
+conventions of :mod:`cytoviz.evaluation.runner` and returns a tidy table; ``cytoviz evaluate
 {class-agreement,augmentation,prototypes}`` runs them and writes CSVs and figures.
 
 * :func:`generated_class_agreement`: generate ``n`` images per class with classifier-free
@@ -24,28 +24,40 @@ as the ``generated=`` pool of :func:`synthetic_augmentation`), fine-tuned genera
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cytoviz._io import load_json, save_json
+from cytoviz._paths import default_baseline_dir, default_model_dir
+from cytoviz.authenticity import class_agreement
+from cytoviz.data import resolve
 from cytoviz.data._dataset import CellDataset
-from cytoviz.evaluation import protocols as P
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from cytoviz.diffusion import DiffusionModel, GenerateConfig
-    from cytoviz.evaluation.baseline import BaselineClassifier
-    from cytoviz.evaluation.prototypes import PrototypeConfig
+from cytoviz.data.synth import DEFAULT_SPLIT_COUNTS
+from cytoviz.diffusion.generate import GenerateConfig, generate
+from cytoviz.diffusion.model import DiffusionModel
+from cytoviz.evaluation import prototypes, runner
+from cytoviz.evaluation.augmentation import augmentation_curve
+from cytoviz.evaluation.baseline import BaselineClassifier
+from cytoviz.evaluation.budget import EvalBudget, resolve_budget
+from cytoviz.evaluation.prototypes import PrototypeConfig
+from cytoviz.evaluation.runner import (
+    MODELS,
+    check_models,
+    finish_table,
+    open_store,
+    resolve_device,
+    slug,
+)
+from cytoviz.evaluation.splits import Splits, eval_data, per_class
 
 __all__ = [
     "FRECHET_LABEL",
-    "default_baseline_path",
     "generated_class_agreement",
     "prototype_comparison",
     "synthetic_augmentation",
@@ -54,23 +66,15 @@ __all__ = [
 #: How the Frechet distance of :func:`prototype_comparison` is labelled in tables and figures.
 FRECHET_LABEL = "Frechet distance on baseline penultimate features (not Inception FID)"
 
-def default_baseline_path() -> Path:
-    """Folder of the shipped CNN baseline (``data/default_baseline`` in the repository)."""
-    from cytoviz.diffusion.model import default_model_path
-
-    return default_model_path().parent / "default_baseline"
-
 
 # --------------------------------------------------------------------------------------------
 # shared pieces
 
 
-def _model(model: Any, classes: Sequence[str] | None, budget: P.EvalBudget) -> DiffusionModel:
+def _model(model: Any, classes: Sequence[str] | None, budget: EvalBudget) -> DiffusionModel:
     """The generator: a model, a folder, or (``None``) the shipped model, on the budget's device."""
-    from cytoviz.diffusion.model import DiffusionModel, default_model_path
-
     if model is None:
-        model = default_model_path()
+        model = default_model_dir()
     if not isinstance(model, DiffusionModel):
         path = Path(model)
         if not (path / "cytoviz.json").is_file():
@@ -80,21 +84,19 @@ def _model(model: Any, classes: Sequence[str] | None, budget: P.EvalBudget) -> D
     if classes is not None and tuple(model.class_names) != tuple(classes):
         raise ValueError(f"the diffusion model has classes {list(model.class_names)}, the data "
                          f"{list(classes)}; use a model trained on these classes")
-    return model.to(P._device(budget)).eval()
+    return model.to(resolve_device(budget)).eval()
 
 
-def _baseline(baseline: Any, classes: Sequence[str], budget: P.EvalBudget) -> BaselineClassifier:
+def _baseline(baseline: Any, classes: Sequence[str], budget: EvalBudget) -> BaselineClassifier:
     """A baseline classifier, a folder, or (``None``) the shipped baseline."""
-    from cytoviz.evaluation.baseline import BaselineClassifier
-
     if isinstance(baseline, BaselineClassifier):
         clf = baseline
     else:
-        path = Path(baseline) if baseline is not None else default_baseline_path()
+        path = Path(baseline) if baseline is not None else default_baseline_dir()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no saved baseline there; pass a folder written by "
                                     "BaselineClassifier.save (e.g. data/default_baseline)")
-        clf = BaselineClassifier.load(path, device=P._device(budget))
+        clf = BaselineClassifier.load(path, device=resolve_device(budget))
     missing = [c for c in classes if c not in clf.class_names]
     if missing:
         raise ValueError(f"the baseline lacks class(es) {missing} (it has "
@@ -103,8 +105,6 @@ def _baseline(baseline: Any, classes: Sequence[str], budget: P.EvalBudget) -> Ba
 
 
 def _gen_config(config: GenerateConfig | None, seed: int) -> GenerateConfig:
-    from cytoviz.diffusion.generate import GenerateConfig
-
     return config if config is not None else GenerateConfig(seed=seed)
 
 
@@ -134,7 +134,7 @@ def _pool_columns(pool: CellDataset | None, cfg: GenerateConfig, tag: str) -> di
 
 def _generated(store: Any, key: str, make: Callable[[], CellDataset]) -> tuple[CellDataset, Path]:
     """A generated set from ``store.root/generated/KEY.npz``, made and saved when missing."""
-    path = store.root / "generated" / f"{P._slug(key)}.npz"
+    path = store.root / "generated" / f"{slug(key)}.npz"
     if store.cache and path.is_file():
         return CellDataset.load(path), path
     ds = make()
@@ -142,25 +142,21 @@ def _generated(store: Any, key: str, make: Callable[[], CellDataset]) -> tuple[C
     return ds, path
 
 
-def _splits(data: Any, budget: P.EvalBudget, n_per_class: int | None = None
+def _splits(data: Any, budget: EvalBudget, n_per_class: int | None = None
             ) -> dict[str, CellDataset]:
     """``train`` and ``test`` splits; for synthetic data only those two, at a scale with at
     least ``n_per_class`` training images in every class."""
     if isinstance(data, str | os.PathLike) and str(data) == "synthetic":
-        from cytoviz.data.synth import DEFAULT_SPLIT_COUNTS, SynthConfig, default_splits
-
         scale = budget.data_scale
         if n_per_class:
             scale = max(scale, n_per_class / min(DEFAULT_SPLIT_COUNTS["train"].values()))
-        data = default_splits(SynthConfig(image_size=budget.image_size), scale=scale,
-                              splits=("train", "test"))
-    return P.eval_data(data, budget=budget)
+        data = resolve("synthetic", splits=("train", "test"), image_size=budget.image_size,
+                       scale=scale)
+    return eval_data(data, budget=budget)
 
 
 def _digest(ds: CellDataset) -> str:
     """Short content hash of a data set (cache key of a given pool)."""
-    import hashlib
-
     h = hashlib.sha1(ds.images.tobytes())
     h.update(ds.labels.tobytes())
     h.update("|".join(ds.class_names).encode())
@@ -181,8 +177,8 @@ def generated_class_agreement(
     *,
     n_per_class: int = 16,
     generate_config: GenerateConfig | None = None,
-    models: Sequence[str] = P.MODELS,
-    budget: P.EvalBudget | str | None = None,
+    models: Sequence[str] = MODELS,
+    budget: EvalBudget | str | None = None,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
@@ -223,18 +219,15 @@ def generated_class_agreement(
         plus ``max_trials`` (diffusion rows), the sampler settings and ``budget``.
         ``generated``: the images (labels = intended classes).
     """
-    from cytoviz.authenticity import class_agreement
-    from cytoviz.diffusion.generate import generate
-
-    budget = P._budget(budget)
-    models = P._models(models)
+    budget = resolve_budget(budget)
+    models = check_models(models)
     if int(n_per_class) < 1:
         raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
     gen_model = _model(model, None, budget)
     cfg = _gen_config(generate_config, seed)
     key = _gen_key("generated", n_per_class, cfg)
     frames = []
-    with P._store(out, budget, "class_agreement") as store:
+    with open_store(out, budget, "class_agreement") as store:
         generated, _ = _generated(store, key, lambda: generate(
             gen_model, "all", n_per_class, cfg, progress=progress))
         for name in models:
@@ -242,7 +235,8 @@ def generated_class_agreement(
             cached = store.load(unit)
             if cached is None:
                 if name == "diffusion":
-                    result = P._classify(gen_model, generated.images, budget, seed, progress)
+                    result = runner.classify_images(gen_model, generated.images, budget, seed=seed,
+                                                    progress=progress)
                     cached = class_agreement(generated, diffusion=result)
                     cached["max_trials"] = budget.max_trials
                 else:
@@ -259,7 +253,7 @@ def generated_class_agreement(
                     cached[col] = value
                 store.save(unit, cached)
             frames.append(cached)
-    return P._finish(pd.concat(frames, ignore_index=True), budget), generated
+    return finish_table(pd.concat(frames, ignore_index=True), budget), generated
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,14 +261,14 @@ def generated_class_agreement(
 
 
 def synthetic_augmentation(
-    data: str | os.PathLike[str] | P.Splits = "synthetic",
+    data: str | os.PathLike[str] | Splits = "synthetic",
     model: DiffusionModel | str | os.PathLike[str] | None = None,
     *,
     ks: Sequence[int] = (0, 10, 25, 50),
     n_real: int = 20,
     generated: CellDataset | str | os.PathLike[str] | None = None,
     generate_config: GenerateConfig | None = None,
-    budget: P.EvalBudget | str | None = None,
+    budget: EvalBudget | str | None = None,
     repeats: int = 1,
     seed: int = 0,
     equal_steps: bool = False,
@@ -323,20 +317,17 @@ def synthetic_augmentation(
         ``epochs``, ``macro_f1``, ``auc_ovr``) plus ``equal_steps``, ``n_real_per_class``, ``n_test``, ``pool`` (where the
         generated images came from), the sampler settings and ``budget``.
     """
-    from cytoviz.diffusion.generate import generate
-    from cytoviz.evaluation.augmentation import augmentation_curve
-
-    budget = P._budget(budget)
+    budget = resolve_budget(budget)
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 0:
         raise ValueError(f"ks must be non-negative image counts, got {ks}")
     if int(n_real) < 1:
         raise ValueError(f"n_real must be at least 1, got {n_real}")
     splits = _splits(data, budget, n_real)
-    train_small = P._per_class(splits["train"], n_real, seed)
-    test = P._per_class(splits["test"], budget.test_per_class, 0)
+    train_small = per_class(splits["train"], n_real, seed)
+    test = per_class(splits["test"], budget.test_per_class, 0)
     cfg = _gen_config(generate_config, seed)
-    with P._store(out, budget, "augmentation") as store:
+    with open_store(out, budget, "augmentation") as store:
         if isinstance(generated, str | os.PathLike):
             pool_name = str(generated)
             generated = CellDataset.load(generated)
@@ -373,7 +364,7 @@ def synthetic_augmentation(
             for col, value in _pool_columns(generated, cfg, pool_tag).items():
                 table[col] = value
             store.save(unit, table)
-    return P._finish(table, budget)
+    return finish_table(table, budget)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +372,7 @@ def synthetic_augmentation(
 
 
 def prototype_comparison(
-    data: str | os.PathLike[str] | P.Splits = "synthetic",
+    data: str | os.PathLike[str] | Splits = "synthetic",
     model: DiffusionModel | str | os.PathLike[str] | None = None,
     baseline: BaselineClassifier | str | os.PathLike[str] | None = None,
     *,
@@ -390,7 +381,7 @@ def prototype_comparison(
     projection: str = "orthogonal",
     n_per_class: int = 16,
     generate_config: GenerateConfig | None = None,
-    budget: P.EvalBudget | str | None = None,
+    budget: EvalBudget | str | None = None,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
@@ -444,18 +435,8 @@ def prototype_comparison(
         ``frechet_features`` (:data:`FRECHET_LABEL`), the sampler settings and ``budget``.
         ``samples``: generator name -> its generated images.
     """
-    from cytoviz.evaluation.prototypes import (
-        PrototypeConfig,
-        PrototypeGenerator,
-        Prototypes,
-        compare_generators,
-        embed,
-        learn_prototypes,
-        prototype_conditioning,
-        train_prototype_conditioned,
-    )
-
-    budget = P._budget(budget)
+    # the prototype steps are looked up on their module, so tests can replace them
+    budget = resolve_budget(budget)
     if embedding not in ("baseline", "vae"):
         raise ValueError(f"embedding must be 'baseline' or 'vae', got {embedding!r}")
     if int(n_per_class) < 2:
@@ -464,7 +445,7 @@ def prototype_comparison(
     pcfg = prototype_config or PrototypeConfig(seed=seed)
     splits = _splits(data, budget)
     train = splits["train"]
-    real = P._per_class(splits["test"], budget.test_per_class, 0)
+    real = per_class(splits["test"], budget.test_per_class, 0)
     base_model = _model(model, train.class_names, budget)
     if base_model.config.image_size != train.image_size:
         raise ValueError(f"the model takes {base_model.config.image_size} px images, the data are "
@@ -476,25 +457,25 @@ def prototype_comparison(
     tag = f"{embedding}-{projection}-M{pcfg.n_prototypes}-steps{steps}-seed{seed}"
     samples: dict[str, CellDataset] = {}
     losses: dict[str, float] = {}
-    with P._store(out, budget, "prototypes") as store:
-        feats = (embed(train, baseline=clf) if embedding == "baseline"
-                 else embed(train, model=base_model))
-        ppath = store.root / "prototypes" / f"{P._slug(f'{embedding}-{pcfg.n_prototypes}-{seed}')}.npz"
-        if store.cache and ppath.is_file() and Prototypes.load(ppath).config == pcfg:
-            protos = Prototypes.load(ppath)
+    with open_store(out, budget, "prototypes") as store:
+        feats = (prototypes.embed(train, baseline=clf) if embedding == "baseline"
+                 else prototypes.embed(train, model=base_model))
+        ppath = store.root / "prototypes" / f"{slug(f'{embedding}-{pcfg.n_prototypes}-{seed}')}.npz"
+        if store.cache and ppath.is_file() and prototypes.Prototypes.load(ppath).config == pcfg:
+            protos = prototypes.Prototypes.load(ppath)
         else:
-            protos = learn_prototypes(feats, train.labels, train.class_names, pcfg)
+            protos = prototypes.learn_prototypes(feats, train.labels, train.class_names, pcfg)
             protos.save(ppath)
-        cond = prototype_conditioning(protos, base_model, method=projection, seed=seed,
-                                      features=feats if projection == "pca" else None)
+        cond = prototypes.prototype_conditioning(protos, base_model, method=projection, seed=seed,
+                                                 features=feats if projection == "pca" else None)
         for name, conditioning in (("one-hot", None), ("prototype", cond)):
             folder = store.model_dir(f"{name}-{tag}")
             # history.json is written last: a folder without it holds an unfinished run
             if store.cache and (folder / "history.json").is_file():
-                gen = PrototypeGenerator.load(folder)
+                gen = prototypes.PrototypeGenerator.load(folder)
                 hist = load_json(folder / "history.json")["loss"]
             else:
-                gen = train_prototype_conditioned(
+                gen = prototypes.train_prototype_conditioned(
                     base_model, train, conditioning, steps=steps,
                     batch_size=min(budget.train.batch_size, len(train)), lr=budget.train.lr,
                     class_dropout=budget.train.class_dropout,
@@ -502,7 +483,7 @@ def prototype_comparison(
                 hist = gen.history
                 gen.save(folder)
                 save_json({"loss": hist}, folder / "history.json")
-            gen.model.to(P._device(budget))
+            gen.model.to(resolve_device(budget))
             losses[name] = float(np.mean(hist[-max(1, len(hist) // 10):]))
             samples[name], _ = _generated(store, _gen_key(f"{name}-{tag}", n_per_class, cfg),
                                           lambda g=gen: g.generate("all", n_per_class, cfg,
@@ -510,7 +491,7 @@ def prototype_comparison(
         unit = f"compare-{tag}-{_gen_key('n', n_per_class, cfg)}-real{len(real)}"
         table = store.load(unit)
         if table is None:
-            table = compare_generators(samples, real, clf)
+            table = prototypes.compare_generators(samples, real, clf)
             counts = real.class_counts()
             table["n_real"] = [len(real) if c == "all" else counts.get(c, 0)
                                for c in table["intended"]]
@@ -522,4 +503,4 @@ def prototype_comparison(
             for col, value in _gen_columns(cfg).items():
                 table[col] = value
             store.save(unit, table)
-    return P._finish(table, budget), samples
+    return finish_table(table, budget), samples

@@ -23,6 +23,9 @@ Here:
    Frechet distance between baseline features of generated and real images
    (:func:`frechet_distance`). This is a "Frechet distance on baseline features", not the
    Inception FID: the numbers are not comparable with published FIDs.
+
+The module runs past 600 lines on purpose: it is this one five-step pipeline, kept in the order
+above so that it reads from embedding to comparison.
 """
 
 from __future__ import annotations
@@ -38,13 +41,17 @@ import numpy as np
 
 from cytoviz._config import Config
 from cytoviz._io import FORMAT_VERSION, load_npz, save_npz
+from cytoviz.augment import to_tensor
+from cytoviz.diffusion.generate import generate
+from cytoviz.diffusion.model import DiffusionModel, label_matrix
+from cytoviz.diffusion.train import diffusion_loss
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
     from cytoviz.data import CellDataset
-    from cytoviz.diffusion import DiffusionModel, GenerateConfig
+    from cytoviz.diffusion import GenerateConfig
     from cytoviz.evaluation import BaselineClassifier
 
 __all__ = [
@@ -89,8 +96,6 @@ def embed(data: CellDataset | np.ndarray, *, baseline: BaselineClassifier | None
     if baseline is not None:
         return baseline.features(data, batch_size=batch_size)
     import torch
-
-    from cytoviz.augment import to_tensor
 
     assert model is not None
     images = model.crop_input(data.images if hasattr(data, "images") else np.asarray(data))
@@ -366,8 +371,6 @@ class PrototypeConditioning:
     def __call__(self, labels: torch.Tensor) -> torch.Tensor:
         import torch
 
-        from cytoviz.diffusion.model import label_matrix
-
         table = torch.as_tensor(self.rows, device=labels.device)
         row = label_matrix(labels, table.shape[0]) @ table
         return row[:, None, :].expand(-1, self.n_tokens, -1)
@@ -472,8 +475,6 @@ class PrototypeGenerator:
     def generate(self, classes: str | Sequence[str] | Sequence[int], n_per_class: int,
                  config: GenerateConfig | None = None, *, progress: bool = True) -> CellDataset:
         """:func:`~cytoviz.diffusion.generate` with this generator's conditioning."""
-        from cytoviz.diffusion.generate import generate
-
         return generate(self.model, classes, n_per_class, config, progress=progress,
                         conditioning=self.conditioning)
 
@@ -488,8 +489,6 @@ class PrototypeGenerator:
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> PrototypeGenerator:
         """Read a generator written by :meth:`save`."""
-        from cytoviz.diffusion.model import DiffusionModel
-
         folder = Path(folder)
         cond_path = folder / "conditioning.npz"
         cond = PrototypeConditioning.load(cond_path) if cond_path.is_file() else None
@@ -541,9 +540,6 @@ def train_prototype_conditioned(
         tqdm progress bar.
     """
     import torch
-
-    from cytoviz.augment import to_tensor
-    from cytoviz.diffusion.train import diffusion_loss
 
     if tuple(train.class_names) != tuple(model.class_names):
         raise ValueError(f"training classes {list(train.class_names)} differ from the model's "

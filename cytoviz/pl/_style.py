@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from cytoviz._io import atomic_path
+from cytoviz.classes import CANONICAL_CLASSES
 
 __all__ = ["COLUMN_WIDTH_PX", "TEMPLATE_NAME", "class_colors", "save_figure", "set_style"]
 
@@ -28,9 +29,19 @@ _CLASS_COLORS = (
 
 
 def class_colors(class_names: Iterable[str]) -> dict[str, str]:
-    """A fixed colour for each class name, stable across figures."""
-    from cytoviz.classes import CANONICAL_CLASSES
+    """A fixed colour for each class name, stable across figures.
 
+    Parameters
+    ----------
+    class_names
+        The classes to colour. A canonical class (:data:`cytoviz.classes.CANONICAL_CLASSES`)
+        always gets the same colour; any other name gets the colour of its position.
+
+    Returns
+    -------
+    dict
+        Class name -> hex colour.
+    """
     out = {}
     for i, name in enumerate(class_names):
         j = CANONICAL_CLASSES.index(name) if name in CANONICAL_CLASSES else i

@@ -12,6 +12,9 @@ from cytoviz.pl._style import TEMPLATE_NAME
 
 __all__ = ["data_preview", "real_vs_synthetic"]
 
+#: Title of :func:`real_vs_synthetic` without real images (unless another title is given).
+NO_REAL_TITLE = "Synthetic cells only: no real images given"
+
 _GAP = 2  # white pixels between tiles
 _BLOCK_GAP = 12  # between the real and the synthetic block
 
@@ -139,7 +142,8 @@ def real_vs_synthetic(
     ----------
     real
         Real images (any size; resized to ``tile_size``), or ``None`` to show synthetic
-        images only. Classes missing from ``real`` show grey tiles.
+        images only (the title then says so: :data:`NO_REAL_TITLE`). Classes missing from
+        ``real`` show grey tiles.
     synthetic
         Synthetic images (e.g. from :func:`cytoviz.data.synthesize`).
     n_per_class
@@ -152,7 +156,7 @@ def real_vs_synthetic(
     labels
         Headers of the real and the synthetic block.
     title
-        Figure title.
+        Figure title (default: none with real images, :data:`NO_REAL_TITLE` without).
 
     Returns
     -------
@@ -169,6 +173,8 @@ def real_vs_synthetic(
     if real is not None:
         blocks.append((real, n_per_class))
         names.append(labels[0])
+    elif title is None:
+        title = NO_REAL_TITLE
     blocks.append((synthetic, n_per_class))
     names.append(labels[1])
     montage, centres = _montage(blocks, classes, size)

@@ -1,7 +1,8 @@
 """Figures of the evaluation protocols (Figure 3, Table 2, Figure 4, few-shot adaptation).
 
-Every function takes a table from :mod:`cytoviz.evaluation.protocols` and returns a
-``plotly.graph_objects.Figure`` with the ``cytoviz`` template; nothing runs a model. The budget
+Every function takes a table of a protocol of :mod:`cytoviz.evaluation` (or statistics of it from
+:mod:`cytoviz.anomaly`) and returns a ``plotly.graph_objects.Figure`` with the ``cytoviz``
+template; nothing runs a model or computes a statistic beyond a mean. The budget
 of the run (``table.attrs["budget"]`` or the ``budget`` column) is named in the title so a
 reduced CPU run is never mistaken for the paper's protocol.
 """
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from cytoviz.evaluation.tables import MODEL_LABELS, summarise
 from cytoviz.pl._style import TEMPLATE_NAME
 
 __all__ = ["anomaly_kde", "domain_shift_bars", "few_shot_bars", "low_data_curve"]
@@ -24,8 +26,6 @@ GROUP_COLORS = {"normal": "#009E73", "abnormal": "#CC79A7"}
 
 
 def _labels() -> dict[str, str]:
-    from cytoviz.evaluation.protocols import MODEL_LABELS
-
     return MODEL_LABELS
 
 
@@ -53,29 +53,30 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def anomaly_kde(
-    table: pd.DataFrame,
+    kde: pd.DataFrame,
+    auc: pd.DataFrame | None = None,
     *,
-    bandwidth: float | None = None,
     models: Sequence[str] | None = None,
     held_out: Sequence[str] | None = None,
-    show_auc: bool = True,
     title: str | None = None,
 ) -> go.Figure:
     """Figure 3: KDEs of the normalised certainty, normal vs abnormal, one panel per
-    (model, held-out class) with the ROC AUC.
+    (model, held-out class), with the ROC AUC.
+
+    The figure draws precomputed statistics only:
+    ``anomaly_kde(certainty_kde(table), anomaly_auc(table))``.
 
     Parameters
     ----------
-    table
-        Output of :func:`cytoviz.evaluation.anomaly_scores` (columns ``model``, ``held_out``,
-        ``is_abnormal``, ``certainty``, ``certainty_norm``).
-    bandwidth
-        Kernel standard deviation on the normalised scale (``None``: Scott's rule).
+    kde
+        Output of :func:`cytoviz.anomaly.certainty_kde` (columns ``model``, ``held_out``,
+        ``group``, ``x``, ``density``); set the bandwidth there.
+    auc
+        Output of :func:`cytoviz.anomaly.anomaly_auc` (columns ``model``, ``held_out``,
+        ``auc``), written into each panel; ``None``: no AUC.
     models, held_out
         Rows (models) and columns (held-out classes) of the grid, in order; default: all in
-        the table (2 x 2 for the paper's setting).
-    show_auc
-        Write the AUC into each panel.
+        ``kde`` (2 x 2 for the paper's setting).
     title
         Figure title (default names the budget).
 
@@ -87,16 +88,19 @@ def anomaly_kde(
     """
     from plotly.subplots import make_subplots
 
-    from cytoviz.evaluation.protocols import anomaly_auc, certainty_kde
-
-    _need(table, ["model", "held_out", "is_abnormal", "certainty", "certainty_norm"], "anomaly_kde")
-    models = list(models) if models is not None else list(dict.fromkeys(table["model"]))
-    held = list(held_out) if held_out is not None else list(dict.fromkeys(table["held_out"]))
-    sub = table[table["model"].isin(models) & table["held_out"].isin(held)]
+    _need(kde, ["model", "held_out", "group", "x", "density"], "anomaly_kde")
+    if auc is not None:
+        _need(auc, ["model", "held_out", "auc"], "anomaly_kde (auc)")
+    models = list(models) if models is not None else list(dict.fromkeys(kde["model"]))
+    held = list(held_out) if held_out is not None else list(dict.fromkeys(kde["held_out"]))
+    sub = kde[kde["model"].isin(models) & kde["held_out"].isin(held)]
     if sub.empty:
         raise ValueError(f"no rows for models {models} and held-out classes {held}")
-    kde = certainty_kde(sub, bandwidth=bandwidth)
-    auc = anomaly_auc(sub).set_index(["model", "held_out"])["auc"]
+    auc_by = (auc.set_index(["model", "held_out"])["auc"] if auc is not None
+              else pd.Series(dtype=float))
+    # the lowest score (certainty_kde's attrs), else where the curves start
+    lo = (float(kde.attrs["score_range"][0]) if "score_range" in kde.attrs
+          else min(0.0, float(sub["x"].min())))
     labels = _labels()
     fig = make_subplots(
         rows=len(models), cols=len(held), shared_xaxes=True, horizontal_spacing=0.08,
@@ -104,11 +108,10 @@ def anomaly_kde(
         subplot_titles=[f"{labels.get(m, m)}: {h} held out" for m in models for h in held],
     )
     fig.update_annotations(font_size=10)
-    lo = min(0.0, float(sub["certainty_norm"].min()))
     for i, m in enumerate(models, start=1):
         for j, h in enumerate(held, start=1):
             for group in ("normal", "abnormal"):
-                curve = kde[(kde["model"] == m) & (kde["held_out"] == h) & (kde["group"] == group)]
+                curve = sub[(sub["model"] == m) & (sub["held_out"] == h) & (sub["group"] == group)]
                 colour = GROUP_COLORS[group]
                 fig.add_trace(
                     go.Scatter(
@@ -122,9 +125,9 @@ def anomaly_kde(
                     ),
                     row=i, col=j,
                 )
-            if show_auc and (m, h) in auc.index and np.isfinite(auc[(m, h)]):
+            if (m, h) in auc_by.index and np.isfinite(auc_by[(m, h)]):
                 fig.add_annotation(
-                    text=f"AUC = {auc[(m, h)]:.3f}", xref="x domain", yref="y domain",
+                    text=f"AUC = {auc_by[(m, h)]:.3f}", xref="x domain", yref="y domain",
                     x=0.02, y=0.95, showarrow=False, xanchor="left", font=dict(size=9),
                     row=i, col=j,
                 )
@@ -133,7 +136,7 @@ def anomaly_kde(
             fig.update_yaxes(title_text="density" if j == 1 else None, row=i, col=j)
     fig.update_layout(
         template=TEMPLATE_NAME, height=260 * len(models) + 60, width=360 * len(held) + 80,
-        title=title if title is not None else "Anomaly detection" + _budget_note(table),
+        title=title if title is not None else "Anomaly detection" + _budget_note(kde),
         legend=dict(orientation="h", y=-0.12 if len(models) > 1 else -0.25),
         margin=dict(t=70),
     )
@@ -181,8 +184,6 @@ def domain_shift_bars(
     plotly.graph_objects.Figure
         One ``Bar`` trace per model with ``error_y`` = standard deviation over seeds.
     """
-    from cytoviz.evaluation.protocols import summarise
-
     _need(table, ["model", "test_set", metric], "domain_shift_bars")
     s = summarise(table, ["model", "test_set"], metric)
     k = 100.0 if percent else 1.0
@@ -226,8 +227,6 @@ def low_data_curve(
     plotly.graph_objects.Figure
         Per model a shaded band (mean +/- sd, ``fill="toself"``) and a line with markers.
     """
-    from cytoviz.evaluation.protocols import summarise
-
     _need(table, ["model", "n_per_class", metric], "low_data_curve")
     s = summarise(table, ["model", "n_per_class"], metric).sort_values(["model", "n_per_class"])
     k = 100.0 if percent else 1.0
@@ -289,8 +288,6 @@ def few_shot_bars(
         categories (model, stage) (plotly multi-category x axis), error bars = sd over seeds.
     """
     from plotly.subplots import make_subplots
-
-    from cytoviz.evaluation.protocols import summarise
 
     _need(table, ["model", "target", "colour_transfer", "stage", metric], "few_shot_bars")
     targets = list(dict.fromkeys(table["target"]))

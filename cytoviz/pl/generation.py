@@ -11,9 +11,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from cytoviz.data._dataset import CellDataset
 from cytoviz.pl._style import TEMPLATE_NAME
+from cytoviz.pl.data import data_preview, real_vs_synthetic
 
 __all__ = [
     "augmentation_curve",
@@ -60,8 +62,6 @@ def generated_grid(
     plotly.graph_objects.Figure
         One ``go.Image`` montage; class names as row annotations.
     """
-    from cytoviz.pl.data import data_preview, real_vs_synthetic
-
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
     if classes is None:
@@ -167,8 +167,6 @@ def prototype_comparison(table: pd.DataFrame, *, title: str | None = "Prototype 
         the intended class, and the Frechet distance to the real images on the baseline's
         features (not the Inception FID; lower is closer).
     """
-    from plotly.subplots import make_subplots
-
     need = ("generator", "intended", "agreement", "frechet_baseline_features")
     missing = [c for c in need if c not in table.columns]
     if missing:

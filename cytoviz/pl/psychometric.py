@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cytoviz.pl._style import TEMPLATE_NAME
+from cytoviz.psychometric.model import config_from_idata, observer_data, psychometric_function
+from cytoviz.psychometric.summary import observers, posterior_draws
 
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
@@ -41,9 +43,6 @@ def _curve_traces(
     idata: az.InferenceData, observer: str, *, ci_prob: float, max_draws: int,
     color: str = _CURVE, showlegend: bool = True,
 ) -> tuple[list[go.BaseTraceType], dict[str, Any]]:
-    from cytoviz.psychometric.model import config_from_idata, observer_data, psychometric_function
-    from cytoviz.psychometric.summary import posterior_draws
-
     config = config_from_idata(idata)
     data = observer_data(idata, observer)
     d = posterior_draws(idata, observer)
@@ -121,8 +120,6 @@ def psychometric_curve(
         Traces: band, mean curve, data (marker area grows with n), threshold with error bar,
         and (with ``inset``) two KDE lines on the inset axes ``x2/y2`` and ``x3/y3``.
     """
-    from cytoviz.psychometric.summary import observers
-
     observer = observer if observer is not None else observers(idata)[0]
     traces, info = _curve_traces(idata, observer, ci_prob=ci_prob, max_draws=max_draws)
     fig = go.Figure(traces)

@@ -14,6 +14,7 @@ from cytoviz.psychometric.binning import (
     validate_xkn,
 )
 from cytoviz.psychometric.model import (
+    CompiledModels,
     PsychometricConfig,
     build_model,
     fit,
@@ -24,6 +25,7 @@ from cytoviz.psychometric.model import (
 )
 
 __all__ = [
+    "CompiledModels",
     "PsychometricConfig",
     "PsychometricData",
     "as_psychometric_data",

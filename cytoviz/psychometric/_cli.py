@@ -14,7 +14,20 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from cytoviz._io import atomic_path, save_csv
+from cytoviz.psychometric.binning import as_psychometric_data, bin_confidence
+from cytoviz.psychometric.experts import expert_psychometric_data, read_expert_table
+from cytoviz.psychometric.model import PsychometricConfig, fit_observers
+from cytoviz.psychometric.summary import goodness_of_fit, summarize, threshold_at
+
+# cytoviz.pl (plotly) is imported in the handler, so that ``cytoviz --help`` stays fast.
+
 __all__ = ["register"]
+
+#: The defaults of the sampler flags (``None`` on the command line keeps them).
+_DEFAULTS = PsychometricConfig()
 
 
 def register(subparsers: Any) -> None:
@@ -32,11 +45,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pc", type=float, default=0.8,
                    help="percent correct (unscaled) for the threshold table (0.8)")
     p.add_argument("--no-eta", action="store_true", help="binomial likelihood (no overdispersion)")
-    p.add_argument("--gamma", type=float, default=0.1, help="guess rate 1/K (0.1)")
-    p.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain (1000)")
-    p.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps per chain (1000)")
-    p.add_argument("--chains", type=int, default=2, help="chains, run one after another (2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gamma", type=float, default=None,
+                   help=f"guess rate 1/K ({_DEFAULTS.gamma})")
+    p.add_argument("--draws", type=int, default=None,
+                   help=f"NUTS draws per chain ({_DEFAULTS.draws})")
+    p.add_argument("--tune", type=int, default=None,
+                   help=f"NUTS tuning steps per chain ({_DEFAULTS.tune})")
+    p.add_argument("--chains", type=int, default=None,
+                   help=f"chains, run one after another ({_DEFAULTS.chains})")
+    p.add_argument("--seed", type=int, default=None, help=f"random seed ({_DEFAULTS.seed})")
     p.add_argument("--formats", default="html,png",
                    help="figure formats, comma-separated (png, svg, pdf, html)")
     p.set_defaults(func=run)
@@ -44,11 +61,6 @@ def register(subparsers: Any) -> None:
 
 def read_observers(path: Path, *, bins: int, scheme: str) -> dict[str, Any]:
     """Read the CSV and return observer -> (x, k, n) rows."""
-    import pandas as pd
-
-    from cytoviz.psychometric.binning import as_psychometric_data, bin_confidence
-    from cytoviz.psychometric.experts import expert_psychometric_data, read_expert_table
-
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such CSV")
     df = pd.read_csv(path)
@@ -72,18 +84,19 @@ def read_observers(path: Path, *, bins: int, scheme: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, then write summary.csv, thresholds.csv, goodness_of_fit.csv and figures."""
-    from cytoviz._io import atomic_path
     from cytoviz.pl._style import save_figure
     from cytoviz.pl.psychometric import psychometric_curve, psychometric_forest
-    from cytoviz.psychometric.model import PsychometricConfig, fit_observers
-    from cytoviz.psychometric.summary import goodness_of_fit, summarize, threshold_at
 
     if not 0 < args.pc < 1:
         raise ValueError(f"--pc must be a proportion in (0, 1), got {args.pc}")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     data = read_observers(args.csv, bins=args.bins, scheme=args.scheme)
-    config = PsychometricConfig(gamma=args.gamma, eta=not args.no_eta, draws=args.draws,
-                                tune=args.tune, chains=args.chains, seed=args.seed)
+    flags = {"gamma": args.gamma, "draws": args.draws, "tune": args.tune,
+             "chains": args.chains, "seed": args.seed}
+    changes = {name: value for name, value in flags.items() if value is not None}
+    if args.no_eta:
+        changes["eta"] = False
+    config = _DEFAULTS.replace(**changes)
     idata = fit_observers(data, config)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -93,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
         "goodness_of_fit.csv": goodness_of_fit(idata),
     }
     for name, table in tables.items():
-        with atomic_path(out / name) as tmp:
-            table.to_csv(tmp, index=False)
+        save_csv(table, out / name)
     with atomic_path(out / "fit.nc") as tmp:
         idata.to_netcdf(str(tmp))
     figures = out / "figures"

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from cytoviz.data.panel import consensus, expert_correctness, load_panel
 from cytoviz.psychometric.binning import PsychometricData, Scheme, bin_confidence
 
 __all__ = ["correct_counts", "expert_psychometric_data", "observer_cases", "read_expert_table"]
@@ -31,8 +32,6 @@ def read_expert_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     (High / Moderate / Low / No, any case). Errors name the missing columns or the unknown
     confidence words and the file.
     """
-    from cytoviz.data.panel import load_panel
-
     return load_panel(path)
 
 
@@ -63,8 +62,6 @@ def _model_confidence_series(model_confidence: Any) -> pd.Series:
 
 
 def _panel_correctness(table: pd.DataFrame, common_only: bool) -> pd.DataFrame:
-    from cytoviz.data.panel import consensus, expert_correctness
-
     corr = expert_correctness(table, consensus(table), common_only=common_only)
     if len(corr) == 0:
         raise ValueError("no images are labelled by every expert; pass common_only=False")

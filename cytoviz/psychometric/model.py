@@ -52,9 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pymc as pm
 
 __all__ = [
+    "CompiledModels",
     "PsychometricConfig",
     "build_model",
-    "clear_compiled_cache",
     "config_from_idata",
     "fit",
     "fit_observers",
@@ -97,9 +97,10 @@ class PsychometricConfig(Config):
     progressbar
         Show PyMC's progress bar.
     reuse_compiled
-        Keep the compiled model and NUTS step and reuse them (via ``pm.set_data``) for later
-        fits with the same number of observers and model settings: only the first fit in a
-        session pays for compilation.
+        Reuse a compiled model and NUTS step (via ``pm.set_data``) from the
+        :class:`CompiledModels` passed to :func:`fit_observers` as ``cache=``: only the first
+        fit with the same number of observers and model settings pays for compilation.
+        ``False`` compiles every fit afresh even when a cache is given.
     """
 
     gamma: float = 0.1
@@ -216,34 +217,69 @@ def _model_inputs(
     return settings, arrays
 
 
-#: Compiled models and NUTS steps reused across fits: (observers, eta, gamma, alpha, pc,
-#: target_accept) -> (model, step). New data enter through ``pm.set_data``.
-_COMPILED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+class CompiledModels:
+    """Compiled psychometric models and their NUTS steps, kept for reuse across fits.
+
+    Compiling the model and its NUTS step costs more than sampling a small fit. Pass one
+    instance as ``cache=`` to :func:`fit_observers` (a notebook, a widget or a benchmark owns
+    one) and every later fit with the same number of observers and the same model settings
+    (``eta``, ``gamma``, ``alpha``, ``pc``, ``target_accept``) reuses the compiled model: new
+    data enter through ``pm.set_data``. Drop the instance to forget them.
+
+    Examples
+    --------
+    >>> cache = CompiledModels()
+    >>> len(cache)
+    0
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], tuple[pm.Model, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"CompiledModels({len(self)} compiled)"
+
+    def model_and_step(
+        self, data: Mapping[str, Any], config: PsychometricConfig | None = None
+    ) -> tuple[pm.Model, Any]:
+        """The model holding ``data`` and its NUTS step: reused when compiled before, else built.
+
+        Parameters
+        ----------
+        data
+            Observer name -> ``(x, k, n)``, as for :func:`fit_observers`.
+        config
+            Model settings (defaults: :class:`PsychometricConfig`).
+        """
+        import pymc as pm
+
+        config = config or PsychometricConfig()
+        observers = _coerce_observers(data)
+        # What a compiled model depends on besides the data.
+        key = (len(observers), config.eta, config.gamma, config.alpha, config.pc,
+               config.target_accept)
+        if key in self._entries:
+            model, step = self._entries[key]
+            _, arrays = _model_inputs(observers)
+            with model:
+                pm.set_data(arrays, coords={"observer": list(observers),
+                                            "row": np.arange(len(arrays["x"]))})
+            return model, step
+        model, step = _build_with_step(observers, config)
+        self._entries[key] = (model, step)
+        return model, step
 
 
-def clear_compiled_cache() -> None:
-    """Forget the compiled models kept for reuse by :func:`fit_observers`."""
-    _COMPILED.clear()
-
-
-def _model_and_step(observers: dict[str, PsychometricData], config: PsychometricConfig):
+def _build_with_step(observers: dict[str, PsychometricData], config: PsychometricConfig
+                     ) -> tuple[pm.Model, Any]:
     import pymc as pm
 
-    key = (len(observers), config.eta, config.gamma, config.alpha, config.pc,
-           config.target_accept)
-    if config.reuse_compiled and key in _COMPILED:
-        model, step = _COMPILED[key]
-        settings, arrays = _model_inputs(observers)
-        with model:
-            pm.set_data(arrays, coords={"observer": list(observers),
-                                        "row": np.arange(len(arrays["x"]))})
-        model._cytoviz_settings = settings  # type: ignore[attr-defined]
-        return model, step
     model = build_model(observers, config)
     with model:
         step = pm.NUTS(target_accept=config.target_accept)
-    if config.reuse_compiled:
-        _COMPILED[key] = (model, step)
     return model, step
 
 
@@ -321,12 +357,12 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
             pm.CustomDist("k", psi, nu, eta2, n_d, logp=logp, observed=k_d, dims="row")
         else:
             pm.Binomial("k", n=n_d, p=psi, observed=k_d, dims="row")
-    model._cytoviz_settings = settings  # type: ignore[attr-defined]
     return model
 
 
 def fit_observers(
-    data: Mapping[str, Any], config: PsychometricConfig | None = None
+    data: Mapping[str, Any], config: PsychometricConfig | None = None, *,
+    cache: CompiledModels | None = None,
 ) -> az.InferenceData:
     """Fit the psychometric function to several observers in one vectorised PyMC model.
 
@@ -338,6 +374,9 @@ def fit_observers(
         dropped; each observer's priors come from its own remaining levels.
     config
         Model and sampler settings.
+    cache
+        Compiled models to reuse and to add to (see :class:`CompiledModels`); without one,
+        or with ``config.reuse_compiled=False``, the model is compiled for this fit only.
 
     Returns
     -------
@@ -353,7 +392,10 @@ def fit_observers(
     config = config or PsychometricConfig()
     observers = _coerce_observers(data)
     t0 = time.perf_counter()
-    model, step = _model_and_step(observers, config)
+    if cache is not None and config.reuse_compiled:
+        model, step = cache.model_and_step(observers, config)
+    else:
+        model, step = _build_with_step(observers, config)
     with model:
         idata = pm.sample(
             step=step, draws=config.draws, tune=config.tune, chains=config.chains, cores=config.cores,
@@ -362,7 +404,7 @@ def fit_observers(
             idata_kwargs={"log_likelihood": False},
         )
     wall = time.perf_counter() - t0
-    settings = model._cytoviz_settings  # type: ignore[attr-defined]
+    settings, _ = _model_inputs(observers)
     names = list(observers)
     skip = {"s0", "s1", "range", "wmin"}  # already in constant_data from pm.Data
     prior_ds = xr.Dataset(
@@ -382,9 +424,9 @@ def fit_observers(
 
 
 def fit(x: Any, k: Any, n: Any, config: PsychometricConfig | None = None, *,
-        name: str = "observer") -> az.InferenceData:
+        name: str = "observer", cache: CompiledModels | None = None) -> az.InferenceData:
     """Fit one observer's ``(x, k, n)`` rows; see :func:`fit_observers`."""
-    return fit_observers({name: (x, k, n)}, config)
+    return fit_observers({name: (x, k, n)}, config, cache=cache)
 
 
 def config_from_idata(idata: az.InferenceData) -> PsychometricConfig:

@@ -7,6 +7,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cytoviz.anomaly import anomaly_auc, certainty_kde
+from cytoviz.evaluation.anomaly_detection import ANOMALY_COLUMNS
+from cytoviz.evaluation.tables import MODEL_LABELS
+from cytoviz.pl._style import TEMPLATE_NAME
+from cytoviz.pl.evaluation import anomaly_kde
+
 if TYPE_CHECKING:
     import ipywidgets as widgets
     import plotly.graph_objects as go
@@ -28,7 +34,7 @@ class AnomalyExplorer:
     ----------
     table
         Output of :func:`cytoviz.evaluation.anomaly_scores` (or
-        :func:`~cytoviz.evaluation.protocols.anomaly_table`).
+        :func:`~cytoviz.evaluation.anomaly_table`).
     images
         The test images the ``image`` column indexes (a :class:`~cytoviz.data.CellDataset` or
         ``uint8`` ``(N, H, W, 3)``), or ``None`` for no thumbnails.
@@ -56,8 +62,6 @@ class AnomalyExplorer:
         max_thumbnails: int = 24,
     ) -> None:
         import plotly.graph_objects as go
-
-        from cytoviz.evaluation.protocols import ANOMALY_COLUMNS
 
         missing = [c for c in ANOMALY_COLUMNS if c not in table]
         if missing:
@@ -121,8 +125,6 @@ class AnomalyExplorer:
 
     def readout(self) -> str:
         """HTML readout of the rates and the AUC of the current panel."""
-        from cytoviz.evaluation.protocols import MODEL_LABELS, anomaly_auc
-
         r = self.rates()
         auc = float(anomaly_auc(self.current)["auc"].iloc[0])
         return (
@@ -134,10 +136,9 @@ class AnomalyExplorer:
 
     # ------------------------------------------------------------------ figures
     def _kde_figure(self) -> go.Figure:
-        from cytoviz import pl
-
-        fig = pl.anomaly_kde(self.current, bandwidth=self.bandwidth, models=[self.model],
-                             held_out=[self.held_out], title="")
+        cur = self.current
+        fig = anomaly_kde(certainty_kde(cur, bandwidth=self.bandwidth), anomaly_auc(cur),
+                          models=[self.model], held_out=[self.held_out], title="")
         fig.add_vline(x=self.threshold, line=dict(color="#222", dash="dash", width=1))
         fig.update_layout(width=520, height=320)
         return fig
@@ -161,8 +162,6 @@ class AnomalyExplorer:
 
     def _thumbnail_figure(self) -> go.Figure:
         import plotly.graph_objects as go
-
-        from cytoviz.pl._style import TEMPLATE_NAME
 
         fig = go.Figure(go.Image(z=self._montage(), hoverinfo="skip"))
         fig.update_layout(template=TEMPLATE_NAME, width=520, height=260,
@@ -229,8 +228,6 @@ class AnomalyExplorer:
 
         if self._controls is not None:
             return self._controls
-        from cytoviz.evaluation.protocols import MODEL_LABELS
-
         model = widgets.Dropdown(options=[(MODEL_LABELS.get(m, m), m) for m in self.models],
                                  value=self.model, description="model")
         held = widgets.Dropdown(options=self.held_out_classes, value=self.held_out,

@@ -6,7 +6,9 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
+import plotly.graph_objects as go
 
+from cytoviz import pl
 from cytoviz.heatmaps import HeatmapConfig, counterfactual_heatmaps, grid_sources
 
 if TYPE_CHECKING:
@@ -62,10 +64,6 @@ class TransitionExplorer:
         config: HeatmapConfig | None = None,
         low_confidence: float = 0.2,
     ) -> None:
-        import plotly.graph_objects as go
-
-        from cytoviz import pl
-
         self.result = result
         self.images = images
         self.model = model
@@ -92,19 +90,15 @@ class TransitionExplorer:
 
     # ------------------------------------------------------------------ computation
     def _decode(self) -> CounterfactualHeatmaps:
-        return counterfactual_heatmaps(self.result, self.model, self.images, self.sources,
-                                       config=self.config)
+        return counterfactual_heatmaps(self.result, self.model, self.images,
+                                       indices=self.sources, config=self.config)
 
     def _detail_figure(self):
-        from cytoviz import pl
-
         j, i = self.selected
         target = i if i != j else self.default_target(j)
         return pl.heatmap_panel(self.heatmaps, j, [target], threshold_k=self.config.threshold_k)
 
     def _refresh(self, grid: bool = True) -> None:
-        from cytoviz import pl
-
         if grid:
             new = pl.transition_grid(self.heatmaps, list(range(self.result.n_classes)))
             with self.grid.batch_update():

@@ -3,8 +3,10 @@
 Thin (STYLE.md principle 3): the controls pick an observer, a stimulus axis, the number of
 bins, the binning scheme and a percent-correct level; :meth:`UncertaintyBinsExplorer.update`
 bins with :func:`cytoviz.psychometric.bin_confidence`, fits with
-:func:`cytoviz.psychometric.fit_observers` (cached by its inputs), and redraws a ``FigureWidget``
-from :func:`cytoviz.pl.psychometric_curve`. Every callback is a plain method.
+:func:`cytoviz.psychometric.fit_observers` (fits cached by their inputs; the widget owns a
+:class:`~cytoviz.psychometric.CompiledModels`, so only its first fit compiles the model), and
+redraws a ``FigureWidget`` from :func:`cytoviz.pl.psychometric_curve`. Every callback is a plain
+method.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from cytoviz.pl._style import TEMPLATE_NAME
+from cytoviz.pl.psychometric import psychometric_curve
 from cytoviz.psychometric.binning import SCHEMES, bin_confidence
-from cytoviz.psychometric.model import PsychometricConfig
+from cytoviz.psychometric.model import CompiledModels, PsychometricConfig, fit_observers
+from cytoviz.psychometric.summary import goodness_of_fit, threshold_at
 
 __all__ = ["UncertaintyBinsExplorer"]
 
@@ -97,8 +102,6 @@ class UncertaintyBinsExplorer:
         import ipywidgets as widgets
         import plotly.graph_objects as go
 
-        from cytoviz.pl._style import TEMPLATE_NAME
-
         self.data = _normalise(data)
         self.config = config or WIDGET_CONFIG
         if scheme not in SCHEMES:
@@ -120,6 +123,7 @@ class UncertaintyBinsExplorer:
         self.readout = widgets.HTML("")
         self.figure = go.FigureWidget(layout=dict(template=TEMPLATE_NAME, height=380))
         self._cache: dict[str, Any] = {}
+        self._compiled = CompiledModels()  # the model is compiled once per widget
         self.idata: Any = None
         self.n_fits = 0
 
@@ -170,8 +174,6 @@ class UncertaintyBinsExplorer:
 
     def fit_current(self) -> Any:
         """Bin the current observer's data and fit it (or return the cached fit)."""
-        from cytoviz.psychometric.model import fit_observers
-
         key = self.cache_key()
         if key not in self._cache:
             obs = self.observer.value
@@ -180,7 +182,8 @@ class UncertaintyBinsExplorer:
                                     scheme=self.scheme.value, name=obs)
             self.status.value = "<i>sampling ...</i>"
             try:
-                self._cache[key] = fit_observers({obs: binned}, self.config)
+                self._cache[key] = fit_observers({obs: binned}, self.config,
+                                                cache=self._compiled)
                 self.n_fits += 1
             finally:
                 self.status.value = ""
@@ -188,8 +191,6 @@ class UncertaintyBinsExplorer:
 
     def update(self) -> None:
         """Fit (cached) and redraw the figure and the readout; errors go to the status line."""
-        from cytoviz.pl.psychometric import psychometric_curve
-
         try:
             idata = self.fit_current()
         except ValueError as exc:  # e.g. too few levels with these bins
@@ -207,8 +208,6 @@ class UncertaintyBinsExplorer:
         self.readout.value = self._readout_html(idata)
 
     def _readout_html(self, idata: Any) -> str:
-        from cytoviz.psychometric.summary import goodness_of_fit, threshold_at
-
         gof = goodness_of_fit(idata).iloc[0]
         th = threshold_at(idata, float(self.percent_correct.value))
         rows = "".join(
