@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    splits = default_splits(SynthConfig(seed=args.seed), scale=args.scale)
+    splits = default_splits(config=SynthConfig(seed=args.seed), scale=args.scale)
     t_data = time.perf_counter() - t0
     config = BaselineConfig(epochs=args.epochs, max_minutes=args.max_minutes, seed=args.seed)
     t0 = time.perf_counter()

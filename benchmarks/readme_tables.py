@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cytoviz.classes import CANONICAL_CLASSES
+
 RES = Path(__file__).resolve().parent / "results"
 
 
@@ -269,6 +271,30 @@ def shift_components() -> None:
     print()
 
 
+def summary() -> None:
+    """The README's short results table: the shipped model against the shipped baseline."""
+    data = _load("shift_accuracy_all")
+    if data is None:
+        return
+    diff_name = next(r["model"] for r in data["rows"] if r["model"].startswith("CytoDiffusion"))
+    diff = [r for r in data["rows"] if r["model"] == diff_name]
+    sec = sum(r["seconds"] for r in diff) / sum(r["images"] for r in diff)
+    print(f"Source: `benchmarks/results/shift_accuracy_all.json`; balanced accuracy of the shipped "
+          f"models on every synthetic test image, at most {data['max_trials']} trials per image "
+          f"with pruning, {data['torch_threads']} torch thread(s), {sec:.2f} s per image; chance "
+          f"is {100 / len(CANONICAL_CLASSES):.0f} %\n")
+    print("| test set | images | CytoDiffusion (tiny, CPU) | CNN baseline | UNet evaluations / image |")
+    print("|---|---|---|---|---|")
+    labels = {"test": "in-domain", "test_mild": "mild shift", "test_strong": "strong shift"}
+    for r in diff:
+        base = next((b for b in data["rows"] if b["split"] == r["split"]
+                     and b["model"] == "CNN baseline"), None)
+        cell = "-" if base is None else f"{100 * base['balanced_accuracy']:.1f} %"
+        print(f"| {labels.get(r['split'], r['split'])} | {r['images']} | "
+              f"{100 * r['balanced_accuracy']:.1f} % | {cell} | {r['mean_unet_evals']:.0f} |")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
     ``"CNN baseline"`` -> ``"whole image"``."""
@@ -279,6 +305,7 @@ def _short(model: str) -> str:
 
 
 if __name__ == "__main__":
-    for section in (difficulty, table1, shift_all, shift_components, psychometric, speed, memory, pruning, heatmaps):
+    for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
+                    memory, pruning, heatmaps):
         print(f"<!-- {section.__name__} -->")
         section()

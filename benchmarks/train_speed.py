@@ -43,7 +43,7 @@ def main() -> None:
                       vae_batch_size=args.batch_size, log_every=args.steps, val_every=0,
                       checkpoint_every=10**6)
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, data, None, cfg, out_dir=tmp, progress=False)
+        train(model, data, None, config=cfg, out_dir=tmp, progress=False)
         hist = json.loads((Path(tmp) / "history.json").read_text())["history"]
     t_vae = next(h["seconds"] for h in hist if h["kind"] == "train_vae")
     t_all = next(h["seconds"] for h in hist if h["kind"] == "train_unet")

@@ -96,7 +96,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for s in steps:
             t0 = time.time()
-            train(model, splits["train"], None, cfg, out_dir=tmp, progress=False, stop_at=s)
+            train(model, splits["train"], None, config=cfg, out_dir=tmp, progress=False, stop_at=s)
             hist = json.loads((Path(tmp) / "history.json").read_text())["history"]
             secs = max(h["seconds"] for h in hist if h["kind"] == "train_vae")
             model.vae.eval()

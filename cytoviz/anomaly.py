@@ -121,7 +121,20 @@ def logit_certainty(logits: np.ndarray, *, shift: bool = True) -> np.ndarray:
 def normalise_certainty(x: np.ndarray) -> np.ndarray:
     """Divide certainty scores by their maximum (the paper's per-model, per-data-set scaling).
 
-    Raises a ``ValueError`` when the maximum is not positive (nothing to scale by).
+    Parameters
+    ----------
+    x
+        Certainty scores (NaN ignored when taking the maximum).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x / max(x)`` as float64.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is empty or its maximum is not positive (nothing to scale by).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:

@@ -111,7 +111,20 @@ def wilson_interval(k: int | np.ndarray, n: int | np.ndarray, confidence: float 
 
 
 def exact_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) interval for ``k / n`` via ``scipy.stats.binomtest``."""
+    """Exact (Clopper-Pearson) interval for ``k / n`` via ``scipy.stats.binomtest``.
+
+    Parameters
+    ----------
+    k, n
+        Successes and trials (``0 <= k <= n``); ``n = 0`` gives ``(nan, nan)``.
+    confidence
+        Confidence level of the interval.
+
+    Returns
+    -------
+    tuple of float
+        The lower and upper bounds.
+    """
     from scipy.stats import binomtest
 
     if n <= 0:
@@ -156,7 +169,7 @@ class Quiz:
         key = key.reset_index(drop=True).copy()
         if not np.array_equal(key["item"].to_numpy(), np.arange(len(key))):
             raise ValueError("key['item'] must be 0..N-1 in presentation order")
-        key["is_synthetic"] = key["is_synthetic"].astype(bool)
+        key["is_synthetic"] = _flags(key["is_synthetic"], "is_synthetic")
         key["true_class"] = key["true_class"].astype(str)
         unknown = sorted(set(key["true_class"]) - set(class_names))
         if unknown:
@@ -215,7 +228,10 @@ class Quiz:
             )
         images = load_npz(folder / "images.npz")["images"]
         key = pd.read_csv(folder / "key.csv", keep_default_na=False)
-        return cls(images, key, meta["class_names"], seed=int(meta["seed"]))
+        try:
+            return cls(images, key, meta["class_names"], seed=int(meta["seed"]))
+        except ValueError as exc:
+            raise ValueError(f"{folder / 'key.csv'}: {exc}") from exc
 
 
 def _draw_balanced(labels: np.ndarray, n: int, rng: np.random.Generator, what: str) -> np.ndarray:
@@ -232,7 +248,8 @@ def _draw_balanced(labels: np.ndarray, n: int, rng: np.random.Generator, what: s
     return np.asarray(chosen, dtype=np.int64)
 
 
-def build_quiz(real: CellDataset, generated: CellDataset, n_each: int = 144, seed: int = 0) -> Quiz:
+def build_quiz(real: CellDataset, generated: CellDataset, n_each: int = 144, *,
+               seed: int = 0) -> Quiz:
     """A balanced, randomised quiz: ``n_each`` real and ``n_each`` generated images.
 
     Images of each source are spread as evenly over the classes as the data allow (round robin
@@ -277,42 +294,120 @@ def build_quiz(real: CellDataset, generated: CellDataset, n_each: int = 144, see
 # answers and scores
 
 
-def _check_answers(answers: pd.DataFrame) -> pd.DataFrame:
+#: Words of the ``called_synthetic`` column (any case, surrounding spaces ignored).
+_CALLED_WORDS: dict[str, bool] = {
+    "true": True, "1": True, "yes": True, "synthetic": True, "fake": True, "generated": True,
+    "false": False, "0": False, "no": False, "real": False,
+}
+
+
+def _row_name(i: int, source: Path | None) -> str:
+    """Row ``i`` of a table as a file line (the header is line 1) or a row number."""
+    return f"{source}, line {i + 2}" if source is not None else f"row {i}"
+
+
+def _flags(values: Any, column: str, source: Path | None = None) -> np.ndarray:
+    """A yes/no column (``called_synthetic``, ``is_synthetic``) parsed word by word.
+
+    ``astype(bool)`` would make every non-empty text True, "no" and "real" included.
+    """
+    return np.asarray([_called(v, i, source, column) for i, v in enumerate(values)], dtype=bool)
+
+
+def _called(value: Any, i: int, source: Path | None, column: str = "called_synthetic") -> bool:
+    """One yes/no cell: a bool, 0 / 1, or one of :data:`_CALLED_WORDS`."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer | float | np.floating) and value in (0, 1):
+        return bool(value)
+    word = _CALLED_WORDS.get(str(value).strip().lower())
+    if word is None:
+        raise ValueError(
+            f"{_row_name(i, source)}, column {column!r}: {value!r} is not a yes/no value; "
+            f"use true/false, 1/0, yes/no, synthetic/real or fake (any case)"
+        )
+    return word
+
+
+def _check_answers(answers: pd.DataFrame, source: Path | None = None) -> pd.DataFrame:
+    where = f"{source}: " if source is not None else ""
     missing = [c for c in ANSWER_COLUMNS[:3] if c not in answers.columns]
     if missing:
         raise ValueError(
-            f"answers lack column(s) {missing}; they need {list(ANSWER_COLUMNS)} "
+            f"{where}answers lack column(s) {missing}; they need {list(ANSWER_COLUMNS)} "
             "(answer_class may be empty)"
         )
     out = answers.copy()
     if "answer_class" not in out.columns:
         out["answer_class"] = ""
     out["participant"] = out["participant"].astype(str)
-    out["item"] = out["item"].astype(np.int64)
-    called = out["called_synthetic"]
-    if called.dtype == object:
-        called = called.map(lambda v: str(v).strip().lower() in ("true", "1", "synthetic", "yes"))
-    out["called_synthetic"] = called.astype(bool)
+    items = pd.to_numeric(out["item"], errors="coerce")
+    bad = items.isna() | (items != items.round())
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"{_row_name(i, source)}, column 'item': {out['item'].iloc[i]!r} is not "
+                         "an item number")
+    out["item"] = items.astype(np.int64)
+    out["called_synthetic"] = _flags(out["called_synthetic"], "called_synthetic", source)
     out["answer_class"] = out["answer_class"].fillna("").astype(str)
     dup = out.duplicated(["participant", "item"])
     if dup.any():
-        raise ValueError(f"{int(dup.sum())} duplicated (participant, item) answers; keep one each")
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise ValueError(f"{where}{int(dup.sum())} duplicated (participant, item) answers, the "
+                         f"first at {_row_name(i, source)}; keep one each")
     return out
 
 
 def save_answers(answers: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write an answers table to CSV atomically (temporary file, then rename)."""
+    """Write an answers table to CSV atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    answers
+        A table with :data:`ANSWER_COLUMNS` (e.g. from :func:`simulate_participants`).
+    path
+        The CSV file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     return save_csv(answers, path)
 
 
 def load_answers(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read an answers CSV (an absent file gives an empty table with :data:`ANSWER_COLUMNS`)."""
+    """Read an answers CSV (an absent file gives an empty table with :data:`ANSWER_COLUMNS`).
+
+    Parameters
+    ----------
+    path
+        A CSV file written by :func:`save_answers` (or by the quiz widget).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The validated answers, columns :data:`ANSWER_COLUMNS`; ``called_synthetic`` is read
+        from true/false, 1/0, yes/no, synthetic/real or fake (any case).
+
+    Raises
+    ------
+    ValueError
+        For an unreadable CSV, missing columns, an unknown ``called_synthetic`` word, a
+        non-numeric item or duplicated answers, naming the file and its line (header: line 1).
+    """
     path = Path(path)
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
                              zip(ANSWER_COLUMNS, (str, np.int64, bool, str), strict=True)})
-    table = pd.read_csv(path, keep_default_na=False, dtype={"participant": str, "answer_class": str})
-    return _check_answers(table)
+    try:
+        table = pd.read_csv(path, keep_default_na=False,
+                            dtype={"participant": str, "answer_class": str})
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the answers file is empty; delete it to start afresh") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable answers CSV ({exc})") from exc
+    return _check_answers(table, path)
 
 
 def _rate(k: int, n: int) -> float:
@@ -381,7 +476,7 @@ def score_answers(answers: pd.DataFrame, key: Quiz | pd.DataFrame, *, confidence
         raise ValueError(f"answers refer to item(s) {unknown[:10]} that the key does not have; "
                          "was the quiz rebuilt after answering?")
     df = answers.merge(table[["item", "is_synthetic", "true_class"]], on="item", how="left")
-    df["is_synthetic"] = df["is_synthetic"].astype(bool)
+    df["is_synthetic"] = _flags(df["is_synthetic"], "is_synthetic")
     df["true_class"] = df["true_class"].astype(str)
     rows = [{"participant": p, **_score_rows(g, confidence)}
             for p, g in df.groupby("participant", sort=False)]
@@ -400,6 +495,21 @@ def simulate_participants(quiz: Quiz, n: int = 10, *, skill: float = 0.0,
     and specificity ``skill + (1 - skill) * (1 - p_call_synthetic)``. (The paper's 55.8 % and
     48.9 % correspond to ``skill`` about 0.05 and ``p_call_synthetic`` about 0.54.) The class
     answer is the true class with probability ``class_accuracy``, else another class at random.
+
+    Parameters
+    ----------
+    quiz
+        The quiz to answer.
+    n
+        Number of participants.
+    skill
+        Probability of recognising an image's origin instead of guessing.
+    p_call_synthetic
+        Probability of saying "synthetic" when guessing.
+    class_accuracy
+        Probability that the class answer is the true class.
+    seed
+        Seed of the answers.
 
     Returns
     -------

@@ -41,10 +41,12 @@ import pandas as pd
 
 from cytoviz import diffusion, fast_mode
 from cytoviz._config import Config
-from cytoviz._io import atomic_path, save_csv
+from cytoviz._io import atomic_path, save_csv, sha256_files
 from cytoviz._paths import default_baseline_dir, pbc_example_dir, results_dir
 from cytoviz.anomaly import anomaly_auc, certainty_kde
 from cytoviz.data import resolve_one, simulate_panel
+from cytoviz.evaluation import BaselineClassifier, domain_shift_table, stored_results
+from cytoviz.heatmaps import counterfactual_heatmaps, grid_sources
 from cytoviz.psychometric import (
     CompiledModels,
     PsychometricConfig,
@@ -55,8 +57,8 @@ from cytoviz.psychometric import (
 from cytoviz.psychometric.experts import expert_psychometric_data
 from cytoviz.psychometric.summary import summarize
 
-# cytoviz.pl (plotly), cytoviz.evaluation and cytoviz.heatmaps are imported in the builders:
-# the command line imports this module for ``cytoviz --help``, which stays fast.
+# cytoviz.pl (plotly) is imported in the builders: the command line imports this module for
+# ``cytoviz --help``, which stays fast.
 
 __all__ = ["FIGURES", "FiguresConfig", "make_figures"]
 
@@ -155,19 +157,11 @@ class _Context:
 
     def model_sha256(self) -> str:
         """SHA-256 of the default model's files (names and contents)."""
-
-        def run():
-            from cytoviz.diffusion._classify_cli import _sha256_files
-
-            return _sha256_files(diffusion.default_model_path())
-
-        return self.memo("model_sha256", run)
+        return self.memo("model_sha256", lambda: sha256_files(diffusion.default_model_path()))
 
     @property
     def baseline(self):
         def load():
-            from cytoviz.evaluation import BaselineClassifier
-
             path = default_baseline_dir()
             if not (path / "model.safetensors").is_file():
                 raise FileNotFoundError(
@@ -284,8 +278,8 @@ def _fig2(ctx: _Context) -> list[Path]:
     paths: list[Path] = []
     # A: the model, its confidence against its correctness, 25 bins.
     model_data = bin_confidence(res.confidence, res.correct, n_bins=25)
-    idata_model = fit(model_data.x, model_data.k, model_data.n, ctx.psych_config(), name="model",
-                      cache=ctx.compiled_models)
+    idata_model = fit(model_data.x, model_data.k, model_data.n, config=ctx.psych_config(),
+                      name="model", cache=ctx.compiled_models)
     paths += _save(pl.psychometric_curve(idata_model, x_title="model confidence",
                                          title="A  CytoDiffusion"),
                    ctx.out, "fig2a_model", ctx.config, width="single")
@@ -316,9 +310,6 @@ _EVAL_COMMAND = "bash scripts/run_evaluations.sh"
 
 
 def _from_results(name: str, command: str) -> Any:
-
-    from cytoviz.evaluation import stored_results
-
     folder = results_dir()
     path = folder / f"{name}.csv"
     if not path.is_file():
@@ -348,7 +339,6 @@ def _fig4(ctx: _Context) -> list[Path]:
 
 def _table2(ctx: _Context) -> list[Path]:
     from cytoviz import pl
-    from cytoviz.evaluation import domain_shift_table
 
     table = _from_results("domain_shift", _EVAL_COMMAND)
     if table is None:
@@ -361,8 +351,6 @@ def _table2(ctx: _Context) -> list[Path]:
 
 
 def _heatmaps(ctx: _Context):
-    from cytoviz.heatmaps import counterfactual_heatmaps, grid_sources
-
     def run():
         res = ctx.result
         src = grid_sources(res)
@@ -401,8 +389,8 @@ def _fig8(ctx: _Context) -> list[Path]:
 
     cfg = diffusion.GenerateConfig(num_inference_steps=ctx.config.generate_steps,
                                    seed=ctx.config.seed)
-    ds = diffusion.generate(ctx.model, list(ctx.model.class_names), ctx.config.n_generated, cfg,
-                            progress=ctx.progress)
+    ds = diffusion.generate(ctx.model, list(ctx.model.class_names), ctx.config.n_generated,
+                            config=cfg, progress=ctx.progress)
     ds.save(ctx.cache / "generated.npz")
     fig = pl.generated_grid(ds, ctx.config.n_generated, title="Generated cells (one row per class)")
     return _save(fig, ctx.out, "fig8_generated", ctx.config, width="double")

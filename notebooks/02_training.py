@@ -87,7 +87,7 @@ if FAST:
 else:
     train_config = cv.diffusion.TrainConfig.tiny()
 run_dir = OUT / "train_run"
-model = cv.diffusion.train(model, train_set, val_set, train_config, out_dir=run_dir,
+model = cv.diffusion.train(model, train_set, val_set, config=train_config, out_dir=run_dir,
                            resume=not FAST, progress=not FAST)
 
 # %% [markdown]

@@ -51,6 +51,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 cv.pl.set_style()
 psy_config = cv.psychometric.PsychometricConfig(draws=200 if FAST else 1000, tune=200 if FAST else 1000,
                                                 chains=1 if FAST else 2)
+compiled = cv.psychometric.CompiledModels()  # every fit below reuses the models compiled here
 
 # %% [markdown]
 # ## The model's confidence
@@ -72,7 +73,8 @@ print(f"accuracy {result.accuracy:.2f} on {len(cells)} cells")
 
 # %%
 binned = cv.psychometric.bin_confidence(result.confidence, result.correct, n_bins=6 if FAST else 25)
-model_fit = cv.psychometric.fit(binned.x, binned.k, binned.n, psy_config, name="model")
+model_fit = cv.psychometric.fit(binned.x, binned.k, binned.n, config=psy_config, name="model",
+                                cache=compiled)
 cv.pl.psychometric_curve(model_fit, "model")
 
 # %%
@@ -89,7 +91,9 @@ summary.threshold_at(model_fit, 0.8)
 panel = cv.data.simulate_panel(cells, n_common=min(200, len(cells)), seed=0)
 by_axis = {axis: experts.expert_psychometric_data(panel, result.confidence, axis=axis)
            for axis in ("consensus", "model")}
-expert_fits = {axis: cv.psychometric.fit_observers(data, psy_config) for axis, data in by_axis.items()}
+# One cache: the second axis reuses the model the first one compiled (same observers, new data).
+expert_fits = {axis: cv.psychometric.fit_observers(data, psy_config, cache=compiled)
+               for axis, data in by_axis.items()}
 experts.correct_counts(by_axis["consensus"])
 
 # %% [markdown]

@@ -55,7 +55,7 @@ cv.pl.set_style()
 model = cv.diffusion.load_default_model()
 N_PER_CLASS = 1 if FAST else 15
 gen_config = cv.diffusion.GenerateConfig(num_inference_steps=5 if FAST else 50, guidance_scale=5.0)
-generated = cv.diffusion.generate(model, "all", N_PER_CLASS, gen_config, progress=not FAST)
+generated = cv.diffusion.generate(model, "all", N_PER_CLASS, config=gen_config, progress=not FAST)
 real = model.crop_input(cv.data.synthesize(N_PER_CLASS, config=cv.data.SynthConfig(seed=8)))
 cv.pl.generated_grid(generated, n_per_class=min(N_PER_CLASS, 6), real=real)
 

@@ -24,8 +24,13 @@ main() {
     mkdir -p "$LOGS"
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
     local PY=.venv/bin/python
+    # the preview shows the shared PBC example images when that folder exists (as run_main.sh)
+    local real=()
+    if [ -d ../shared/data/pbc_example ]; then
+        real=(--real ../shared/data/pbc_example)
+    fi
     (
-        .venv/bin/cytoviz figures --out figures > "$LOGS/figures.log" 2>&1
+        .venv/bin/cytoviz figures --out figures "${real[@]}" > "$LOGS/figures.log" 2>&1
         cp figures/table1_accuracy.csv benchmarks/results/table1_accuracy.csv
         crop=$($PY -c "from cytoviz.diffusion import load_default_model as m; print(m().config.input_crop or '')")
         if [ -n "$crop" ]; then

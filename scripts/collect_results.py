@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cytoviz._io import atomic_path
+from cytoviz._io import atomic_path, sha256_files
 
 #: Tables whose diffusion model is the shipped default model (scripts/run_evaluations.sh).
 PRETRAINED_TABLES = ("domain_shift", "few_shot")
@@ -66,12 +66,11 @@ def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = 
     """Record in ``dest/provenance.json`` which default model (SHA-256 of its files) ``tables``
     were computed with; other entries are kept."""
     from cytoviz.diffusion import default_model_path
-    from cytoviz.diffusion._classify_cli import _sha256_files
 
     model = Path(model) if model is not None else default_model_path()
     path = dest / "provenance.json"
     prov = json.loads(path.read_text()) if path.is_file() else {}
-    sha = _sha256_files(model) if (model / "cytoviz.json").is_file() else None
+    sha = sha256_files(model) if (model / "cytoviz.json").is_file() else None
     for name in tables:
         prov[name] = {"diffusion_model": "data/default_model", "diffusion_model_sha256": sha}
     with atomic_path(path) as tmp:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cytoviz._io import sha256_files
+
 RES = Path(__file__).resolve().parents[1] / "data" / "results"
 
 
@@ -48,11 +50,10 @@ def _shipped(name: str) -> str:
     if not entry or not entry.get("diffusion_model_sha256"):
         return "the shipped data/default_model"
     from cytoviz.diffusion import default_model_path
-    from cytoviz.diffusion._classify_cli import _sha256_files
 
     sha = entry["diffusion_model_sha256"]
     model = default_model_path()
-    if (model / "cytoviz.json").is_file() and _sha256_files(model) == sha:
+    if (model / "cytoviz.json").is_file() and sha256_files(model) == sha:
         return "the shipped data/default_model"
     commit = f", commit {entry['commit']}" if entry.get("commit") else ""
     return (f"an EARLIER default model (model files SHA-256 {sha[:12]}{commit}), not the one "
@@ -149,7 +150,112 @@ def eval_few_shot() -> None:
     print()
 
 
+def _model_note(name: str) -> str:
+    """Which diffusion model a generation table used (``provenance.json``); the generation
+    protocols are not part of ``scripts/run_evaluations.sh``: their commands are in the docs."""
+    note = _shipped(name).replace("; `bash scripts/run_evaluations.sh` recomputes it", "")
+    return f"diffusion model {note}"
+
+
+def eval_class_agreement() -> None:
+    """``generation_agreement.csv``: generated images classified back, per intended class."""
+    t = _table("generation_agreement")
+    if t is None:
+        return
+    first = t.iloc[0]
+    print(f"Source: `data/results/generation_agreement.csv` ({_model_note('generation_agreement')}; "
+          f"{int(first['n'])} images per class, {first['scheduler'].upper()} {int(first['steps'])} "
+          f"steps, guidance {first['guidance_scale']:g}, seed {int(first['generate_seed'])}; the "
+          f"diffusion classifier at most {int(first['max_trials'])} trials with pruning); images "
+          "classified as the intended class, Wilson 95 % intervals\n")
+    print("| intended class | diffusion classifier | CNN baseline |")
+    print("|---|---|---|")
+    for cls in dict.fromkeys(t["intended"]):
+        cells = []
+        for clf in ("diffusion", "baseline"):
+            r = t[(t["classifier"] == clf) & (t["intended"] == cls)]
+            if r.empty:
+                cells.append("-")
+                continue
+            r = r.iloc[0]
+            if cls == "all":
+                cells.append(f"**{100 * r['agreement']:.1f} % [{100 * r['agreement_low']:.1f}, "
+                             f"{100 * r['agreement_high']:.1f}]**")
+            else:
+                cells.append(f"{int(r['n_agree'])}/{int(r['n'])}")
+        label = "**all**" if cls == "all" else cls
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+
+
+def eval_augmentation() -> None:
+    """``augmentation.csv``: CytoDiff, the baseline trained with k generated images per class."""
+    t = _table("augmentation")
+    if t is None:
+        return
+    first = t.iloc[0]
+    print(f"Source: `data/results/augmentation.csv` ({_model_note('augmentation')}; "
+          f"{int(first['n_real_per_class'])} real training images per class, {int(first['n_test'])} "
+          f"test images, generated with {first['scheduler'].upper()} {int(first['steps'])} steps, "
+          f"guidance {first['guidance_scale']:g}; {t['repeat'].nunique()} repeat(s))\n")
+    print("| k per class | same epochs: epochs | accuracy | macro-F1 | AUC | equal steps: epochs "
+          "| accuracy | macro-F1 | AUC |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k in sorted(t["k"].unique()):
+        cells = []
+        for equal in (False, True):
+            r = t[(t["k"] == k) & (t["equal_steps"] == equal)]
+            if r.empty:
+                cells.extend(["-"] * 4)
+                continue
+            cells.extend([f"{int(r['epochs'].iloc[0])}", f"{r['accuracy'].mean():.3f}",
+                          f"{r['macro_f1'].mean():.3f}", f"{r['auc_ovr'].mean():.3f}"])
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    print()
+
+
+def eval_prototypes() -> None:
+    """``prototypes.csv``: IMPROVE prototype conditioning against a one-hot control."""
+    t = _table("prototypes")
+    if t is None:
+        return
+    first = t.iloc[0]
+    print(f"Source: `data/results/prototypes.csv` ({_model_note('prototypes')}; prototypes on "
+          f"{first['embedding']} features, {first['projection']} projection, each generator "
+          f"fine-tuned for {int(first['fine_tune_steps'])} steps; {int(first['n'])} images per "
+          f"class, {first['scheduler'].upper()} {int(first['steps'])} steps, guidance "
+          f"{first['guidance_scale']:g}; {int(first['n_real'])} test images per class; "
+          f"{first['frechet_features']})\n")
+    print("| generator | baseline agreement (all) | Frechet distance on baseline features (all) "
+          "| final fine-tuning loss |")
+    print("|---|---|---|---|")
+    for gen, g in t.groupby("generator", sort=False):
+        r = g[g["intended"] == "all"].iloc[0]
+        agree = round(r["agreement"] * r["n"])
+        print(f"| {gen} | {100 * r['agreement']:.1f} % ({agree}/{int(r['n'])}) | "
+              f"{r['frechet_baseline_features']:.1f} | {r['final_loss']:.3f} |")
+    print()
+
+
+def eval_pbc_low_data() -> None:
+    """``pbc_low_data.csv``: the low-data protocol on the PBC example images (scripts/run_pbc.sh)."""
+    t = _table("pbc_low_data")
+    if t is None:
+        return
+    print(f"Source: `data/results/pbc_low_data.csv` ({_budget('pbc_low_data')}); one run, no "
+          "error bars\n")
+    print("| model | training images per class | training images | test images | accuracy "
+          "| balanced accuracy |")
+    print("|---|---|---|---|---|---|")
+    for r in t.itertuples():
+        name = "CytoDiffusion (tiny)" if r.model == "diffusion" else "CNN baseline"
+        print(f"| {name} | {r.n_per_class} | {r.n_train} | {r.n_images} | {100 * r.accuracy:.1f} % "
+              f"| {100 * r.balanced_accuracy:.1f} % |")
+    print()
+
+
 if __name__ == "__main__":
-    for section in (eval_domain_shift, eval_anomaly, eval_low_data, eval_few_shot):
+    for section in (eval_domain_shift, eval_anomaly, eval_low_data, eval_few_shot,
+                    eval_class_agreement, eval_augmentation, eval_prototypes, eval_pbc_low_data):
         print(f"<!-- {section.__name__} -->")
         section()

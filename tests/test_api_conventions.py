@@ -61,44 +61,7 @@ MAX_POSITIONAL = 3
 
 #: Known violations, as (public name, rule), in files that other changes own; empty it as they
 #: are fixed. Never add a new function here: fix the function.
-_PENDING: frozenset[tuple[str, str]] = frozenset({
-    # cytoviz/data/synth.py
-    ("cytoviz.data.default_splits", "first"),
-    # cytoviz/diffusion/model.py
-    ("cytoviz.diffusion.load_default_model", "first"),
-    ("cytoviz.diffusion.load_default_model", "parameters"),
-    # cytoviz/diffusion/model.py, result.py, train.py: properties and eval() without docstrings
-    ("cytoviz.diffusion.DiffusionModel", "method-docstring"),
-    ("cytoviz.diffusion.ClassificationResult", "method-docstring"),
-    ("cytoviz.diffusion.TrainConfig", "method-docstring"),
-    # cytoviz/diffusion/weighting.py, generate.py, train.py
-    ("cytoviz.diffusion.fit_weighting", "positional"),
-    ("cytoviz.diffusion.generate", "positional"),
-    ("cytoviz.diffusion.train", "positional"),
-    # cytoviz/anomaly.py
-    ("cytoviz.anomaly.normalise_certainty", "parameters"),
-    # cytoviz/psychometric/binning.py, model.py
-    ("cytoviz.psychometric.PsychometricData", "parameters"),
-    ("cytoviz.psychometric.as_psychometric_data", "parameters"),
-    ("cytoviz.psychometric.fit", "parameters"),
-    ("cytoviz.psychometric.fit", "positional"),
-    ("cytoviz.psychometric.psychometric_function", "parameters"),
-    ("cytoviz.psychometric.psychometric_function", "positional"),
-    ("cytoviz.psychometric.sigmoid", "parameters"),
-    ("cytoviz.psychometric.simulate_xkn", "parameters"),
-    # cytoviz/evaluation/augmentation.py, prototypes.py
-    ("cytoviz.evaluation.augmentation_curve", "positional"),
-    ("cytoviz.evaluation.classification_scores", "parameters"),
-    ("cytoviz.evaluation.learn_prototypes", "positional"),
-    # cytoviz/authenticity.py
-    ("cytoviz.authenticity.build_quiz", "positional"),
-    ("cytoviz.authenticity.exact_interval", "parameters"),
-    ("cytoviz.authenticity.load_answers", "parameters"),
-    ("cytoviz.authenticity.save_answers", "parameters"),
-    ("cytoviz.authenticity.simulate_participants", "parameters"),
-    # cytoviz/classes.py
-    ("cytoviz.classes.normalise_class_names", "parameters"),
-})
+_PENDING: frozenset[tuple[str, str]] = frozenset()
 
 _SECTION = "^{}\n-{{3,}}$"
 

@@ -365,7 +365,7 @@ def test_cli_classify_and_refit(tmp_path, model: DiffusionModel, images: np.ndar
     w = load_json(tmp_path / "w.json")
     assert w["weighting"] == "polynomial" and len(w["poly_coeffs"]) == 3
     rc = main(["classify", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.npz"),
-               "--out", str(out), "--max-trials", "6", "--min-trials", "3", "--no-tta",
+               "--out", str(out), "--overwrite", "--max-trials", "6", "--min-trials", "3", "--no-tta",
                "--weighting-file", str(tmp_path / "w.json"), "--quiet", "--mask-radius", "2",
                "--encode-precision", "bfloat16"])
     assert rc == 0

@@ -34,7 +34,7 @@ def model() -> DiffusionModel:
 
 
 def test_shape_dtype_labels_meta(model: DiffusionModel) -> None:
-    ds = generate(model, ["lymphocyte", "basophil"], 2, FAST, progress=False)
+    ds = generate(model, ["lymphocyte", "basophil"], 2, config=FAST, progress=False)
     assert ds.images.shape == (4, 16, 16, 3) and ds.images.dtype == np.uint8
     assert ds.class_names == CLASSES
     assert list(ds.label_names) == ["lymphocyte"] * 2 + ["basophil"] * 2
@@ -44,28 +44,28 @@ def test_shape_dtype_labels_meta(model: DiffusionModel) -> None:
 
 
 def test_same_seed_identical_other_seed_differs(model: DiffusionModel) -> None:
-    a = generate(model, "all", 2, FAST, progress=False)
-    b = generate(model, "all", 2, FAST, progress=False)
-    c = generate(model, "all", 2, FAST.replace(seed=1), progress=False)
+    a = generate(model, "all", 2, config=FAST, progress=False)
+    b = generate(model, "all", 2, config=FAST, progress=False)
+    c = generate(model, "all", 2, config=FAST.replace(seed=1), progress=False)
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
 
 
 def test_image_independent_of_batch_and_other_classes(model: DiffusionModel) -> None:
-    full = generate(model, "all", 2, FAST, progress=False)
-    one = generate(model, ["blast"], 2, FAST.replace(batch_size=1), progress=False)
+    full = generate(model, "all", 2, config=FAST, progress=False)
+    one = generate(model, ["blast"], 2, config=FAST.replace(batch_size=1), progress=False)
     sel = full.labels == CLASSES.index("blast")
     # batched convolutions may round differently; allow one grey level
     assert np.abs(full.images[sel].astype(int) - one.images.astype(int)).max() <= 1
 
 
 def test_dpm_and_eta(model: DiffusionModel) -> None:
-    dpm = generate(model, "blast", 2, FAST.replace(scheduler="dpm"), progress=False)
-    ddim = generate(model, "blast", 2, FAST, progress=False)
+    dpm = generate(model, "blast", 2, config=FAST.replace(scheduler="dpm"), progress=False)
+    ddim = generate(model, "blast", 2, config=FAST, progress=False)
     assert dpm.images.shape == ddim.images.shape
     assert not np.array_equal(dpm.images, ddim.images)
-    e1 = generate(model, "blast", 2, FAST.replace(eta=1.0), progress=False)
-    e2 = generate(model, "blast", 2, FAST.replace(eta=1.0), progress=False)
+    e1 = generate(model, "blast", 2, config=FAST.replace(eta=1.0), progress=False)
+    e2 = generate(model, "blast", 2, config=FAST.replace(eta=1.0), progress=False)
     np.testing.assert_array_equal(e1.images, e2.images)
     assert not np.array_equal(e1.images, ddim.images)
     with pytest.raises(ValueError, match="eta"):
@@ -141,33 +141,33 @@ def test_null_condition_used_for_guidance(model: DiffusionModel, monkeypatch) ->
         return original(sample, t, encoder_hidden_states=encoder_hidden_states, **kw)
 
     monkeypatch.setattr(model.unet, "forward", recording)
-    generate(model, "blast", 2, FAST.replace(guidance_scale=0.0), progress=False)
+    generate(model, "blast", 2, config=FAST.replace(guidance_scale=0.0), progress=False)
     assert all(float(c.abs().sum()) == 0.0 for c in seen)  # unconditional only
     seen.clear()
-    generate(model, "blast", 2, FAST.replace(guidance_scale=1.0), progress=False)
+    generate(model, "blast", 2, config=FAST.replace(guidance_scale=1.0), progress=False)
     assert all(torch.all(c[:, :, 1] == 1) for c in seen)  # conditional only, class 1 one-hot
     seen.clear()
-    generate(model, "blast", 2, FAST.replace(guidance_scale=5.0), progress=False)
+    generate(model, "blast", 2, config=FAST.replace(guidance_scale=5.0), progress=False)
     for c in seen:  # one pass with null rows first, then the class rows
         assert c.shape[0] == 4
         assert float(c[:2].abs().sum()) == 0.0 and torch.all(c[2:, :, 1] == 1)
 
 
 def test_guidance_changes_images(model: DiffusionModel) -> None:
-    a = generate(model, "blast", 2, FAST.replace(guidance_scale=0.0), progress=False)
-    b = generate(model, "blast", 2, FAST.replace(guidance_scale=5.0), progress=False)
+    a = generate(model, "blast", 2, config=FAST.replace(guidance_scale=0.0), progress=False)
+    b = generate(model, "blast", 2, config=FAST.replace(guidance_scale=5.0), progress=False)
     assert not np.array_equal(a.images, b.images)
 
 
 def test_unknown_class_errors(model: DiffusionModel) -> None:
     with pytest.raises(ValueError, match=r"unknown class 'eosinofil'.*basophil"):
-        generate(model, "eosinofil", 1, FAST, progress=False)
+        generate(model, "eosinofil", 1, config=FAST, progress=False)
     with pytest.raises(ValueError, match="out of range"):
         resolve_classes(CLASSES, [5])
     assert resolve_classes(CLASSES, "all") == [0, 1, 2]
     assert resolve_classes(CLASSES, [2, "basophil"]) == [2, 0]
     with pytest.raises(ValueError, match="n_per_class"):
-        generate(model, "blast", 0, FAST, progress=False)
+        generate(model, "blast", 0, config=FAST, progress=False)
     with pytest.raises(ValueError, match="scheduler"):
         GenerateConfig(scheduler="euler")
 
@@ -179,8 +179,8 @@ def test_conditioning_override(model: DiffusionModel) -> None:
         calls.append(labels.clone())
         return model.conditioning(labels)
 
-    a = generate(model, "blast", 2, FAST, progress=False, conditioning=cond_fn)
-    b = generate(model, "blast", 2, FAST, progress=False)
+    a = generate(model, "blast", 2, config=FAST, progress=False, conditioning=cond_fn)
+    b = generate(model, "blast", 2, config=FAST, progress=False)
     np.testing.assert_array_equal(a.images, b.images)
     assert any(bool((c == -1).all()) for c in calls) and any(bool((c == 1).all()) for c in calls)
 
@@ -205,7 +205,7 @@ def test_cli_help_and_tiny_run(model: DiffusionModel, tmp_path, capsys) -> None:
     # same seed, same images as the Python API
     from PIL import Image
 
-    ref = generate(model, "blast", 2, GenerateConfig(num_inference_steps=2), progress=False)
+    ref = generate(model, "blast", 2, config=GenerateConfig(num_inference_steps=2), progress=False)
     got = np.stack([np.asarray(Image.open(out / p)) for p in manifest["path"]])
     np.testing.assert_array_equal(got, ref.images)
     # all classes; a second run into the same folder needs --overwrite
@@ -223,7 +223,7 @@ def test_cli_help_and_tiny_run(model: DiffusionModel, tmp_path, capsys) -> None:
 def test_generated_grid_figure(model: DiffusionModel) -> None:
     from cytoviz import pl
 
-    ds = generate(model, ["blast", "basophil"], 3, FAST, progress=False)
+    ds = generate(model, ["blast", "basophil"], 3, config=FAST, progress=False)
     fig = pl.generated_grid(ds, n_per_class=3)
     assert len(fig.data) == 1 and fig.data[0].type == "image"
     z = np.asarray(fig.data[0].z)

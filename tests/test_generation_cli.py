@@ -59,7 +59,7 @@ def test_class_agreement_cli_and_resume(shipped, tmp_path, monkeypatch, capsys) 
     from cytoviz.diffusion.generate import GenerateConfig, generate
 
     ref = generate(DiffusionModel.from_pretrained(model), "all", 2,
-                   GenerateConfig(num_inference_steps=2), progress=False)
+                   config=GenerateConfig(num_inference_steps=2), progress=False)
     np.testing.assert_array_equal(generated.images, ref.images)
     # a rerun reuses the images and the classifications
     monkeypatch.setattr(runner, "classify_images", lambda *a, **k: pytest.fail("classified again"))

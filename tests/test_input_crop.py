@@ -151,7 +151,7 @@ def test_heatmaps_and_generation_are_crop_sized(model: DiffusionModel) -> None:
     assert heatmap_energy(heat, ds.masks).equals(cropped)
     with pytest.raises(ValueError, match=r"masks must have shape \(2, 3, 16, 16\)"):
         heatmap_energy(heat, ds.masks[..., :20, :20][..., 1:, 1:])
-    gen = generate(model, "bright", 2, GenerateConfig(num_inference_steps=2), progress=False)
+    gen = generate(model, "bright", 2, config=GenerateConfig(num_inference_steps=2), progress=False)
     assert gen.images.shape == (2, 16, 16, 3)
     assert classify(model, gen, FAST, progress=False).n_trials.min() >= 2  # classifiable as is
 
@@ -168,7 +168,7 @@ def _train_config(**changes) -> TrainConfig:
 def test_training_and_validation_loss_on_the_crop(tmp_path) -> None:
     data, val = _data(8), _data(4, seed=1)
     m = DiffusionModel.build(NAMES, CROP, seed=0)
-    out = train(m, data, val, _train_config(), out_dir=tmp_path / "run", progress=False)
+    out = train(m, data, val, config=_train_config(), out_dir=tmp_path / "run", progress=False)
     hist = (tmp_path / "run" / "history.json").read_text()
     assert "val_accuracy" in hist  # the classifier ran on the (cropped) validation images
     loaded = DiffusionModel.from_pretrained(tmp_path / "run" / "model")
@@ -177,12 +177,12 @@ def test_training_and_validation_loss_on_the_crop(tmp_path) -> None:
     assert a == pytest.approx(validation_loss(out, out.crop_input(val), seed=0), rel=1e-6)
     # the same run on pre-cropped images gives the same weights
     m2 = DiffusionModel.build(NAMES, CROP, seed=0)
-    out2 = train(m2, out.crop_input(data), None, _train_config(val_accuracy_images=0),
+    out2 = train(m2, out.crop_input(data), None, config=_train_config(val_accuracy_images=0),
                  out_dir=tmp_path / "run2", progress=False)
     for k, v in out.unet.state_dict().items():
         assert torch.equal(v, out2.unet.state_dict()[k]), k
     with pytest.raises(ValueError, match="the training data: images are 20x20 px"):
-        train(m2, _data(4, size=20), None, _train_config(), out_dir=tmp_path / "bad")
+        train(m2, _data(4, size=20), None, config=_train_config(), out_dir=tmp_path / "bad")
 
 
 def test_cli_input_crop_and_vae_channels(tmp_path, capsys) -> None:
@@ -211,4 +211,4 @@ def test_real_and_generated_cells_must_match_in_size() -> None:
         build_quiz(real, small, n_each=2)
     assert len(build_quiz(real.centre_crop(16), small, n_each=2).key) == 4
     with pytest.raises(ValueError, match=r"generated images are 16 px, the real ones 24 px"):
-        augmentation_curve(None, real, real, [1], generated=small)
+        augmentation_curve(None, real, real, ks=[1], generated=small)

@@ -242,7 +242,13 @@ _WORDS = {"High": 1.0, "moderate": 2 / 3, "LOW": 1 / 3, "No": 0.0, "none": 0.0}
 @st.composite
 def _manifest_rows(draw: st.DrawFn) -> list[dict[str, object]]:
     rows = []
+    seen: set[tuple[int, str]] = set()  # one row per (file, expert): repeats are refused (issue 23)
     for _ in range(draw(st.integers(1, 12))):
+        image = draw(st.integers(0, 3))
+        expert = draw(st.sampled_from(["A", "B", "dr. x"]))
+        if (image, expert) in seen:
+            continue
+        seen.add((image, expert))
         if draw(st.booleans()):
             label = _respell(draw, draw(st.sampled_from(CANONICAL_CLASSES)))
         else:
@@ -256,8 +262,7 @@ def _manifest_rows(draw: st.DrawFn) -> list[dict[str, object]]:
             conf = _WORDS[conf_text]
         else:
             conf_text, conf = "", float("nan")
-        rows.append({"image": draw(st.integers(0, 3)), "label": label,
-                     "expert": draw(st.sampled_from(["A", "B", "dr. x"])),
+        rows.append({"image": image, "label": label, "expert": expert,
                      "conf_text": conf_text, "confidence": conf})
     return rows
 

@@ -62,7 +62,7 @@ def test_prototype_loss_by_hand() -> None:
 def test_loss_decreases_and_prototypes_separate_clusters() -> None:
     x, y, centres = toy_clusters()
     cfg = PrototypeConfig(init="random", epochs=60, n_prototypes=2, batch_size=64, lr=0.05)
-    p = learn_prototypes(x, y, ["a", "b", "c"], cfg)
+    p = learn_prototypes(x, y, ["a", "b", "c"], config=cfg)
     assert p.history.shape == (60, 3)
     assert p.history[-1, 0] < 0.2 * p.history[0, 0]  # total loss falls
     assert p.history[-1, 1] < p.history[0, 1]  # DCE falls
@@ -77,7 +77,7 @@ def test_loss_decreases_and_prototypes_separate_clusters() -> None:
 
 def test_prototypes_save_load(tmp_path) -> None:
     x, y, _ = toy_clusters()
-    p = learn_prototypes(x, y, ["a", "b", "c"], PrototypeConfig(epochs=3))
+    p = learn_prototypes(x, y, ["a", "b", "c"], config=PrototypeConfig(epochs=3))
     p.save(tmp_path / "p.npz")
     back = Prototypes.load(tmp_path / "p.npz")
     np.testing.assert_array_equal(back.prototypes, p.prototypes)
@@ -100,7 +100,7 @@ def test_embed_both_sources(model: DiffusionModel, cells: CellDataset) -> None:
 
 def test_prototype_conditioning_rows(model: DiffusionModel, cells: CellDataset) -> None:
     f = embed(cells, model=model)
-    p = learn_prototypes(f, cells.labels, CLASSES, PrototypeConfig(epochs=5))
+    p = learn_prototypes(f, cells.labels, CLASSES, config=PrototypeConfig(epochs=5))
     for method, kw in (("orthogonal", {}), ("pca", {"features": f})):
         cond = prototype_conditioning(p, model, method=method, **kw)
         assert cond.rows.shape == (3, model.token_dim)
@@ -122,7 +122,7 @@ def test_prototype_conditioning_rows(model: DiffusionModel, cells: CellDataset) 
 
 def test_orthogonal_projection_isometric_for_narrow_embeddings(model: DiffusionModel) -> None:
     x, y, _ = toy_clusters()  # D = 4 < token_dim = 8
-    p = learn_prototypes(x, y, CLASSES, PrototypeConfig(epochs=5))
+    p = learn_prototypes(x, y, CLASSES, config=PrototypeConfig(epochs=5))
     cond = prototype_conditioning(p, model, seed=3)
     e = (p.class_embeddings - p.mean) / p.scale
     e = e - e.mean(0)
@@ -133,7 +133,7 @@ def test_orthogonal_projection_isometric_for_narrow_embeddings(model: DiffusionM
 
 def test_fine_tune_and_generate(model: DiffusionModel, cells: CellDataset, tmp_path) -> None:
     f = embed(cells, model=model)
-    p = learn_prototypes(f, cells.labels, CLASSES, PrototypeConfig(epochs=5))
+    p = learn_prototypes(f, cells.labels, CLASSES, config=PrototypeConfig(epochs=5))
     cond = prototype_conditioning(p, model)
     before = {k: v.clone() for k, v in model.unet.state_dict().items()}
     gen = train_prototype_conditioned(model, cells, cond, steps=3, batch_size=4, progress=False)
@@ -161,7 +161,7 @@ def test_fine_tune_and_generate(model: DiffusionModel, cells: CellDataset, tmp_p
 def test_fine_tuning_lowers_loss(model: DiffusionModel, cells: CellDataset) -> None:
     """Same batches, same noise: the loss over the first steps is higher than over the last."""
     f = embed(cells, model=model)
-    p = learn_prototypes(f, cells.labels, CLASSES, PrototypeConfig(epochs=5))
+    p = learn_prototypes(f, cells.labels, CLASSES, config=PrototypeConfig(epochs=5))
     gen = train_prototype_conditioned(model, cells, prototype_conditioning(p, model), steps=40,
                                       batch_size=12, lr=2e-3, progress=False)
     h = np.asarray(gen.history)

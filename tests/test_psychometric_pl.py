@@ -105,7 +105,7 @@ def test_cli_reads_all_three_layouts(tmp_path):
                   "k": [1, 5, 9, 0, 4, 8], "n": [10] * 6}).to_csv(tmp_path / "xkn.csv", index=False)
     xkn = read_observers(tmp_path / "xkn.csv", bins=12, scheme="equal-width")
     assert list(xkn) == ["a", "b"] and xkn["b"].k.tolist() == [0, 4, 8]
-    rows = [{"image": f"i{i}", "expert": e, "years": y, "label": "x" if (i + y) % 7 else "y",
+    rows = [{"image": f"i{i}", "expert": e, "years": y, "label": "neutrophil" if (i + y) % 7 else "lymphocyte",
              "confidence": ["High", "Low"][i % 2]}
             for i in range(30) for e, y in (("A", 20), ("B", 10), ("C", 5))]
     pd.DataFrame(rows).to_csv(tmp_path / "panel.csv", index=False)

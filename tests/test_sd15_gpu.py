@@ -82,7 +82,7 @@ def check_sd_path(folder: Path, out_dir: Path, *, device: str, image_size: int) 
     conv0 = model.unet.conv_in.weight.detach().clone()
     cfg = TrainConfig.sd15(steps=1, batch_size=2, warmup_steps=0, checkpoint_every=1,
                            val_every=0, val_accuracy_images=0, augment=None, ema_decay=0.5)
-    model = train(model, cells, None, cfg, out_dir=out_dir, progress=False)
+    model = train(model, cells, None, config=cfg, out_dir=out_dir, progress=False)
     assert model.device.type == device
     for k, v in model.vae.state_dict().items():
         assert torch.equal(v, vae0[k]), f"the frozen VAE changed: {k}"

@@ -103,7 +103,7 @@ def test_default_hard_fraction_is_realised():
 
 
 def test_default_splits_keys_imbalance_and_domains():
-    splits = default_splits(SynthConfig(image_size=16, supersample=1), scale=0.05)
+    splits = default_splits(config=SynthConfig(image_size=16, supersample=1), scale=0.05)
     assert list(splits) == ["train", "val", "test", "test_mild", "test_strong"]
     counts = splits["train"].class_counts()
     expected = {c: max(1, round(n * 0.05)) for c, n in DEFAULT_SPLIT_COUNTS["train"].items()}

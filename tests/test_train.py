@@ -116,9 +116,9 @@ def test_training_lowers_the_loss(tmp_path, tiny_model_config):
                        ema_decay=0.9, mixup_prob=0.0, class_dropout=0.0, batch_size=8)
     # the loss of the initial UNet with the VAE that the run will produce is measured after
     # the VAE stage: train the VAE only (stop_at), then the UNet
-    model = train(model, data, None, cfg, out_dir=tmp_path, progress=False, stop_at=30)
+    model = train(model, data, None, config=cfg, out_dir=tmp_path, progress=False, stop_at=30)
     before = validation_loss(model, data, seed=3)
-    model = train(model, data, None, cfg, out_dir=tmp_path, progress=False)
+    model = train(model, data, None, config=cfg, out_dir=tmp_path, progress=False)
     after = validation_loss(model, data, seed=3)
     assert after < 0.8 * before, (before, after)
     hist = json.loads((tmp_path / "history.json").read_text())["history"]
@@ -137,7 +137,7 @@ def test_saved_model_and_files(tmp_path, tiny_model_config):
     data = _easy_data(8)
     model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     cfg = _tiny_config(steps=2, vae_steps=1, val_images=4, val_every=1)
-    out = train(model, data, data, cfg, out_dir=tmp_path, progress=False)
+    out = train(model, data, data, config=cfg, out_dir=tmp_path, progress=False)
     model_dir = tmp_path / "model"
     assert TrainConfig.load(model_dir / "train_config.json") == cfg
     summary = json.loads((model_dir / "train_summary.json").read_text())
@@ -160,7 +160,7 @@ def test_ema_weights_are_what_is_returned(tmp_path, tiny_model_config):
     cfg = _tiny_config(steps=3, vae_steps=0, ema_decay=0.5, lr=1e-2)
     model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     init = {k: v.clone() for k, v in model.unet.state_dict().items()}
-    out = train(model, data, None, cfg, out_dir=tmp_path, progress=False)
+    out = train(model, data, None, config=cfg, out_dir=tmp_path, progress=False)
     ema = out.unet.state_dict()
     ckpt = latest_checkpoint(tmp_path)
     from safetensors.torch import load_file
@@ -177,7 +177,7 @@ def test_ema_weights_are_what_is_returned(tmp_path, tiny_model_config):
 def test_checkpoints_are_pruned_and_atomic(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=5, vae_steps=0, checkpoint_every=1, keep_checkpoints=2)
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
           out_dir=tmp_path, progress=False)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["latest.json", "step-0000004", "step-0000005"]
@@ -193,14 +193,14 @@ def test_resume_is_bit_identical(tmp_path, augment, tiny_model_config):
     data = _easy_data(12)
     cfg = _tiny_config(steps=4, vae_steps=2, checkpoint_every=2, mixup_prob=0.5,
                        augment=AugmentConfig() if augment else None)
-    a = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    a = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
               out_dir=tmp_path / "a", progress=False)
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
           out_dir=tmp_path / "b", progress=False, stop_at=3)
     assert latest_checkpoint(tmp_path / "b").name == "step-0000003"
     # a fresh model object (as in a new process), resumed from the checkpoint
     torch.manual_seed(1234)  # global RNG state must not matter either
-    b = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=99), data, None, cfg,
+    b = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=99), data, None, config=cfg,
               out_dir=tmp_path / "b", progress=False)
     for part in ("unet", "vae"):
         sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
@@ -215,11 +215,11 @@ def test_resume_is_bit_identical(tmp_path, augment, tiny_model_config):
 def test_resume_across_the_stage_boundary(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=2, vae_steps=2)
-    a = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    a = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
               out_dir=tmp_path / "a", progress=False)
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
           out_dir=tmp_path / "b", progress=False, stop_at=2)
-    b = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    b = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
               out_dir=tmp_path / "b", progress=False)
     for k, v in a.unet.state_dict().items():
         assert torch.equal(v, b.unet.state_dict()[k]), k
@@ -228,20 +228,20 @@ def test_resume_across_the_stage_boundary(tmp_path, tiny_model_config):
 def test_resume_refuses_changed_settings(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=2, vae_steps=0)
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
           out_dir=tmp_path, progress=False, stop_at=1)
     with pytest.raises(ValueError, match=r"different settings for \['lr'\]"):
         train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
-              cfg.replace(lr=1.0), out_dir=tmp_path, progress=False)
+              config=cfg.replace(lr=1.0), out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="different training images"):
         train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), _easy_data(8, seed=5), None,
-              cfg, out_dir=tmp_path, progress=False)
+              config=cfg, out_dir=tmp_path, progress=False)
     # more steps is allowed, and --no-resume starts afresh
     train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
-          cfg.replace(steps=3), out_dir=tmp_path, progress=False)
+          config=cfg.replace(steps=3), out_dir=tmp_path, progress=False)
     assert latest_checkpoint(tmp_path).name == "step-0000003"
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg.replace(lr=1.0),
-          out_dir=tmp_path, progress=False, resume=False, stop_at=1)
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
+          config=cfg.replace(lr=1.0), out_dir=tmp_path, progress=False, resume=False, stop_at=1)
     assert latest_checkpoint(tmp_path).name == "step-0000001"
 
 
@@ -249,10 +249,10 @@ def test_data_mismatch_errors(tmp_path, tiny_model_config):
     model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0)
     other = CellDataset(np.zeros((2, 16, 16, 3), np.uint8), np.array([0, 1]), ("a", "b"))
     with pytest.raises(ValueError, match="select_classes"):
-        train(model, other, None, _tiny_config(), out_dir=tmp_path)
+        train(model, other, None, config=_tiny_config(), out_dir=tmp_path)
     big = CellDataset(np.zeros((2, 32, 32, 3), np.uint8), np.array([0, 1]), CLASSES)
     with pytest.raises(ValueError, match="32x32 px"):
-        train(model, big, None, _tiny_config(), out_dir=tmp_path)
+        train(model, big, None, config=_tiny_config(), out_dir=tmp_path)
 
 
 # --------------------------------------------------------------------------- sd15
@@ -293,10 +293,10 @@ def test_sd15_trains_unet_with_frozen_vae(tiny_sd15, tmp_path):
     vae0 = {k: v.clone() for k, v in model.vae.state_dict().items()}
     unet0 = {k: v.clone() for k, v in model.unet.state_dict().items()}
     with pytest.raises(ValueError, match="frozen"):
-        train(model, data, None, _tiny_config(), out_dir=tmp_path / "x")
+        train(model, data, None, config=_tiny_config(), out_dir=tmp_path / "x")
     cfg = TrainConfig.sd15(steps=2, batch_size=2, checkpoint_every=1, val_every=0,
                            val_accuracy_images=0, augment=None, ema_decay=0.5)
-    out = train(model, data, None, cfg, out_dir=tmp_path / "run", progress=False)
+    out = train(model, data, None, config=cfg, out_dir=tmp_path / "run", progress=False)
     for k, v in out.vae.state_dict().items():
         assert torch.equal(v, vae0[k]), k
     assert out.scaling_factor == pytest.approx(0.18215)
@@ -357,7 +357,7 @@ def test_cli_help_lists_options(capsys):
 def test_validation_accuracy_through_the_classifier(tmp_path, tiny_model_config):
     data = _easy_data(8)
     cfg = _tiny_config(steps=1, vae_steps=0, val_accuracy_images=4, val_accuracy_trials=2)
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, data, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, data, config=cfg,
           out_dir=tmp_path, progress=False)
     hist = json.loads((tmp_path / "history.json").read_text())["history"]
     val = [h for h in hist if h["kind"] == "val"][-1]
@@ -403,7 +403,7 @@ def test_cosine_schedule_factor_and_history(tmp_path, tiny_model_config):
         TrainConfig(lr_schedule="linear")
     data = _easy_data(8)
     cfg = _tiny_config(steps=6, vae_steps=0, warmup_steps=2, lr=1e-3, lr_schedule="cosine")
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
           out_dir=tmp_path, progress=False)
     hist = json.loads((tmp_path / "history.json").read_text())["history"]
     lrs = [h["lr"] for h in hist if h.get("kind") == "train_unet"]
@@ -416,12 +416,12 @@ def test_cosine_resume_refuses_changed_steps(tmp_path, tiny_model_config):
     """With the cosine decay the step count shapes the schedule: a resume must keep it."""
     data = _easy_data(8)
     cfg = _tiny_config(steps=4, vae_steps=0, lr_schedule="cosine")
-    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+    train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
           out_dir=tmp_path, progress=False, stop_at=2)
     with pytest.raises(ValueError, match=r"different settings for \['steps'\]"):
         train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None,
-              cfg.replace(steps=6), out_dir=tmp_path, progress=False)
-    model = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, cfg,
+              config=cfg.replace(steps=6), out_dir=tmp_path, progress=False)
+    model = train(DiffusionModel.build(CLASSES, tiny_model_config, seed=0), data, None, config=cfg,
                   out_dir=tmp_path, progress=False)
     assert model is not None
 
@@ -447,7 +447,7 @@ def test_class_embedding_reaches_the_unet_and_trains(tmp_path, tiny_model_config
                          class_labels=model.conditioning(torch.tensor([0, 1]))[:, 0, :]).sample
     assert not torch.allclose(out[0], out[1])
     # It trains, saves and loads with its config.
-    trained = train(model, _easy_data(16), None, _tiny_config(), out_dir=tmp_path / "run",
+    trained = train(model, _easy_data(16), None, config=_tiny_config(), out_dir=tmp_path / "run",
                     progress=False)
     loaded = DiffusionModel.from_pretrained(tmp_path / "run" / "model")
     assert loaded.config.class_embedding and loaded.unet.config.class_embed_type == "projection"

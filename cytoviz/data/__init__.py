@@ -2,15 +2,16 @@
 
 from cytoviz.data._dataset import MASK_NAMES, CellDataset
 from cytoviz.data._image import ImageLoadError, prepare_image
-from cytoviz.data._resolve import resolve, resolve_one
+from cytoviz.data._resolve import SINGLE, resolve, resolve_one
 from cytoviz.data.domains import DOMAINS, DomainShift
-from cytoviz.data.loaders import load_bloodmnist, load_folder, load_manifest
+from cytoviz.data.loaders import load_bloodmnist, load_folder, load_images, load_manifest
 from cytoviz.data.panel import consensus, expert_correctness, simulate_panel
 from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 
 __all__ = [
     "DOMAINS",
     "MASK_NAMES",
+    "SINGLE",
     "CellDataset",
     "DomainShift",
     "ImageLoadError",
@@ -20,6 +21,7 @@ __all__ = [
     "expert_correctness",
     "load_bloodmnist",
     "load_folder",
+    "load_images",
     "load_manifest",
     "prepare_image",
     "resolve",

@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 
 from cytoviz._paths import PBC_ENV, pbc_example_dir
-from cytoviz.data._resolve import resolve_one
+from cytoviz.data._resolve import parse_class_map, resolve_one
 from cytoviz.data.panel import save_panel, simulate_panel
 from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 
 # cytoviz.pl (plotly) is imported in the preview handler, so that ``cytoviz --help`` stays fast.
 
-__all__ = ["register"]
+__all__ = ["add_loader_options", "loader_options", "register"]
 
 _SYNTH_HELP = """\
 Write the default synthetic benchmark to OUT:
@@ -26,6 +26,31 @@ Write a figure with real and synthetic cells side by side, one row per class (PN
 from the suffix of OUT; all three without a suffix). The real images come from --real PATH, or
 else from $CYTOVIZ_PBC_EXAMPLE; without either the figure shows synthetic cells only, and its
 title says so."""
+
+
+def add_loader_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--class-map``, ``--max-image-pixels`` and ``--allow-outside-root`` to a command
+    that reads image folders or manifests (``train``, ``classify``); see :func:`loader_options`."""
+    parser.add_argument("--class-map", metavar="FOLDER=CLASS,...|FILE",
+                        help="name folders or labels that the aliases do not cover, e.g. "
+                        "'Seg=neutrophil,junk=none' (none leaves a folder out), or a .json / "
+                        ".csv file of name, class")
+    parser.add_argument("--max-image-pixels", type=int, metavar="N",
+                        help="decompression-bomb limit per image in pixels (default PIL's, "
+                        "about 89 million); raise it for trusted large images")
+    parser.add_argument("--allow-outside-root", action="store_true",
+                        help="read manifest paths and symlinked files that lie outside the "
+                        "data folder (refused by default)")
+
+
+def loader_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``class_map``, ``contain`` and ``max_image_pixels`` keywords of
+    :func:`cytoviz.data.resolve` from the flags of :func:`add_loader_options`."""
+    return {
+        "class_map": parse_class_map(args.class_map) if args.class_map else None,
+        "contain": not args.allow_outside_root,
+        "max_image_pixels": args.max_image_pixels,
+    }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +96,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         kwargs["hard_fraction"] = args.hard_fraction
     config = SynthConfig(**kwargs)
     out = Path(args.out)
-    splits = default_splits(config, scale=args.scale)
+    splits = default_splits(config=config, scale=args.scale)
     for name, ds in splits.items():
         write_dataset(ds, out / name, overwrite=args.overwrite)
         print(f"{name}: {len(ds)} images -> {out / name}")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cytoviz._io import FORMAT_VERSION, load_npz, save_npz
+from cytoviz.classes import check_class_names
 
 __all__ = ["MASK_NAMES", "CellDataset"]
 
@@ -57,9 +58,8 @@ class CellDataset:
             )
         if not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        names = tuple(str(c) for c in self.class_names)
-        if len(set(names)) != len(names):
-            raise ValueError(f"class_names has duplicates: {names}")
+        # class names become folder names (write_dataset, cytoviz generate): no paths
+        names = check_class_names(str(c) for c in self.class_names)
         if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
             raise ValueError(
                 f"labels must lie in [0, {len(names) - 1}] for {len(names)} classes, "
@@ -180,14 +180,42 @@ class CellDataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CellDataset:
-        """Read a data set written by :meth:`save`."""
+        """Read a data set written by :meth:`save`.
+
+        Parameters
+        ----------
+        path
+            The ``.npz`` file.
+
+        Raises
+        ------
+        ValueError
+            For a file that is not a cytoviz data set, lacks arrays or holds invalid ones
+            (labels out of range, class names that are paths ...); the message names the file.
+        """
         data = load_npz(path)
         if str(data.get("kind", "")) != "CellDataset":
             raise ValueError(f"{path}: not a cytoviz CellDataset file")
+        need = ["format_version", "images", "labels", "class_names"]
+        if "masks" in data:
+            need.append("masks_width")
+        if "meta_columns" in data:
+            need += [f"meta_{i}" for i in range(len(data["meta_columns"]))]
+        missing = [k for k in need if k not in data]
+        if missing:
+            raise ValueError(f"{path}: a CellDataset file lacks the array(s) {missing}; it may "
+                             "be damaged or written by hand: save it again with CellDataset.save")
+        try:
+            return cls._from_arrays(data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    @classmethod
+    def _from_arrays(cls, data: dict[str, np.ndarray]) -> CellDataset:
         version = int(data["format_version"])
         if version != FORMAT_VERSION:
             raise ValueError(
-                f"{path}: written with data format version {version}, this cytoviz reads version "
+                f"written with data format version {version}, this cytoviz reads version "
                 f"{FORMAT_VERSION}; regenerate the file or install a matching cytoviz"
             )
         masks = None

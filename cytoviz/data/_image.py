@@ -7,8 +7,11 @@ file; :class:`ImageLoadError` names the file that cannot be read. Both are publi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -90,7 +93,31 @@ def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def _open(path: Path) -> Image.Image:
+#: Held while PIL's global pixel limit is changed for one file (``max_image_pixels``).
+_PIXEL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pixel_limit(max_image_pixels: int | None) -> Iterator[None]:
+    """PIL's decompression-bomb limit set to ``max_image_pixels`` for one file, then restored."""
+    from PIL import Image
+
+    if max_image_pixels is None:
+        yield
+        return
+    if isinstance(max_image_pixels, bool) or int(max_image_pixels) < 1:
+        raise ValueError(f"max_image_pixels must be a positive number of pixels, got "
+                         f"{max_image_pixels!r}")
+    with _PIXEL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = int(max_image_pixels)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open(path: Path, max_image_pixels: int | None = None) -> Image.Image:
     """Open and fully decode an image file, turning every failure into an ImageLoadError."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -101,17 +128,19 @@ def _open(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: the file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pixel_limit(max_image_pixels):
             # Keep PIL's decompression-bomb protection, and make its warning an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                n_frames = int(getattr(im, "n_frames", 1))
                 im.load()
                 img = ImageOps.exif_transpose(im)
                 img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(
             f"{path}: the image is too large to load safely ({exc}). If you trust this file, "
-            "raise PIL.Image.MAX_IMAGE_PIXELS, or crop the cells out of it first."
+            "raise the limit: max_image_pixels=N (--max-image-pixels N on the command line; "
+            "PIL.Image.MAX_IMAGE_PIXELS is the default), or crop the cells out of it first."
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(
@@ -125,6 +154,9 @@ def _open(path: Path) -> Image.Image:
         ) from exc
     if img.width < 1 or img.height < 1:
         raise ImageLoadError(f"{path}: the image is empty ({img.width}x{img.height} px)")
+    if n_frames > 1:
+        warnings.warn(f"{path}: an animated or multi-page image of {n_frames} frames; using its "
+                      "first frame", UserWarning, stacklevel=4)
     return img
 
 
@@ -133,6 +165,7 @@ def prepare_image(
     image_size: int = 64,
     *,
     crop: Literal["center", "none"] = "center",
+    max_image_pixels: int | None = None,
 ) -> np.ndarray:
     """Read one image and bring it to the model's size.
 
@@ -148,6 +181,10 @@ def prepare_image(
     crop
         ``"center"``: scale the shorter side to ``S`` and keep the centre square (cells are
         centred); ``"none"``: squash the whole image to ``S x S``.
+    max_image_pixels
+        PIL's decompression-bomb limit for this file (default: ``PIL.Image.MAX_IMAGE_PIXELS``,
+        about 89 million pixels); raise it for a trusted large image. The global setting is
+        left unchanged.
 
     Returns
     -------
@@ -159,6 +196,11 @@ def prepare_image(
     ImageLoadError
         For a missing, empty, corrupt, truncated, unreadable or oversized file (PIL's
         decompression-bomb limit stays on); the message names the file.
+
+    Warns
+    -----
+    UserWarning
+        For an animated or multi-page file (GIF, TIFF ...), naming it: its first frame is used.
     """
     from PIL import Image
 
@@ -166,7 +208,7 @@ def prepare_image(
         raise ValueError(f"image_size must be at least 1, got {image_size}")
     size = int(image_size)
     if isinstance(image, str | os.PathLike):
-        rgb = _to_rgb_array(_open(Path(image)))
+        rgb = _to_rgb_array(_open(Path(image), max_image_pixels))
     elif isinstance(image, Image.Image):
         if image.width < 1 or image.height < 1:
             raise ImageLoadError(f"the image is empty ({image.width}x{image.height} px)")

@@ -35,6 +35,7 @@ __all__ = [
     "ImageLoadError",
     "load_bloodmnist",
     "load_folder",
+    "load_images",
     "load_manifest",
     "prepare_image",
 ]
@@ -108,7 +109,8 @@ def _map_names(
             f"{where}: cannot map class name(s) {sorted(set(bad))} to "
             f"{'the given classes' if classes is not None else 'the canonical classes'} "
             f"{list(targets)}. Pass class_map={{'<name>': '<class>'}} to name them, or "
-            "class_map={'<name>': None} to leave them out."
+            "class_map={'<name>': None} to leave them out (command line: --class-map "
+            "NAME=CLASS,OTHER=none)."
         )
     return out
 
@@ -121,10 +123,26 @@ def _class_order(present: Iterable[str], classes: Sequence[str] | None) -> tuple
     return (*canonical, *sorted(present - set(canonical)))
 
 
+def _outside(path: Path, root: Path | None) -> str | None:
+    """Why ``path`` is not inside ``root`` once symlinks and ``..`` are resolved (``None``: it is)."""
+    if root is None:
+        return None
+    real, top = path.resolve(), root.resolve()
+    if real == top or top in real.parents:
+        return None
+    return (f"resolves to {real}, outside {top}; pass contain=False (--allow-outside-root on the "
+            "command line) to read files outside the data folder")
+
+
 def _load_images(
-    paths: Sequence[Path], image_size: int, on_error: str, progress: bool, desc: str
+    paths: Sequence[Path], image_size: int, on_error: str, progress: bool, desc: str,
+    *, contain: Path | None = None, max_image_pixels: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Load images; returns the stack, a keep-mask and the skipped messages."""
+    """Load images; returns the stack, a keep-mask and the skipped messages.
+
+    With ``contain`` a file (or the target of a symlink) outside that folder is an error (or
+    skipped with ``on_error="skip"``).
+    """
     from tqdm.auto import tqdm
 
     images = np.zeros((len(paths), image_size, image_size, 3), dtype=np.uint8)
@@ -138,7 +156,10 @@ def _load_images(
             continue
         cache[p] = i
         try:
-            images[i] = prepare_image(p, image_size)
+            why = _outside(p, contain)
+            if why is not None:
+                raise ImageLoadError(f"{p}: {why}")
+            images[i] = prepare_image(p, image_size, max_image_pixels=max_image_pixels)
         except ImageLoadError as exc:
             if on_error == "raise":
                 raise
@@ -172,6 +193,8 @@ def load_folder(
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
     recursive: bool = True,
     progress: bool = False,
+    contain: bool = True,
+    max_image_pixels: int | None = None,
 ) -> CellDataset:
     """Load a class-per-folder tree (PBC, Raabin-WBC, BCCD crops ...).
 
@@ -200,6 +223,11 @@ def load_folder(
         Also read images in subfolders of a class folder.
     progress
         Show a tqdm progress bar.
+    contain
+        Refuse (or, with ``on_error="skip"``, skip) files whose real location, after
+        symlinks, lies outside ``root``; ``False`` follows symlinks anywhere.
+    max_image_pixels
+        PIL's decompression-bomb limit per image (see :func:`prepare_image`).
 
     Returns
     -------
@@ -215,7 +243,14 @@ def load_folder(
     ValueError
         When there are no class folders or no images.
     ImageLoadError
-        For an unreadable image (with ``on_error="raise"``).
+        For an unreadable image, or (with ``contain``) one whose real location is outside
+        ``root`` (with ``on_error="raise"``).
+
+    Warns
+    -----
+    UserWarning
+        Listing skipped images (``on_error="skip"``), empty class folders and animated images
+        (their first frame is used).
     """
     _check_on_error(on_error)
     root = Path(root)
@@ -272,13 +307,113 @@ def load_folder(
     if empty:
         warnings.warn(f"{base}: class folder(s) {empty} hold no images", UserWarning, stacklevel=2)
     class_names = _class_order(names, classes)
-    images, keep, skipped = _load_images(paths, image_size, on_error, progress, base.name)
+    images, keep, skipped = _load_images(paths, image_size, on_error, progress, base.name,
+                                         contain=root if contain else None,
+                                         max_image_pixels=max_image_pixels)
     _warn_skipped(skipped, str(base))
     if not keep.any():
         raise ValueError(f"{base}: none of the {len(paths)} images could be read")
     labels = np.asarray([class_names.index(n) for n in names], dtype=np.int64)
     meta = pd.DataFrame({"path": [str(p) for p in paths], "source_class": sources})
     return CellDataset(images[keep], labels[keep], class_names, meta=meta[keep].reset_index(drop=True))
+
+
+def load_images(
+    source: str | os.PathLike[str],
+    *,
+    image_size: int = 64,
+    path_column: str = "path",
+    on_error: OnError = "raise",
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    recursive: bool = False,
+    progress: bool = False,
+    contain: bool = True,
+    max_image_pixels: int | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Load unlabelled images: a folder of image files, or a CSV that lists them.
+
+    For classifying images whose class is unknown (``cytoviz classify`` on a folder without
+    class folders, or on a manifest without a ``label`` column).
+
+    Parameters
+    ----------
+    source
+        A folder holding the image files directly, or a CSV file with a ``path`` column
+        (relative paths start from the CSV's folder).
+    image_size
+        Side length of the square images (see :func:`prepare_image`).
+    path_column
+        The CSV's column of image paths.
+    on_error
+        ``"raise"`` on the first unreadable (or, for a CSV, missing) image, or ``"skip"`` it
+        (one warning lists them).
+    extensions
+        File endings read from a folder (case-insensitive).
+    recursive
+        Also read images in subfolders of a folder.
+    progress
+        Show a tqdm progress bar.
+    contain
+        Refuse (or skip) files whose real location, after symlinks and ``..``, lies outside
+        the folder (for a CSV: the CSV's folder); ``False`` reads files anywhere.
+    max_image_pixels
+        PIL's decompression-bomb limit per image (see :func:`prepare_image`).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        ``(N, image_size, image_size, 3)`` ``uint8``.
+    paths : list of str
+        The file of each image.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``source`` (or a file a CSV lists) is missing.
+    ValueError
+        When there are no images, or for an empty CSV, a CSV without ``path_column`` or with
+        empty cells, naming the file and line.
+    ImageLoadError
+        For an unreadable image (with ``on_error="raise"``).
+    """
+    _check_on_error(on_error)
+    source = Path(source)
+    if source.is_dir():
+        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+        files = _image_files(source, exts, recursive)
+        if not files:
+            raise ValueError(f"{source}: no image files with endings {list(exts)}")
+        base, skipped = source, []
+    elif source.is_file():
+        table, lines = _read_rows(source, path_column, path_column)
+        blank = table[path_column].str.strip() == ""
+        if blank.any():
+            raise ValueError(f"{source}, line {int(lines[blank.to_numpy()][0])}, column "
+                             f"{path_column!r}: empty value")
+        base, files, skipped = source.parent, [], []
+        for raw, line in zip(table[path_column], lines, strict=True):
+            p = Path(raw.strip()).expanduser()
+            p = p if p.is_absolute() else base / p
+            why = _outside(p, base) if contain else None
+            msg = (f"{source}, line {int(line)}, column {path_column!r}: "
+                   + (f"{p} {why}" if why else f"no such file {p}"))
+            if why is None and p.is_file():
+                files.append(p)
+            elif on_error == "raise":
+                raise (ValueError if why else FileNotFoundError)(msg)
+            else:
+                skipped.append(msg)
+        if not files:
+            raise ValueError(f"{source}: no rows left to load")
+    else:
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    images, keep, bad = _load_images(files, image_size, on_error, progress, source.name,
+                                     contain=base if contain else None,
+                                     max_image_pixels=max_image_pixels)
+    _warn_skipped(skipped + bad, str(source))
+    if not keep.any():
+        raise ValueError(f"{source}: none of the {len(files)} images could be read")
+    return images[keep], [str(p) for p, k in zip(files, keep, strict=True) if k]
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,6 +439,79 @@ def _confidence(value: Any, line: int, csv_path: Path) -> float:
     return number
 
 
+def _read_rows(csv_path: Path, path_column: str, label_column: str
+               ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The manifest as a table of text, and each row's line in the file (the header is line 1).
+
+    Read with the :mod:`csv` module rather than pandas, which would silently make the leading
+    fields of a row with extra fields into an index.
+    """
+    import csv
+
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, skipinitialspace=True)
+            rows, lines = [], []
+            for row in reader:
+                if any(cell.strip() for cell in row):  # blank lines are skipped
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"{csv_path}: not a readable CSV file ({exc})") from exc
+    if not rows:
+        raise ValueError(f"{csv_path}: the CSV file is empty; it needs a header row with "
+                         f"'{path_column}' and '{label_column}' columns")
+    header = [c.strip() for c in rows[0]]
+    missing = [c for c in (path_column, label_column) if c not in header]
+    if missing:
+        seps = [name for mark, name in ((";", "';'"), ("\t", "tabs"))
+                if any(mark in c for c in header)]
+        sep = seps[0] if seps else None
+        hint = (f" The header looks separated by {sep}: save the file with commas as "
+                "separators (a spreadsheet's 'CSV, comma-separated' format)." if sep else "")
+        raise ValueError(
+            f"{csv_path}: missing column(s) {missing}; the columns are {header}. "
+            f"Rename them or pass path_column= / label_column=.{hint}"
+        )
+    dup = sorted({c for c in header if header.count(c) > 1})
+    if dup:
+        raise ValueError(f"{csv_path}: the header names column(s) {dup} more than once")
+    for row, line in zip(rows[1:], lines[1:], strict=True):
+        if len(row) > len(header):
+            raise ValueError(
+                f"{csv_path}, line {line}: {len(row)} fields where the header has "
+                f"{len(header)} ({', '.join(header)}); put a field that contains a comma in "
+                'double quotes ("a,b.png")'
+            )
+    if len(rows) == 1:
+        raise ValueError(f"{csv_path}: the CSV file has a header but no rows")
+    # a row with fewer fields gets empty ones (as pandas reads it)
+    body = [row + [""] * (len(header) - len(row)) for row in rows[1:]]
+    table = pd.DataFrame(body, columns=header, dtype=str)
+    return table, np.asarray(lines[1:], dtype=np.int64)
+
+
+def _check_repeats(table: pd.DataFrame, paths: Sequence[Path], lines: np.ndarray,
+                   csv_path: Path, label_column: str, labels: Sequence[str | None]) -> None:
+    """Refuse a file listed twice (per expert when there is an ``expert`` column)."""
+    experts = table["expert"].str.strip().tolist() if "expert" in table.columns else None
+    first: dict[tuple[Path, str], int] = {}
+    for i, p in enumerate(paths):
+        key = (p.resolve(), experts[i] if experts is not None else "")
+        j = first.setdefault(key, i)
+        if j == i:
+            continue
+        who = f" by expert {key[1]!r}" if experts is not None else ""
+        if labels[i] != labels[j]:
+            raise ValueError(
+                f"{csv_path}, line {int(lines[i])}: {p} has two labels{who}, "
+                f"{table[label_column].iloc[j].strip()!r} (line {int(lines[j])}) and "
+                f"{table[label_column].iloc[i].strip()!r}; keep one row per file"
+            )
+        raise ValueError(f"{csv_path}, line {int(lines[i])}: repeats line {int(lines[j])} "
+                         f"({p}{who}); keep one row per file")
+
+
 def load_manifest(
     csv_path: str | os.PathLike[str],
     *,
@@ -315,6 +523,8 @@ def load_manifest(
     label_column: str = "label",
     on_error: OnError = "raise",
     progress: bool = False,
+    contain: bool = True,
+    max_image_pixels: int | None = None,
 ) -> CellDataset:
     """Load images listed in a CSV file.
 
@@ -326,10 +536,14 @@ def load_manifest(
         1, 2/3, 1/3, 0). Other columns are kept in ``meta``.
     root
         Folder that relative paths start from (default: the CSV's folder).
-    image_size, classes, class_map, on_error, progress
-        As for :func:`load_folder`; ``on_error="skip"`` also skips rows whose file is missing.
+    image_size, classes, class_map, on_error, progress, max_image_pixels
+        As for :func:`load_folder`; ``on_error="skip"`` also skips rows whose file is missing
+        or outside ``root``.
     path_column, label_column
         Names of the path and label columns.
+    contain
+        Every listed file must lie inside ``root`` (default: the CSV's folder) once ``..``,
+        absolute paths and symlinks are resolved; ``False`` reads files anywhere.
 
     Returns
     -------
@@ -340,31 +554,18 @@ def load_manifest(
     Raises
     ------
     ValueError
-        For an empty CSV, missing columns or empty cells, naming the file, line and column.
+        For an empty or unreadable CSV, missing columns (with a hint for ``;``- or
+        tab-separated files), a row with more fields than the header, empty cells, a file
+        listed twice (with an ``expert`` column: twice by the same expert) or with two
+        labels, or a file outside ``root``; the message names the file, the line (the header
+        is line 1) and the column.
     """
     _check_on_error(on_error)
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: no such file")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{csv_path}: the CSV file is empty; it needs a header row with "
-                         f"'{path_column}' and '{label_column}' columns") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{csv_path}: not a readable CSV file ({exc})") from exc
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in (path_column, label_column) if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{csv_path}: missing column(s) {missing}; the columns are {list(table.columns)}. "
-            "Rename them or pass path_column= / label_column=."
-        )
-    if table.empty:
-        raise ValueError(f"{csv_path}: the CSV file has a header but no rows")
+    table, lines = _read_rows(csv_path, path_column, label_column)
     base = Path(root) if root is not None else csv_path.parent
-    # line numbers as a text editor shows them: the header is line 1
-    lines = np.arange(len(table)) + 2
     for col in (path_column, label_column):
         blank = table[col].str.strip() == ""
         if blank.any():
@@ -373,15 +574,22 @@ def load_manifest(
                 f"({int(blank.sum())} empty cell(s) in this column)"
             )
     mapping = _map_names(sorted(set(table[label_column].str.strip())), classes, class_map, str(csv_path))
+    paths = [Path(raw.strip()).expanduser() for raw in table[path_column]]
+    paths = [p if p.is_absolute() else base / p for p in paths]
+    _check_repeats(table, paths, lines, csv_path, label_column,
+                   [mapping[v.strip()] for v in table[label_column]])
     rows_keep = np.ones(len(table), dtype=bool)
-    paths: list[Path] = []
     skipped: list[str] = []
-    for i, raw in enumerate(table[path_column]):
-        p = Path(raw.strip()).expanduser()
-        p = p if p.is_absolute() else base / p
-        paths.append(p)
+    for i, p in enumerate(paths):
+        why = _outside(p, base) if contain else None
         if mapping[table[label_column].iloc[i].strip()] is None:
             rows_keep[i] = False
+        elif why is not None:
+            msg = f"{csv_path}, line {int(lines[i])}, column {path_column!r}: {p} {why}"
+            if on_error == "raise":
+                raise ValueError(msg)
+            rows_keep[i] = False
+            skipped.append(msg)
         elif not p.is_file():
             msg = f"{csv_path}, line {int(lines[i])}, column {path_column!r}: no such file {p}"
             if on_error == "raise":
@@ -399,7 +607,8 @@ def load_manifest(
     idx = np.flatnonzero(rows_keep)
     if idx.size == 0:
         raise ValueError(f"{csv_path}: no rows left to load")
-    images, keep, bad = _load_images([paths[i] for i in idx], image_size, on_error, progress, csv_path.name)
+    images, keep, bad = _load_images([paths[i] for i in idx], image_size, on_error, progress,
+                                     csv_path.name, max_image_pixels=max_image_pixels)
     _warn_skipped(skipped + bad, str(csv_path))
     idx = idx[keep]
     if idx.size == 0:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cytoviz._io import save_csv
+from cytoviz.classes import CANONICAL_CLASSES, UnknownClassError, normalise_class_name
 from cytoviz.data._dataset import CellDataset
 from cytoviz.data.synth import NEIGHBOURS
 
@@ -305,13 +306,59 @@ def save_panel(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return save_csv(validate_panel(table), path)
 
 
-def load_panel(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read and validate a panel CSV written by :func:`save_panel` (or by hand)."""
+def load_panel(path: str | os.PathLike[str], *,
+               classes: Sequence[str] = CANONICAL_CLASSES) -> pd.DataFrame:
+    """Read and validate a panel CSV written by :func:`save_panel` (or by hand).
+
+    Parameters
+    ----------
+    path
+        The CSV file (columns :data:`PANEL_COLUMNS`, optionally ``true_label``).
+    classes
+        The class names a label may take (aliases such as ``"NEUTROPHIL"`` or ``"ig"`` are
+        mapped onto them).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The validated table (see :func:`validate_panel`), labels as class names.
+
+    Raises
+    ------
+    ValueError
+        For an unreadable file, missing columns or values, unknown confidence words, or a
+        label that is not a class, naming the file, and for a label its line (the header is
+        line 1) and value.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such panel CSV")
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
     try:
-        return validate_panel(table)
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the panel CSV is empty; it needs the columns "
+                         f"{list(PANEL_COLUMNS)}") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable panel CSV ({exc})") from exc
+    try:
+        table = validate_panel(table)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+    for col in ("label", "true_label"):
+        if col not in table.columns:
+            continue
+        names: list[str] = []
+        for i, value in enumerate(table[col]):
+            if isinstance(value, float) and np.isnan(value):
+                names.append(value)
+                continue
+            try:
+                names.append(normalise_class_name(str(value), classes=classes))
+            except UnknownClassError:
+                raise UnknownClassError(
+                    f"{path}, line {i + 2}, column {col!r}: unknown class {value!r}; the "
+                    f"classes are {list(classes)} (aliases such as 'ig' or 'NEUTROPHIL' are "
+                    "accepted)"
+                ) from None
+        table[col] = names
+    return table

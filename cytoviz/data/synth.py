@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from cytoviz._config import Config
-from cytoviz._io import atomic_path, save_csv, save_npz
-from cytoviz.classes import CANONICAL_CLASSES, normalise_class_name
+from cytoviz._io import atomic_path, inside, save_csv, save_npz
+from cytoviz.classes import CANONICAL_CLASSES, check_class_names, normalise_class_name
 from cytoviz.data._dataset import MASK_NAMES, CellDataset
 from cytoviz.data._render import render_cell
 from cytoviz.data.domains import DomainShift, get_domain
@@ -271,7 +271,7 @@ def synthesize(
 
 
 def default_splits(
-    config: SynthConfig | None = None, *, scale: float = 1.0,
+    *, config: SynthConfig | None = None, scale: float = 1.0,
     splits: Sequence[str] | None = None,
 ) -> dict[str, CellDataset]:
     """The default synthetic benchmark: imbalanced training set, balanced val/test sets.
@@ -336,6 +336,15 @@ def write_dataset(
     -------
     Path
         ``folder``.
+
+    Raises
+    ------
+    FileExistsError
+        When ``folder/manifest.csv`` exists and ``overwrite`` is off.
+    ValueError
+        For class names or ids that are not plain file names (``"../x"``, ``"a/b"`` ...) or
+        a file that would land outside ``folder`` (e.g. through a symlinked class folder);
+        nothing is written then.
     """
     from PIL import Image
 
@@ -352,10 +361,15 @@ def write_dataset(
     )
     if len(set(ids)) != len(ids):
         raise ValueError("meta column 'id' has duplicates; ids name the PNG files and must be unique")
+    # class names and ids name folders and files: plain names only, and every path checked
+    check_class_names(dataset.class_names)
+    check_class_names(ids, source="meta column 'id'", what="image id")
+    targets = [inside(folder, Path(dataset.class_names[lab]) / f"{ident}.png")
+               for lab, ident in zip(dataset.labels, ids, strict=True)]
     paths = []
-    for img, lab, ident in zip(dataset.images, dataset.labels, ids, strict=True):
-        rel = Path(dataset.class_names[lab]) / f"{ident}.png"
-        with atomic_path(folder / rel) as tmp:
+    for img, target in zip(dataset.images, targets, strict=True):
+        rel = target.relative_to(folder)
+        with atomic_path(target) as tmp:
             Image.fromarray(img).save(tmp, format="PNG")
         paths.append(rel.as_posix())
     table = pd.DataFrame({

@@ -6,7 +6,14 @@ image: true and predicted class, confidence, certainty, trials, per-class scores
 ``ClassificationResult.load``) through :func:`~cytoviz.diffusion.classify_to_folder`: the images
 are classified in resumable chunks (``--chunk-size``), so a killed run started again with the same
 arguments resumes from ``OUT/result.partial/`` and ends with the same result. A restart with other
-settings, another model or other input images is refused, naming what differs.
+settings, another model or other input images is refused, naming what differs, and so is a
+folder that holds a finished result, unless ``--overwrite``. The output folder is checked
+(writable, not below a file) before the model and the data are read.
+
+``--data`` may hold all of the model's classes or some of them (labels are matched by name), or
+no labels at all: a folder of image files without class folders, or a manifest CSV without a
+``label`` column. ``predictions.csv`` names each image's file in a ``path`` column when the
+files are known.
 
 Every classifier flag defaults to ``None``, meaning the value of :class:`ClassifyConfig` (the
 paper's settings), so the config is the one source of defaults.
@@ -20,18 +27,21 @@ every trial has every class.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import csv
 import inspect
 from pathlib import Path
 
 import numpy as np
 
-from cytoviz._io import load_json, save_json
-from cytoviz.data import CellDataset, resolve_one
+from cytoviz._io import load_json, save_json, writable_folder
+from cytoviz.data import CellDataset, load_images, resolve_one
+from cytoviz.data._cli import add_loader_options, loader_options
+from cytoviz.data._resolve import SPLIT_NAMES
+from cytoviz.data.loaders import IMAGE_EXTENSIONS
 from cytoviz.diffusion.classify_config import ENCODE_PRECISIONS, ClassifyConfig
 from cytoviz.diffusion.model import DiffusionModel
 from cytoviz.diffusion.result import ClassificationResult
-from cytoviz.diffusion.resumable import classify_to_folder
+from cytoviz.diffusion.resumable import PARTIAL_DIR, check_output_folder, classify_to_folder
 from cytoviz.diffusion.weighting import WEIGHTINGS, fit_logistic_weighting, fit_weighting
 
 __all__ = ["register"]
@@ -73,11 +83,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="model folder (save_pretrained)")
     p.add_argument("--data", required=True, metavar="DIR|FILE.npz|synthetic",
                    help="a CellDataset .npz, a manifest .csv, a folder holding SPLIT.npz, split "
-                   "folders or class folders, or 'synthetic' for the built-in generator's splits")
-    p.add_argument("--split",
-                   help="split to classify when --data holds several (default: test)")
+                   "folders or class folders, or 'synthetic' for the built-in generator's "
+                   "splits; it may hold only some of the model's classes. Unlabelled: a folder "
+                   "of images without class folders, or a .csv with a path and no label column")
+    p.add_argument("--split", type=str.lower, choices=SPLIT_NAMES,
+                   help="split to classify when --data holds several (default: test); a folder "
+                   "of class folders, an .npz or a manifest has none")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished result in --out (refused otherwise)")
     p.add_argument("--limit", type=int, help="classify only the first N images")
+    add_loader_options(p)
     c = p.add_argument_group("classifier (defaults: the paper's, ClassifyConfig())")
     c.add_argument("--max-trials", type=int,
                    help=f"trials per image at most (default {d.max_trials})")
@@ -112,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
     c.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_classify)
+    p.set_defaults(func=_run_classify, interrupt_hint=_interrupt_hint)
 
     r = subparsers.add_parser(
         "refit-weighting",
@@ -129,21 +145,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_run_refit)
 
 
-def _sha256_files(folder: Path) -> str:
-    """SHA-256 over the relative names and contents of every file below ``folder``.
-
-    The provenance of a model folder in ``cytoviz figures`` and ``scripts/`` (result tables).
-    """
-    h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\0")
-    return h.hexdigest()
-
-
 def _config(args: argparse.Namespace) -> ClassifyConfig:
     """The ClassifyConfig of the flags given (the others keep the config's defaults)."""
     changes = {name: getattr(args, name) for name in _CONFIG_FLAGS
@@ -158,17 +159,47 @@ def _config(args: argparse.Namespace) -> ClassifyConfig:
     return ClassifyConfig().replace(**changes)
 
 
-def _in_model_classes(data: CellDataset, model: DiffusionModel) -> CellDataset:
-    """``data`` relabelled to the model's classes (refused when it lacks one of them)."""
-    if tuple(data.class_names) == model.class_names:
-        return data
-    missing = sorted(set(model.class_names) - set(data.class_names))
-    if missing:
-        raise ValueError(
-            f"the data lacks the model's classes {missing}; the model knows "
-            f"{list(model.class_names)}"
-        )
-    return data.select_classes(model.class_names)
+def _interrupt_hint(args: argparse.Namespace) -> str:
+    """What the interrupt message adds: the same command resumes."""
+    return (f"the finished chunks are kept in {Path(args.out) / PARTIAL_DIR}; run the same "
+            "command again to resume")
+
+
+def _is_unlabelled(spec: str) -> bool:
+    """Whether ``--data`` names unlabelled images: a folder that holds image files but no
+    subfolders (no class or split folders, no SPLIT.npz), or a CSV with a ``path`` column
+    and no ``label`` column."""
+    path = Path(spec)
+    if path.is_dir():
+        entries = [p for p in path.iterdir() if not p.name.startswith((".", "__"))]
+        return (not any(p.is_dir() for p in entries)
+                and not any(p.suffix.lower() == ".npz" for p in entries)
+                and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries))
+    if path.is_file() and path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh, skipinitialspace=True), [])
+        header = [c.strip() for c in header]
+        return "path" in header and "label" not in header
+    return False
+
+
+def _read_data(args: argparse.Namespace, model: DiffusionModel
+               ) -> tuple[CellDataset | np.ndarray, list[str] | None]:
+    """The images of ``--data`` (labelled, in the model's classes, or unlabelled) and their
+    files (``None``: the data set's own ``meta["path"]``, if any), cut to ``--limit``."""
+    options = loader_options(args)
+    if _is_unlabelled(args.data):
+        if args.split is not None:
+            raise ValueError(f"{args.data}: unlabelled images have no splits; omit --split")
+        options.pop("class_map")
+        images, paths = load_images(args.data, image_size=model.config.image_size, **options)
+        n = len(images) if args.limit is None else min(args.limit, len(images))
+        return images[:n], paths[:n]
+    data = resolve_one(args.data, args.split, image_size=model.config.image_size,
+                       classes=model.class_names, **options)
+    if args.limit is not None:
+        data = data.subset(np.arange(min(args.limit, len(data))))
+    return data, None
 
 
 def _run_classify(args: argparse.Namespace) -> int:
@@ -177,15 +208,13 @@ def _run_classify(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be positive, got {args.limit}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be positive, got {args.chunk_size}")
+    out = writable_folder(args.out)  # before loading anything heavy
+    check_output_folder(out, overwrite=args.overwrite)
     model = DiffusionModel.from_pretrained(args.model, device=args.device)
-    data = resolve_one(args.data, args.split, image_size=model.config.image_size)
-    data = _in_model_classes(data, model)
-    if args.limit is not None:
-        data = data.subset(np.arange(min(args.limit, len(data))))
-    out = Path(args.out)
+    data, paths = _read_data(args, model)
     chunks = {} if args.chunk_size is None else {"chunk_size": args.chunk_size}
     result = classify_to_folder(model, data, out, config=config, progress=not args.quiet,
-                                **chunks)
+                                overwrite=args.overwrite, paths=paths, **chunks)
     summary = f"{len(result)} images, {result.n_evals.mean():.1f} UNet evaluations per image"
     if result.labels is not None:
         summary += (f", accuracy {result.accuracy:.4f}, balanced accuracy "
@@ -205,7 +234,7 @@ def _run_refit(args: argparse.Namespace) -> int:
                                          num_train_timesteps=t_total)
         payload: dict[str, object] = {"weighting": "logistic", "bucket_weights": list(weights)}
     else:
-        coeffs = fit_weighting(raw, result.timesteps, result.labels, args.degree,
+        coeffs = fit_weighting(raw, result.timesteps, result.labels, degree=args.degree,
                                num_train_timesteps=t_total)
         payload = {"weighting": "polynomial", "poly_coeffs": list(coeffs)}
     payload["source"] = str(args.result)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cytoviz._io import writable_folder
 from cytoviz.augment import AugmentConfig
-from cytoviz.data import CellDataset, resolve
-from cytoviz.data._resolve import SINGLE
+from cytoviz.data import SINGLE, CellDataset, resolve
+from cytoviz.data._cli import add_loader_options, loader_options
 from cytoviz.diffusion.model import DiffusionModel, ModelConfig
 from cytoviz.diffusion.train import TrainConfig, train
 
@@ -78,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="side length images from a folder are resized to (default "
                       f"{ModelConfig.tiny().image_size} for tiny, {SD15_IMAGE_SIZE} for sd15 as "
                       "in the paper); .npz data keeps its size")
+    add_loader_options(data)
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (created if needed)")
     model = p.add_argument_group("model")
     model.add_argument("--preset", choices=("tiny", "sd15"), default="tiny",
@@ -138,7 +140,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="stop after this many minutes (checkpoint + model written); run the "
                      "same command again to continue")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, interrupt_hint=_interrupt_hint)
+
+
+def _interrupt_hint(args: argparse.Namespace) -> str:
+    """What the interrupt message adds: the same command resumes from the newest checkpoint."""
+    return (f"run the same command again to resume from the newest checkpoint in "
+            f"{Path(args.out) / 'checkpoints'} (--checkpoint-every sets how often one is "
+            "written)")
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -169,9 +178,11 @@ def _datasets(args: argparse.Namespace, image_size: int, seed: int
               ) -> tuple[CellDataset, CellDataset | None]:
     """Training and validation data: --data's train split (or its only data set) and --val,
     --data's val split, or --val-fraction of the training data held out."""
-    train_data, sets = _split_or_only(args.data, "train", image_size, args.synthetic_scale)
+    opts = loader_options(args)
+    train_data, sets = _split_or_only(args.data, "train", image_size, args.synthetic_scale, opts)
     if args.val:
-        return train_data, _split_or_only(args.val, "val", image_size, args.synthetic_scale)[0]
+        return train_data, _split_or_only(args.val, "val", image_size, args.synthetic_scale,
+                                          opts)[0]
     if "val" in sets:
         return train_data, sets["val"]
     if not 0 <= args.val_fraction < 1:
@@ -183,11 +194,12 @@ def _datasets(args: argparse.Namespace, image_size: int, seed: int
     return train_data.subset(np.sort(perm[n_val:])), train_data.subset(np.sort(perm[:n_val]))
 
 
-def _split_or_only(spec: str, split: str, image_size: int, scale: float | None
+def _split_or_only(spec: str, split: str, image_size: int, scale: float | None,
+                   options: dict[str, object] | None = None
                    ) -> tuple[CellDataset, dict[str, CellDataset]]:
     """The data set ``spec`` holds (or its ``split``), and all that :func:`resolve` read."""
     wanted = list(dict.fromkeys([split, "val"])) if spec == "synthetic" else None
-    sets = resolve(spec, splits=wanted,
+    sets = resolve(spec, splits=wanted, **(options or {}),
                    image_size=image_size, **({} if scale is None else {"scale": scale}))
     for key in (split, SINGLE):
         if key in sets:
@@ -199,6 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     image_size = args.image_size or (
         SD15_IMAGE_SIZE if args.preset == "sd15" else ModelConfig.tiny().image_size)
+    writable_folder(args.out)  # before reading or generating the data
     train_data, val_data = _datasets(args, image_size, config.seed)
     if args.preset == "sd15":
         model = DiffusionModel.from_sd15(args.sd15_path, train_data.class_names)
@@ -222,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     print(f"cytoviz train: {model}\n  train: {train_data}\n  val: {val_data}", file=sys.stderr)
     out = Path(args.out)
-    model = train(model, train_data, val_data, config, out_dir=out, resume=args.resume,
+    model = train(model, train_data, val_data, config=config, out_dir=out, resume=args.resume,
                   progress=not args.quiet)
     print(f"cytoviz train: model written to {out / 'model'}", file=sys.stderr)
     return 0

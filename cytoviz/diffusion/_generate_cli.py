@@ -75,7 +75,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     model = DiffusionModel.from_pretrained(args.model)
     classes: list[str] | str = "all" if "all" in args.classes else list(args.classes)
     resolve_classes(model.class_names, classes)  # fail before loading anything heavy
-    ds = generate(model, classes, args.n_per_class, config, progress=not args.quiet)
+    ds = generate(model, classes, args.n_per_class, config=config, progress=not args.quiet)
     write_dataset(ds, out, overwrite=args.overwrite)
     config.save(out / "generate_config.json")
     counts = ", ".join(f"{c}: {n}" for c, n in ds.class_counts().items() if n)

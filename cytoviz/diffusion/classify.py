@@ -58,8 +58,9 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
     model
         A :class:`~cytoviz.diffusion.DiffusionModel`; its class names define the classes.
     images
-        A :class:`~cytoviz.data.CellDataset` (its labels are kept) or ``uint8`` images
-        ``(N, H, W, 3)`` of the model's image size (or of its ``input_crop``; see
+        A :class:`~cytoviz.data.CellDataset` (its labels are kept, matched to the model's
+        classes by name: it may hold only some of them; see :func:`model_labels`) or
+        ``uint8`` images ``(N, H, W, 3)`` of the model's image size (or of its ``input_crop``; see
         :meth:`~cytoviz.diffusion.DiffusionModel.crop_input`).
     config
         :class:`ClassifyConfig` (default: the paper's settings).
@@ -196,13 +197,8 @@ def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) 
 
 def _as_images(images: Any, labels: Any, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
     if isinstance(images, CellDataset):
-        if tuple(images.class_names) != tuple(class_names):
-            raise ValueError(
-                f"the data set's classes {list(images.class_names)} differ from the model's "
-                f"{list(class_names)}; relabel it with dataset.select_classes(model.class_names)"
-            )
         if labels is None:
-            labels = images.labels
+            labels = model_labels(images, class_names)
         arr = images.images
     else:
         arr = np.asarray(images)
@@ -220,6 +216,45 @@ def _as_images(images: Any, labels: Any, class_names: Sequence[str]) -> tuple[np
                 f"labels must lie in [0, {len(class_names) - 1}], got [{labels.min()}, {labels.max()}]"
             )
     return arr, labels
+
+
+def model_labels(data: CellDataset, class_names: Sequence[str]) -> np.ndarray:
+    """The labels of ``data`` as indices into a model's ``class_names``.
+
+    The data set may hold all of the model's classes or only some of them, in any order (a
+    folder with two cell types, classified by a ten-class model): its labels are matched by
+    class name.
+
+    Parameters
+    ----------
+    data
+        The labelled images.
+    class_names
+        The model's classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` int64 indices into ``class_names``.
+
+    Raises
+    ------
+    ValueError
+        When the data set has classes the model does not know, naming them.
+    """
+    names = tuple(class_names)
+    if tuple(data.class_names) == names:
+        return data.labels
+    unknown = [c for c in data.class_names if c not in names]
+    if unknown:
+        raise ValueError(
+            f"the data set has classes the model does not know: {unknown} (the model knows "
+            f"{list(names)}); leave them out with dataset.select_classes (for image folders and "
+            f"manifests on the command line: --class-map {unknown[0]}=none) or map them onto "
+            "the model's classes"
+        )
+    remap = np.asarray([names.index(c) for c in data.class_names], dtype=np.int64)
+    return remap[data.labels] if len(data) else data.labels
 
 
 def _image_seed(seed: int, index: int) -> int:
@@ -314,56 +349,6 @@ def _plan_timesteps(model: DiffusionModel, config: ClassifyConfig) -> _TimestepP
         sqrt_1mab=torch.from_numpy(np.sqrt(1.0 - abar)).float(), weighting=config.weighting,
         weight_kw=weight_kw,
     )
-
-
-@dataclasses.dataclass
-class _Slot:
-    """State of one image in the engine."""
-
-    index: int
-    gen: torch.Generator
-    remaining: np.ndarray
-    errors: np.ndarray  # (max_trials, K) weighted, NaN for classes not evaluated
-    n: int = 0
-    n_evals: int = 0
-    z0: torch.Tensor | None = None  # cached latent when the encode is deterministic
-    map_sum: torch.Tensor | None = None  # (K, C, h, w)
-    map_count: np.ndarray | None = None  # (K,)
-
-
-class _TrialStore:
-    """Finished images' per-trial errors, appended in finishing order to one growing buffer.
-
-    One ``(rows, K)`` float32 array that doubles when full, instead of one small array per
-    image: a long run then holds no per-image Python objects, and no small long-lived
-    allocations pin the heap between the engine's large temporary tensors.
-    """
-
-    def __init__(self, n_img: int, k: int, rows: int) -> None:
-        self.buf = np.empty((max(rows, 1), k), dtype=np.float32)
-        self.start = np.zeros(n_img, dtype=np.int64)
-        self.used = 0
-
-    def add(self, i: int, errors: np.ndarray) -> None:
-        end = self.used + errors.shape[0]
-        if end > self.buf.shape[0]:
-            grown = np.empty((max(end, 2 * self.buf.shape[0]), self.buf.shape[1]), np.float32)
-            grown[: self.used] = self.buf[: self.used]
-            self.buf = grown
-        self.buf[self.used: end] = errors
-        self.start[i] = self.used
-        self.used = end
-
-    def in_image_order(self, n_trials: np.ndarray) -> np.ndarray:
-        """``(sum(n_trials), K)`` rows, image 0's trials first."""
-        col = _trial_column(n_trials)
-        return self.buf[np.repeat(self.start, n_trials) + col]
-
-
-def _trial_column(n_trials: np.ndarray) -> np.ndarray:
-    """For the flat trial rows of images with ``n_trials`` trials each: the trial number."""
-    offsets = np.cumsum(n_trials) - n_trials
-    return np.arange(int(n_trials.sum()), dtype=np.int64) - np.repeat(offsets, n_trials)
 
 
 class _Outputs:

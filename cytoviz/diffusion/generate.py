@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cytoviz._config import Config
+from cytoviz.classes import check_class_names
 from cytoviz.data import CellDataset
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def _sample_batch(model: DiffusionModel, labels: np.ndarray, seeds: list[int],
 
 
 def generate(model: DiffusionModel, classes: str | Sequence[str] | Sequence[int],
-             n_per_class: int, config: GenerateConfig | None = None, *, progress: bool = True,
+             n_per_class: int, *, config: GenerateConfig | None = None, progress: bool = True,
              conditioning: ConditioningFn | None = None) -> CellDataset:
     """Generate images of the given classes with classifier-free guidance.
 
@@ -241,6 +242,7 @@ def generate(model: DiffusionModel, classes: str | Sequence[str] | Sequence[int]
     import torch
 
     config = config or GenerateConfig()
+    check_class_names(model.class_names, source="the model")  # they name the images' ids
     idx = resolve_classes(model.class_names, classes)
     if int(n_per_class) < 1:
         raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")

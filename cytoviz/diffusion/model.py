@@ -27,6 +27,7 @@ import numpy as np
 
 from cytoviz._io import FORMAT_VERSION, load_json, save_json
 from cytoviz._paths import MODEL_ENV, default_model_dir
+from cytoviz.classes import check_class_names
 from cytoviz.data import CellDataset
 from cytoviz.diffusion.model_config import ModelConfig
 
@@ -150,15 +151,8 @@ class DiffusionModel:
             )
         meta_path = path / "cytoviz.json"
         if meta_path.is_file():
-            meta = load_json(meta_path)
-            version = int(meta.get("format_version", -1))
-            if version != FORMAT_VERSION:
-                raise ValueError(
-                    f"{meta_path}: model format version {version}, this cytoviz reads version "
-                    f"{FORMAT_VERSION}; re-save the model with a matching cytoviz"
-                )
-            config = ModelConfig.from_dict(meta["config"])
-            saved = tuple(meta["class_names"])
+            config, saved = _read_meta(meta_path)
+            _check_training_summary(path / "train_summary.json", saved, meta_path)
             if class_names is not None and tuple(class_names) != saved:
                 raise ValueError(
                     f"{path}: the model was trained on classes {list(saved)}, "
@@ -173,14 +167,29 @@ class DiffusionModel:
                 )
             config = None
         kw = dict(local_files_only=True, use_safetensors=True)
-        try:
-            unet = UNet2DConditionModel.from_pretrained(path / "unet", **kw)
-            vae = AutoencoderKL.from_pretrained(path / "vae", **kw)
-            scheduler = DDPMScheduler.from_pretrained(path / "scheduler", local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: could not load the model ({exc})") from exc
+        parts = {}
+        for name, loader in (("unet", lambda p: UNet2DConditionModel.from_pretrained(p, **kw)),
+                             ("vae", lambda p: AutoencoderKL.from_pretrained(p, **kw)),
+                             ("scheduler", lambda p: DDPMScheduler.from_pretrained(
+                                 p, local_files_only=True))):
+            try:
+                parts[name] = loader(path / name)
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                # diffusers builds the part from its config.json: a value of the wrong type
+                # surfaces as a TypeError deep inside torch
+                raise ValueError(f"{path / name / _PART_CONFIG[name]}: could not load the "
+                                 f"model's {name} ({type(exc).__name__}: {exc})") from exc
+        unet, vae, scheduler = parts["unet"], parts["vae"], parts["scheduler"]
         if config is None:
             config = _config_from_parts(vae, unet, scheduler)
+        else:
+            _check_parts(config, vae, unet, scheduler, path, meta_path)
+        if len(class_names) > int(unet.config.cross_attention_dim):
+            raise ValueError(
+                f"{meta_path if meta_path.is_file() else path}: {len(class_names)} class names "
+                f"do not fit in the conditioning rows of width "
+                f"{unet.config.cross_attention_dim} of {path / 'unet' / 'config.json'}"
+            )
         model = cls(vae, unet, scheduler, class_names, config)
         if device is not None:
             model.to(device)
@@ -234,6 +243,9 @@ class DiffusionModel:
             {
                 "format_version": FORMAT_VERSION,
                 "class_names": list(self.class_names),
+                # the one-hot width the model is trained with: a hand-edited, shorter list of
+                # class names is refused on loading
+                "n_classes": self.n_classes,
                 "config": self.config.to_dict(),
             },
             path / "cytoviz.json",
@@ -243,14 +255,17 @@ class DiffusionModel:
     # ------------------------------------------------------------------ helpers
     @property
     def n_classes(self) -> int:
+        """Number of classes the model is conditioned on."""
         return len(self.class_names)
 
     @property
     def n_tokens(self) -> int:
+        """Number of conditioning tokens per class (``config.n_tokens``)."""
         return int(self.config.n_tokens)
 
     @property
     def token_dim(self) -> int:
+        """Width of a conditioning token (the UNet's ``cross_attention_dim``)."""
         return int(self.unet.config.cross_attention_dim)
 
     @property
@@ -260,6 +275,7 @@ class DiffusionModel:
 
     @property
     def device(self) -> torch.device:
+        """The device the UNet's weights are on."""
         return next(self.unet.parameters()).device
 
     def to(self, device: str | torch.device) -> DiffusionModel:
@@ -269,6 +285,7 @@ class DiffusionModel:
         return self
 
     def eval(self) -> DiffusionModel:
+        """Put the VAE and UNet in evaluation mode (in place); returns ``self``."""
         self.vae.eval()
         self.unet.eval()
         return self
@@ -420,6 +437,92 @@ class DiffusionModel:
         )
 
 
+#: The config file of each part of a model folder (named in load errors).
+_PART_CONFIG = {"unet": "config.json", "vae": "config.json",
+                "scheduler": "scheduler_config.json"}
+
+
+def _read_meta(meta_path: Path) -> tuple[ModelConfig, tuple[str, ...]]:
+    """The ModelConfig and class names of a ``cytoviz.json``, every field checked."""
+    meta = load_json(meta_path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: holds a JSON {type(meta).__name__}, not an object with "
+                         "format_version, class_names and config")
+    missing = [k for k in ("format_version", "class_names", "config") if k not in meta]
+    if missing:
+        raise ValueError(f"{meta_path}: lacks {missing}; a cytoviz model folder's cytoviz.json "
+                         "has format_version, class_names and config (save_pretrained writes "
+                         "them)")
+    version = meta["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{meta_path}: format_version must be an integer, got {version!r}")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{meta_path}: model format version {version}, this cytoviz reads version "
+            f"{FORMAT_VERSION}; re-save the model with a matching cytoviz"
+        )
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{meta_path}, config: {exc}") from exc
+    names = meta["class_names"]
+    if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        raise ValueError(f"{meta_path}: class_names must be a list of strings, got {names!r}")
+    saved = tuple(names)
+    check_class_names(saved, source=f"{meta_path}, class_names")  # they name folders
+    if len(saved) < 2:
+        raise ValueError(f"{meta_path}: a classifier needs at least 2 class names, got "
+                         f"{list(saved)}")
+    n = meta.get("n_classes", len(saved))
+    if isinstance(n, bool) or not isinstance(n, int) or n != len(saved):
+        raise ValueError(f"{meta_path}: n_classes is {n!r} but class_names has {len(saved)} "
+                         "names; the model was trained on n_classes classes: list them all, in "
+                         "the order of the one-hot conditioning")
+    if len(saved) > config.token_dim:
+        raise ValueError(f"{meta_path}: {len(saved)} class names do not fit in conditioning "
+                         f"rows of width token_dim={config.token_dim}")
+    return config, saved
+
+
+def _check_training_summary(summary_path: Path, saved: tuple[str, ...], meta_path: Path) -> None:
+    """Refuse class names that differ from those the model was trained on (train_summary.json)."""
+    if not summary_path.is_file():
+        return
+    summary = load_json(summary_path)
+    trained = summary.get("class_names") if isinstance(summary, dict) else None
+    if isinstance(trained, list) and tuple(trained) != saved:
+        raise ValueError(
+            f"{meta_path}: class_names {list(saved)} differ from the {len(trained)} classes the "
+            f"model was trained on, {trained} ({summary_path}); restore them"
+        )
+
+
+def _check_parts(config: ModelConfig, vae: AutoencoderKL, unet: UNet2DConditionModel,
+                 scheduler: DDPMScheduler, path: Path, meta_path: Path) -> None:
+    """Refuse a cytoviz.json whose architecture disagrees with the saved parts' configs."""
+    embed = getattr(unet.config, "class_embed_type", None) == "projection"
+    checks = (
+        ("token_dim", config.token_dim, "unet", "cross_attention_dim",
+         unet.config.cross_attention_dim),
+        ("latent_channels", config.latent_channels, "unet", "in_channels", unet.config.in_channels),
+        ("latent_channels", config.latent_channels, "vae", "latent_channels",
+         vae.config.latent_channels),
+        ("unet_channels", config.unet_channels, "unet", "block_out_channels",
+         tuple(unet.config.block_out_channels)),
+        ("vae_channels", config.vae_channels, "vae", "block_out_channels",
+         tuple(vae.config.block_out_channels)),
+        ("class_embedding", config.class_embedding, "unet", "class_embed_type", embed),
+        ("num_train_timesteps", config.num_train_timesteps, "scheduler", "num_train_timesteps",
+         scheduler.config.num_train_timesteps),
+    )
+    for field, ours, part, key, theirs in checks:
+        if ours != theirs:
+            raise ValueError(
+                f"{meta_path}: config {field}={ours!r} disagrees with {key}={theirs!r} in "
+                f"{path / part / _PART_CONFIG[part]}; the files do not belong to one model"
+            )
+
+
 def _config_from_parts(vae: AutoencoderKL, unet: UNet2DConditionModel,
                        scheduler: DDPMScheduler) -> ModelConfig:
     """Describe a plain diffusers model (e.g. SD-1.5) as a ModelConfig."""
@@ -501,8 +604,18 @@ def default_model_path() -> Path:
     return default_model_dir()
 
 
-def load_default_model(device: str | None = None) -> DiffusionModel:
+def load_default_model(*, device: str | None = None) -> DiffusionModel:
     """Load the shipped default ``tiny`` model (trained on the embedded synthetic data).
+
+    Parameters
+    ----------
+    device
+        ``"cpu"``, ``"cuda"``, ... (default: CPU).
+
+    Returns
+    -------
+    DiffusionModel
+        The model, in evaluation mode.
 
     Raises
     ------

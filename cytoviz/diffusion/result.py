@@ -142,6 +142,7 @@ class ClassificationResult:
 
     @property
     def n_classes(self) -> int:
+        """Number of classes scored (``len(class_names)``)."""
         return len(self.class_names)
 
     @functools.cached_property

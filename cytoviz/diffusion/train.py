@@ -30,9 +30,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cytoviz._io import writable_folder
 from cytoviz.cli import main as cli_main
 from cytoviz.diffusion._checkpoint import latest_checkpoint
 from cytoviz.diffusion._trainer import Trainer
@@ -62,7 +62,7 @@ __all__ = [
 
 
 def train(model: DiffusionModel, train: CellDataset, val: CellDataset | None = None,
-          config: TrainConfig | None = None, *, out_dir: str | os.PathLike[str],
+          *, config: TrainConfig | None = None, out_dir: str | os.PathLike[str],
           resume: bool = True, progress: bool = True, stop_at: int | None = None) -> DiffusionModel:
     """Train a diffusion model (VAE stage for small models, then the UNet) and save it.
 
@@ -107,8 +107,7 @@ def train(model: DiffusionModel, train: CellDataset, val: CellDataset | None = N
         val = _check_data(model, val, "validation")
     if stop_at is not None and stop_at < 0:
         raise ValueError(f"stop_at must be >= 0, got {stop_at}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out_dir)  # fail now, not at the first history write
     trainer = Trainer(model, train, val, config, out, progress)
     done = trainer.run(resume, stop_at)
     return trainer.finish(done)

@@ -152,6 +152,7 @@ class TrainConfig(Config):
 
     @property
     def n_vae_steps(self) -> int:
+        """VAE fine-tuning steps actually run: ``vae_steps`` when ``train_vae``, else 0."""
         return self.vae_steps if self.train_vae else 0
 
     @classmethod

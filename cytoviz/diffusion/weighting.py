@@ -177,8 +177,23 @@ def _per_trial_std(errors: np.ndarray) -> np.ndarray:
     return np.where(n_ok >= 2, std, np.nan)
 
 
+def _errors_and_timesteps(errors: np.ndarray, timesteps: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(N, n_trials, K)`` errors and ``(N, n_trials)`` timesteps (float64) of a fit."""
+    errors = np.asarray(errors, dtype=np.float64)
+    if errors.ndim != 3:
+        raise ValueError(f"errors must be (N, n_trials, K), got shape {errors.shape}")
+    n, n_t, _ = errors.shape
+    ts = np.asarray(timesteps, dtype=np.float64)
+    if ts.ndim == 1:
+        ts = np.broadcast_to(ts, (n, n_t))
+    if ts.shape != (n, n_t):
+        raise ValueError(f"timesteps must be ({n}, {n_t}) or ({n_t},), got {np.shape(timesteps)}")
+    return errors, ts
+
+
 def fit_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np.ndarray | None = None,
-                  degree: int = 4, *, num_train_timesteps: int = 1000) -> tuple[float, ...]:
+                  *, degree: int = 4, num_train_timesteps: int = 1000) -> tuple[float, ...]:
     """Refit the polynomial weighting on a validation set (paper, supplement G).
 
     The polynomial ``f(s)`` is fitted by least squares to the median over images of the
@@ -209,15 +224,8 @@ def fit_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np.ndarray 
         ``degree + 1`` coefficients in increasing order of the power of ``s``, ready for
         ``ClassifyConfig(weighting="polynomial", poly_coeffs=...)``.
     """
-    errors = np.asarray(errors, dtype=np.float64)
-    if errors.ndim != 3:
-        raise ValueError(f"errors must be (N, n_trials, K), got shape {errors.shape}")
-    n, n_t, _ = errors.shape
-    ts = np.asarray(timesteps, dtype=np.float64)
-    if ts.ndim == 1:
-        ts = np.broadcast_to(ts, (n, n_t))
-    if ts.shape != (n, n_t):
-        raise ValueError(f"timesteps must be ({n}, {n_t}) or ({n_t},), got {np.shape(timesteps)}")
+    errors, ts = _errors_and_timesteps(errors, timesteps)
+    n = errors.shape[0]
     if degree < 0:
         raise ValueError(f"degree must be >= 0, got {degree}")
     std = _per_trial_std(errors)  # (N, n_t)
@@ -280,13 +288,8 @@ def fit_logistic_weighting(errors: np.ndarray, timesteps: np.ndarray, labels: np
     """
     from sklearn.linear_model import LogisticRegression
 
-    errors = np.asarray(errors, dtype=np.float64)
-    if errors.ndim != 3:
-        raise ValueError(f"errors must be (N, n_trials, K), got shape {errors.shape}")
-    n, n_t, k = errors.shape
-    ts = np.asarray(timesteps, dtype=np.float64)
-    if ts.ndim == 1:
-        ts = np.broadcast_to(ts, (n, n_t))
+    errors, ts = _errors_and_timesteps(errors, timesteps)
+    n, _, k = errors.shape
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")

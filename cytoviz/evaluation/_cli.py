@@ -11,15 +11,28 @@ interruption skips them.
 Flags default to ``None``: an option not given leaves the protocol's own default (its keyword
 argument, :class:`~cytoviz.evaluation.EvalBudget`, :class:`~cytoviz.diffusion.GenerateConfig`,
 :class:`~cytoviz.evaluation.PrototypeConfig`) in force, so those are the one source of defaults.
-cytoviz's modules are imported in the handlers, not here: ``cytoviz --help`` stays fast
-(see :mod:`cytoviz.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
+
+from cytoviz._io import atomic_path, save_csv
+from cytoviz.anomaly import anomaly_auc, certainty_kde
+from cytoviz.diffusion.generate import GenerateConfig
+from cytoviz.evaluation import generation as G
+from cytoviz.evaluation.anomaly_detection import anomaly_scores
+from cytoviz.evaluation.budget import resolve_budget
+from cytoviz.evaluation.low_data_regime import low_data
+from cytoviz.evaluation.prototypes import PrototypeConfig
+from cytoviz.evaluation.shift import domain_shift, few_shot
+from cytoviz.evaluation.tables import domain_shift_latex, domain_shift_table, summarise
+
+# cytoviz.pl (plotly) is imported in the handlers, so that ``cytoviz --help`` stays fast
+# (see :mod:`cytoviz.cli`).
 
 __all__ = ["register"]
 
@@ -139,8 +152,6 @@ def _given(args: argparse.Namespace, **names: str) -> dict[str, Any]:
 
 
 def _budget(args: argparse.Namespace) -> Any:
-    from cytoviz.evaluation.budget import resolve_budget
-
     budget = resolve_budget(getattr(args, "budget", None))
     changes: dict[str, Any] = {}
     train = _given(args, steps="train_steps", vae_steps="vae_steps", lr="lr",
@@ -172,15 +183,7 @@ def _save_figures(fig: Any, path: Path, formats: list[str]) -> list[Path]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
     from cytoviz import pl
-    from cytoviz._io import atomic_path, save_csv
-    from cytoviz.anomaly import anomaly_auc, certainty_kde
-    from cytoviz.evaluation.anomaly_detection import anomaly_scores
-    from cytoviz.evaluation.low_data_regime import low_data
-    from cytoviz.evaluation.shift import domain_shift, few_shot
-    from cytoviz.evaluation.tables import domain_shift_latex, domain_shift_table, summarise
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,10 +241,6 @@ def _run_generation(args: argparse.Namespace, budget: Any, out: Path, formats: l
                     ) -> list[Path]:
     """The protocols on generated images (:mod:`cytoviz.evaluation.generation`)."""
     from cytoviz import pl
-    from cytoviz._io import save_csv
-    from cytoviz.diffusion.generate import GenerateConfig
-    from cytoviz.evaluation import generation as G
-    from cytoviz.evaluation.prototypes import PrototypeConfig
 
     sampler = _given(args, num_inference_steps="steps", guidance_scale="guidance",
                      scheduler="scheduler")

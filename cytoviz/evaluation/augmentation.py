@@ -31,6 +31,18 @@ def classification_scores(classifier: BaselineClassifier, test: CellDataset) -> 
 
     Classes are matched by name. Macro-F1 and AUC average over the classes present in ``test``
     (AUC of class ``c``: its softmax probability scoring ``c`` against every other class).
+
+    Parameters
+    ----------
+    classifier
+        A trained baseline classifier.
+    test
+        The images to score it on (labels matched to the classifier's classes by name).
+
+    Returns
+    -------
+    dict of str to float
+        ``accuracy``, ``balanced_accuracy``, ``macro_f1`` and ``auc_ovr``.
     """
     from sklearn.metrics import f1_score, roc_auc_score
 
@@ -59,8 +71,8 @@ def augmentation_curve(
     model: DiffusionModel | None,
     train_small: CellDataset,
     test: CellDataset,
-    ks: Sequence[int] = (0, 10, 50, 100),
     *,
+    ks: Sequence[int] = (0, 10, 50, 100),
     generated: CellDataset | None = None,
     generate_config: GenerateConfig | None = None,
     baseline_config: BaselineConfig | None = None,
@@ -122,7 +134,7 @@ def augmentation_curve(
             raise ValueError("pass model= to generate synthetic images, or generated= (a pool)")
         cfg = generate_config or GenerateConfig(seed=seed)
         present = [c for c in classes if (train_small.label_names == c).any()]
-        generated = generate(model, present, k_max, cfg, progress=progress)
+        generated = generate(model, present, k_max, config=cfg, progress=progress)
     pool = None
     if generated is not None:
         unknown = [c for c in generated.class_names if c not in classes

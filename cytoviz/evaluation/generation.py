@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytoviz._io import load_json, save_json
+from cytoviz._io import inside, load_json, save_json
 from cytoviz._paths import default_baseline_dir, default_model_dir
 from cytoviz.authenticity import class_agreement
 from cytoviz.data import resolve
@@ -134,7 +134,7 @@ def _pool_columns(pool: CellDataset | None, cfg: GenerateConfig, tag: str) -> di
 
 def _generated(store: Any, key: str, make: Callable[[], CellDataset]) -> tuple[CellDataset, Path]:
     """A generated set from ``store.root/generated/KEY.npz``, made and saved when missing."""
-    path = store.root / "generated" / f"{slug(key)}.npz"
+    path = inside(store.root / "generated", f"{slug(key)}.npz")
     if store.cache and path.is_file():
         return CellDataset.load(path), path
     ds = make()
@@ -229,7 +229,7 @@ def generated_class_agreement(
     frames = []
     with open_store(out, budget, "class_agreement") as store:
         generated, _ = _generated(store, key, lambda: generate(
-            gen_model, "all", n_per_class, cfg, progress=progress))
+            gen_model, "all", n_per_class, config=cfg, progress=progress))
         for name in models:
             unit = f"{name}-{key}-classify{seed}"
             cached = store.load(unit)
@@ -340,7 +340,7 @@ def synthetic_augmentation(
             present = _present(train_small)
             pool_tag = _gen_key("pool", max(ks), cfg)
             generated, path = _generated(store, pool_tag, lambda: generate(
-                gen_model, present, max(ks), cfg, progress=progress))
+                gen_model, present, max(ks), config=cfg, progress=progress))
             pool_name = str(path)
         else:
             pool_name = pool_tag = "none"
@@ -354,7 +354,7 @@ def synthetic_augmentation(
             unit += f"-crop{generated.image_size}"
         table = store.load(unit)
         if table is None:
-            table = augmentation_curve(None, train_small, test, ks, generated=generated,
+            table = augmentation_curve(None, train_small, test, ks=ks, generated=generated,
                                        baseline_config=budget.baseline, repeats=repeats,
                                        seed=seed, equal_steps=equal_steps, progress=progress)
             table["equal_steps"] = bool(equal_steps)
@@ -464,7 +464,8 @@ def prototype_comparison(
         if store.cache and ppath.is_file() and prototypes.Prototypes.load(ppath).config == pcfg:
             protos = prototypes.Prototypes.load(ppath)
         else:
-            protos = prototypes.learn_prototypes(feats, train.labels, train.class_names, pcfg)
+            protos = prototypes.learn_prototypes(feats, train.labels, train.class_names,
+                                                 config=pcfg)
             protos.save(ppath)
         cond = prototypes.prototype_conditioning(protos, base_model, method=projection, seed=seed,
                                                  features=feats if projection == "pca" else None)

@@ -266,7 +266,7 @@ class Prototypes:
 
 
 def learn_prototypes(features: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
-                     config: PrototypeConfig | None = None) -> Prototypes:
+                     *, config: PrototypeConfig | None = None) -> Prototypes:
     """Learn class prototypes on fixed embeddings with ``DCE + lambda * PL``.
 
     Parameters
@@ -475,7 +475,7 @@ class PrototypeGenerator:
     def generate(self, classes: str | Sequence[str] | Sequence[int], n_per_class: int,
                  config: GenerateConfig | None = None, *, progress: bool = True) -> CellDataset:
         """:func:`~cytoviz.diffusion.generate` with this generator's conditioning."""
-        return generate(self.model, classes, n_per_class, config, progress=progress,
+        return generate(self.model, classes, n_per_class, config=config, progress=progress,
                         conditioning=self.conditioning)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:

@@ -278,7 +278,8 @@ def fit_diffusion(
     n_ckpt = budget.val_checkpoints if val is not None else 1
     if n_ckpt == 1:
         model = budget.build_model(train.class_names, seed=seed)
-        model = diffusion_train(model, train, None, cfg, out_dir=folder / "run", progress=progress)
+        model = diffusion_train(model, train, None, config=cfg, out_dir=folder / "run",
+                                progress=progress)
         _copy_model(folder / "run" / "model", final)
         return model
     # Checkpoint selection on validation balanced accuracy.
@@ -288,8 +289,8 @@ def fit_diffusion(
     best = -1.0
     for stop in stops:
         model = budget.build_model(train.class_names, seed=seed)
-        model = diffusion_train(model, train, None, cfg, out_dir=folder / "run", progress=progress,
-                                stop_at=cfg.n_vae_steps + int(stop))
+        model = diffusion_train(model, train, None, config=cfg, out_dir=folder / "run",
+                                progress=progress, stop_at=cfg.n_vae_steps + int(stop))
         value = score_diffusion(model, val_small, budget, seed=seed,
                                 progress=progress)["balanced_accuracy"]
         if value >= best:

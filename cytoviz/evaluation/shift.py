@@ -166,7 +166,8 @@ def _fine_tune_diffusion(model: DiffusionModel, ds: CellDataset, budget: EvalBud
         warmup_steps=min(budget.train.warmup_steps, max(steps // 10, 1)),
         batch_size=min(budget.train.batch_size, len(ds)),
     )
-    return diffusion_train(copy.deepcopy(model), ds, None, cfg, out_dir=folder, progress=progress)
+    return diffusion_train(copy.deepcopy(model), ds, None, config=cfg, out_dir=folder,
+                           progress=progress)
 
 
 def few_shot(

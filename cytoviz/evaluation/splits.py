@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cytoviz.data import resolve
-from cytoviz.data._dataset import CellDataset
-from cytoviz.data._resolve import SINGLE
+from cytoviz.data import SINGLE, CellDataset, resolve
 from cytoviz.evaluation.budget import EvalBudget, resolve_budget
 
 __all__ = [

@@ -51,7 +51,7 @@ def _curve_traces(
     lo_x = min(0.0, float(data.x.min()))
     hi_x = max(1.0, float(data.x.max()))
     xs = np.linspace(lo_x, hi_x, 200)
-    psi = psychometric_function(xs[None], m, w, lam, config.gamma, alpha=config.alpha,
+    psi = psychometric_function(xs[None], m, w, lam=lam, gamma=config.gamma, alpha=config.alpha,
                                 pc=config.pc)
     q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
     band_lo, band_hi = np.quantile(psi, q, axis=0)

@@ -11,12 +11,18 @@ The CSV is one of three layouts (detected from its columns):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from cytoviz._io import atomic_path, save_csv
+from cytoviz._io import atomic_path, save_csv, writable_folder
 from cytoviz.psychometric.binning import as_psychometric_data, bin_confidence
 from cytoviz.psychometric.experts import expert_psychometric_data, read_expert_table
 from cytoviz.psychometric.model import PsychometricConfig, fit_observers
@@ -28,6 +34,8 @@ __all__ = ["register"]
 
 #: The defaults of the sampler flags (``None`` on the command line keeps them).
 _DEFAULTS = PsychometricConfig()
+#: The figure formats of ``--formats`` (those of :func:`cytoviz.pl.save_figure`).
+FIGURE_FORMATS = ("png", "svg", "pdf", "html")
 
 
 def register(subparsers: Any) -> None:
@@ -60,26 +68,155 @@ def register(subparsers: Any) -> None:
 
 
 def read_observers(path: Path, *, bins: int, scheme: str) -> dict[str, Any]:
-    """Read the CSV and return observer -> (x, k, n) rows."""
+    """Read the CSV and return observer -> (x, k, n) rows.
+
+    Parameters
+    ----------
+    path
+        The CSV (one of the three layouts of the module docstring).
+    bins, scheme
+        Binning of raw cases and expert tables (see :func:`bin_confidence`).
+
+    Returns
+    -------
+    dict of str to PsychometricData
+        One entry per observer, in the order of the file.
+
+    Raises
+    ------
+    ValueError
+        For an empty or unreadable CSV, unrecognised columns, or a value that is not a number
+        (or out of range); the message names the file, the line (the header is line 1) and the
+        column.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such CSV")
-    df = pd.read_csv(path)
+    df, lines = _read_text_table(path)
     cols = set(df.columns)
     if {"image", "expert", "label", "confidence"} <= cols:
-        return expert_psychometric_data(read_expert_table(path), axis="consensus",
-                                        n_bins=bins, scheme=scheme)
-    groups = df.groupby("observer", sort=False) if "observer" in cols else [("data", df)]
+        with _naming_file(path):
+            return expert_psychometric_data(read_expert_table(path), axis="consensus",
+                                            n_bins=bins, scheme=scheme)
+    observers = (df["observer"].str.strip() if "observer" in cols
+                 else pd.Series(["data"] * len(df)))
     if {"x", "k", "n"} <= cols:
-        return {str(name): as_psychometric_data(g[["x", "k", "n"]], name=str(name))
-                for name, g in groups}
+        x = _numbers(df, "x", lines, path)
+        k = _numbers(df, "k", lines, path, counts=True)
+        n = _numbers(df, "n", lines, path, counts=True)
+        over = np.flatnonzero(k > n)
+        if over.size:
+            i = int(over[0])
+            raise ValueError(f"{path}, line {lines[i]}: k={k[i]:g} exceeds n={n[i]:g}; k counts "
+                             "the correct trials among n")
+        frame = pd.DataFrame({"x": x, "k": k, "n": n})
+        with _naming_file(path):
+            return {name: as_psychometric_data(frame[(observers == name).to_numpy()], name=name)
+                    for name in dict.fromkeys(observers)}
     if {"confidence", "correct"} <= cols:
-        return {str(name): bin_confidence(g["confidence"], g["correct"], n_bins=bins,
-                                          scheme=scheme, name=str(name))
-                for name, g in groups}
+        conf = _numbers(df, "confidence", lines, path, unit=True)
+        correct = _booleans(df, "correct", lines, path)
+        with _naming_file(path):
+            return {name: bin_confidence(conf[sel], correct[sel], n_bins=bins, scheme=scheme,
+                                         name=name)
+                    for name in dict.fromkeys(observers)
+                    for sel in [(observers == name).to_numpy()]}
     raise ValueError(
         f"{path}: unrecognised columns {sorted(cols)}; expected x,k,n[,observer] or "
         "confidence,correct[,observer] or image,expert,years,label,confidence"
     )
+
+
+def _read_text_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The CSV as text cells, and the file line of each row (the header is line 1)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, skipinitialspace=True)
+            rows, lines = [], []
+            start = 1
+            for row in reader:
+                if any(cell.strip() for cell in row):  # blank lines are skipped
+                    rows.append(row)
+                    lines.append(start)
+                start = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
+    if not rows:
+        raise ValueError(f"{path}: the CSV file is empty; it needs a header row (x,k,n or "
+                         "confidence,correct or image,expert,years,label,confidence) and rows")
+    header = [c.strip() for c in rows[0]]
+    if len(rows) == 1:
+        raise ValueError(f"{path}: the CSV file has a header but no rows")
+    for row, line in zip(rows[1:], lines[1:], strict=True):
+        if len(row) > len(header):
+            raise ValueError(f"{path}, line {line}: {len(row)} fields where the header has "
+                             f"{len(header)} ({', '.join(header)})")
+    body = [row + [""] * (len(header) - len(row)) for row in rows[1:]]
+    return pd.DataFrame(body, columns=header, dtype=str), np.asarray(lines[1:], dtype=np.int64)
+
+
+def _numbers(df: pd.DataFrame, col: str, lines: np.ndarray, path: Path, *,
+             counts: bool = False, unit: bool = False) -> np.ndarray:
+    """A column as finite numbers (whole and >= 0 for ``counts``, in [0, 1] for ``unit``)."""
+    out = np.empty(len(df))
+    for i, text in enumerate(df[col]):
+        where = f"{path}, line {lines[i]}, column {col!r}"
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"{where}: {text.strip()!r} is not a number"
+                             if text.strip() else f"{where}: empty value") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {text.strip()!r} is not a finite number")
+        if counts and (value < 0 or value != round(value)):
+            raise ValueError(f"{where}: {text.strip()!r} is not a count (a whole number >= 0)")
+        if unit and not 0 <= value <= 1:
+            raise ValueError(f"{where}: {value:g} lies outside [0, 1]; rescale the confidence "
+                             "to [0, 1]")
+        out[i] = value
+    return out
+
+
+#: The words read as correct / incorrect (any case).
+_TRUE, _FALSE = {"true", "1", "1.0", "yes"}, {"false", "0", "0.0", "no"}
+
+
+def _booleans(df: pd.DataFrame, col: str, lines: np.ndarray, path: Path) -> np.ndarray:
+    """A column of True/False, 1/0 or yes/no as booleans."""
+    out = np.empty(len(df), dtype=bool)
+    for i, text in enumerate(df[col]):
+        word = text.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(f"{path}, line {lines[i]}, column {col!r}: {text.strip()!r} is not "
+                             "True/False, 1/0 or yes/no")
+        out[i] = word in _TRUE
+    return out
+
+
+@contextlib.contextmanager
+def _naming_file(path: Path) -> Iterator[None]:
+    """Prefix a ValueError that does not name ``path`` with it."""
+    try:
+        yield
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _formats(text: str) -> list[str]:
+    """The ``--formats`` list, checked (and the Chromium that static formats need)."""
+    from cytoviz.pl._style import _find_chromium
+
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FIGURE_FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"--formats: unknown figure format(s) {unknown or [text]}; choose from "
+                         f"{', '.join(FIGURE_FORMATS)} (comma-separated)")
+    if any(f != "html" for f in formats) and _find_chromium() is None \
+            and not os.environ.get("BROWSER_PATH"):
+        raise RuntimeError("--formats: static figure export (png, svg, pdf) needs Chromium: run "
+                           "`bash scripts/setup.sh` or set BROWSER_PATH, or pass --formats html")
+    return formats
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,9 +224,12 @@ def run(args: argparse.Namespace) -> int:
     from cytoviz.pl._style import save_figure
     from cytoviz.pl.psychometric import psychometric_curve, psychometric_forest
 
+    # every argument is checked before the fit, so that a bad one costs no sampling time
     if not 0 < args.pc < 1:
         raise ValueError(f"--pc must be a proportion in (0, 1), got {args.pc}")
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if args.bins < 2:
+        raise ValueError(f"--bins must be at least 2, got {args.bins}")
+    formats = _formats(args.formats)
     data = read_observers(args.csv, bins=args.bins, scheme=args.scheme)
     flags = {"gamma": args.gamma, "draws": args.draws, "tune": args.tune,
              "chains": args.chains, "seed": args.seed}
@@ -97,9 +237,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_eta:
         changes["eta"] = False
     config = _DEFAULTS.replace(**changes)
+    out = writable_folder(args.out)
     idata = fit_observers(data, config)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     tables = {
         "summary.csv": summarize(idata),
         "thresholds.csv": threshold_at(idata, args.pc),

@@ -25,6 +25,15 @@ class PsychometricData:
     """Binned data of one observer: stimulus levels ``x``, correct ``k`` and trials ``n``.
 
     Build it with :func:`bin_confidence` or :func:`as_psychometric_data`; both validate.
+
+    Attributes
+    ----------
+    x
+        Stimulus level of each row.
+    k
+        Number of correct responses of each row.
+    n
+        Number of trials of each row.
     """
 
     x: np.ndarray
@@ -114,7 +123,21 @@ def validate_xkn(
 
 
 def as_psychometric_data(data: Any, *, name: str = "data") -> PsychometricData:
-    """Coerce ``(x, k, n)`` tuples, DataFrames with columns x, k, n, or an ``n x 3`` array."""
+    """Coerce ``(x, k, n)`` tuples, DataFrames with columns x, k, n, or an ``n x 3`` array.
+
+    Parameters
+    ----------
+    data
+        A :class:`PsychometricData`, an ``(x, k, n)`` tuple or list, a DataFrame or mapping
+        with keys ``x``, ``k``, ``n``, or an ``n x 3`` array.
+    name
+        Name of the observer, used in error messages.
+
+    Returns
+    -------
+    PsychometricData
+        The validated rows (see :func:`validate_xkn`).
+    """
     if isinstance(data, PsychometricData):
         return validate_xkn(data.x, data.k, data.n, name=name)
     if isinstance(data, pd.DataFrame):

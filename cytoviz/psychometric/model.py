@@ -136,16 +136,42 @@ class PsychometricConfig(Config):
 
 
 def sigmoid(x: Any, m: Any, w: Any, *, alpha: float = 0.05, pc: float = 0.5) -> np.ndarray:
-    """psignifit's logistic S(x; m, w): S(m) = pc, w spans the alpha .. 1 - alpha points."""
+    """psignifit's logistic S(x; m, w): S(m) = pc, w spans the alpha .. 1 - alpha points.
+
+    Parameters
+    ----------
+    x
+        Stimulus levels.
+    m, w
+        Threshold and width (broadcast against ``x``).
+    alpha
+        The width ``w`` spans the ``alpha`` to ``1 - alpha`` points of the sigmoid.
+    pc
+        The sigmoid's value at the threshold ``m``.
+    """
     x, m, w = np.asarray(x, float), np.asarray(m, float), np.asarray(w, float)
     z = 2.0 * math.log(1.0 / alpha - 1.0) * (x - m) / w - math.log(1.0 / pc - 1.0)
     return 1.0 / (1.0 + np.exp(-z))
 
 
 def psychometric_function(
-    x: Any, m: Any, w: Any, lam: Any, gamma: float, *, alpha: float = 0.05, pc: float = 0.5
+    x: Any, m: Any, w: Any, *, lam: Any, gamma: float, alpha: float = 0.05, pc: float = 0.5
 ) -> np.ndarray:
-    """psi = gamma + (1 - lambda - gamma) S(x; m, w)."""
+    """psi = gamma + (1 - lambda - gamma) S(x; m, w).
+
+    Parameters
+    ----------
+    x
+        Stimulus levels.
+    m, w
+        Threshold and width of the sigmoid :func:`sigmoid` (broadcast against ``x``).
+    lam
+        Lapse rate ``lambda`` (the upper asymptote is ``1 - lam``).
+    gamma
+        Guess rate (the lower asymptote).
+    alpha, pc
+        The sigmoid's width convention and value at the threshold (see :func:`sigmoid`).
+    """
     return gamma + (1.0 - np.asarray(lam) - gamma) * sigmoid(x, m, w, alpha=alpha, pc=pc)
 
 
@@ -423,9 +449,26 @@ def fit_observers(
     return idata
 
 
-def fit(x: Any, k: Any, n: Any, config: PsychometricConfig | None = None, *,
+def fit(x: Any, k: Any, n: Any, *, config: PsychometricConfig | None = None,
         name: str = "observer", cache: CompiledModels | None = None) -> az.InferenceData:
-    """Fit one observer's ``(x, k, n)`` rows; see :func:`fit_observers`."""
+    """Fit one observer's ``(x, k, n)`` rows; see :func:`fit_observers`.
+
+    Parameters
+    ----------
+    x, k, n
+        Stimulus levels, number correct and number of trials (equal lengths).
+    config
+        Model and sampler settings (default :class:`PsychometricConfig`).
+    name
+        The observer's name (its coordinate in the posterior).
+    cache
+        Compiled models to reuse and to add to (see :class:`CompiledModels`).
+
+    Returns
+    -------
+    arviz.InferenceData
+        As :func:`fit_observers`, with one observer.
+    """
     return fit_observers({name: (x, k, n)}, config, cache=cache)
 
 
@@ -464,7 +507,8 @@ def log_posterior(
     m, w, lam, eta = (v.reshape(-1, 1) for v in (m, w, lam, eta))
     x, k, n = data.x[None], data.k[None], data.n[None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        psi = psychometric_function(x, m, w, lam, config.gamma, alpha=config.alpha, pc=config.pc)
+        psi = psychometric_function(x, m, w, lam=lam, gamma=config.gamma, alpha=config.alpha,
+                                    pc=config.pc)
         binom = k * np.log(psi) + (n - k) * np.log1p(-psi)
         if config.eta:
             eta2 = eta**2
@@ -490,8 +534,23 @@ def simulate_xkn(
 ) -> PsychometricData:
     """Simulated ``(x, k, n)`` at ``n_bins`` equal-width bin centres on [0, 1].
 
-    ``n_per_level`` is a fixed count or a ``(low, high)`` range drawn uniformly per level;
-    ``eta > 0`` adds beta-binomial overdispersion (psignifit's parameterisation).
+    Parameters
+    ----------
+    threshold, width, lam
+        The true threshold ``m``, width ``w`` and lapse rate ``lambda``.
+    gamma
+        Guess rate.
+    n_bins
+        Number of stimulus levels (bin centres on [0, 1]).
+    n_per_level
+        A fixed number of trials per level, or a ``(low, high)`` range drawn uniformly per
+        level.
+    eta
+        ``eta > 0`` adds beta-binomial overdispersion (psignifit's parameterisation).
+    alpha, pc
+        The sigmoid's width convention and value at the threshold (see :func:`sigmoid`).
+    seed
+        Seed of the trial counts and the responses.
     """
     rng = np.random.default_rng(seed)
     x = (np.arange(n_bins) + 0.5) / n_bins
@@ -499,7 +558,7 @@ def simulate_xkn(
         n = rng.integers(n_per_level[0], n_per_level[1] + 1, n_bins)
     else:
         n = np.full(n_bins, int(n_per_level))
-    p = psychometric_function(x, threshold, width, lam, gamma, alpha=alpha, pc=pc)
+    p = psychometric_function(x, threshold, width, lam=lam, gamma=gamma, alpha=alpha, pc=pc)
     if eta > 0:
         nu = 1 / eta**2 - 1
         p = rng.beta(p * nu, (1 - p) * nu)

@@ -217,7 +217,7 @@ def goodness_of_fit(idata: az.InferenceData, *, max_draws: int = 2000,
         d = posterior_draws(idata, obs)
         step = max(1, len(d["threshold"]) // max_draws)
         m, w, lam, eta = (d[p][::step, None] for p in ("threshold", "width", "lambda", "eta"))
-        psi = psychometric_function(data.x[None], m, w, lam, config.gamma,
+        psi = psychometric_function(data.x[None], m, w, lam=lam, gamma=config.gamma,
                                     alpha=config.alpha, pc=config.pc)
         n = np.broadcast_to(data.n[None], psi.shape)
         if config.eta:
@@ -231,8 +231,8 @@ def goodness_of_fit(idata: az.InferenceData, *, max_draws: int = 2000,
         d_rep = _deviance(k_rep, n, psi)
         d_obs = _deviance(np.broadcast_to(data.k[None], psi.shape), n, psi)
         mp = map_estimate(idata, obs)
-        psi_map = psychometric_function(data.x, mp["threshold"], mp["width"], mp["lambda"],
-                                        config.gamma, alpha=config.alpha, pc=config.pc)
+        psi_map = psychometric_function(data.x, mp["threshold"], mp["width"], lam=mp["lambda"],
+                                        gamma=config.gamma, alpha=config.alpha, pc=config.pc)
         rows.append({"observer": obs, "deviance": float(_deviance(data.k, data.n, psi_map)),
                      "n_levels": len(data), "ppc_p": float(np.mean(d_rep >= d_obs))})
     return pd.DataFrame(rows)
