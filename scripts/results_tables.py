@@ -10,13 +10,13 @@ only formats them. Each section starts with an HTML comment naming it, as in
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
 from cytoviz._io import sha256_files
+from cytoviz._paths import results_dir
 
-RES = Path(__file__).resolve().parents[1] / "data" / "results"
+RES = results_dir()
 
 
 def _table(name: str) -> pd.DataFrame | None:
@@ -60,42 +60,65 @@ def _shipped(name: str) -> str:
             "shipped now; `bash scripts/run_evaluations.sh` recomputes it")
 
 
+def _model_label(model: str) -> str:
+    return "CytoDiffusion (tiny)" if model == "diffusion" else "CNN baseline"
+
+
+def _row(cells: list[str]) -> None:
+    """Print one markdown table row."""
+    print("| " + " | ".join(cells) + " |")
+
+
+def _header(columns: list[str]) -> None:
+    """Print a markdown table's header row and separator."""
+    _row(columns)
+    print("|---" * len(columns) + "|")
+
+
+def _source(name: str, details: str) -> str:
+    """The ``Source:`` line of a section: the CSV file and what it was computed with."""
+    return f"Source: `data/results/{name}.csv` ({details})"
+
+
+def _generation_source(name: str, details: str) -> str:
+    """The ``Source:`` line of a generation table: the diffusion model it used, then ``details``."""
+    return _source(name, f"{_model_note(name)}; {details}")
+
+
+def _sampler(first: pd.Series) -> str:
+    """The sampler of a generation table's rows: scheduler, steps and guidance scale."""
+    return (f"{first['scheduler'].upper()} {int(first['steps'])} steps, guidance "
+            f"{first['guidance_scale']:g}")
+
+
 def _field(name: str, key: str) -> object:
     path = RES / f"{name}_budget.json"
     return json.loads(path.read_text()).get(key) if path.is_file() else None
 
 
-def eval_anomaly() -> None:
+def eval_anomaly(t: pd.DataFrame) -> None:
     from cytoviz.evaluation import anomaly_auc
 
-    t = _table("anomaly")
-    if t is None:
-        return
     auc = anomaly_auc(t)
-    print(f"Source: `data/results/anomaly.csv` ({_budget('anomaly')})\n")
-    print("| held-out class | model | ROC AUC (normal vs held-out, by certainty) | normal / abnormal images |")
-    print("|---|---|---|---|")
+    print(_source("anomaly", _budget("anomaly")) + "\n")
+    _header(["held-out class", "model", "ROC AUC (normal vs held-out, by certainty)",
+             "normal / abnormal images"])
     for r in auc.itertuples():
-        name = "CytoDiffusion (tiny)" if r.model == "diffusion" else "CNN baseline"
-        print(f"| {r.held_out} | {name} | {r.auc:.3f} | {r.n_normal} / {r.n_abnormal} |")
+        name = _model_label(r.model)
+        _row([str(r.held_out), name, f"{r.auc:.3f}", f"{r.n_normal} / {r.n_abnormal}"])
     print()
 
 
-def eval_domain_shift() -> None:
+def eval_domain_shift(t: pd.DataFrame) -> None:
     from cytoviz.evaluation import domain_shift_table
 
-    t = _table("domain_shift")
-    if t is None:
-        return
     wide = domain_shift_table(t)
-    print(f"Source: `data/results/domain_shift.csv` "
-          f"({_budget('domain_shift', diffusion=_shipped('domain_shift'))}); balanced accuracy "
-          "(%), mean ± sd over seeds\n")
+    print(_source("domain_shift", _budget("domain_shift", diffusion=_shipped("domain_shift")))
+          + "; balanced accuracy (%), mean ± sd over seeds\n")
     cols = [c for c in wide.columns if c not in ("note",)]
-    print("| model | " + " | ".join(cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
+    _header(["model", *cols])
     for name, row in wide.iterrows():
-        print(f"| {name} | " + " | ".join(str(row[c]) for c in cols) + " |")
+        _row([str(name), *(str(row[c]) for c in cols)])
     if "note" in wide:
         for name, note in wide["note"].items():
             if note:
@@ -103,19 +126,15 @@ def eval_domain_shift() -> None:
     print()
 
 
-def eval_low_data() -> None:
+def eval_low_data(t: pd.DataFrame) -> None:
     from cytoviz.evaluation.tables import summarise
 
-    t = _table("low_data")
-    if t is None:
-        return
     s = summarise(t, ["model", "n_per_class"])
-    print(f"Source: `data/results/low_data.csv` ({_budget('low_data')}); balanced accuracy (%)\n")
+    print(_source("low_data", _budget("low_data")) + "; balanced accuracy (%)\n")
     sizes = sorted(s["n_per_class"].unique())
-    print("| model | " + " | ".join(f"{n} per class" for n in sizes) + " |")
-    print("|---" * (len(sizes) + 1) + "|")
+    _header(["model", *(f"{n} per class" for n in sizes)])
     for m, g in s.groupby("model", sort=False):
-        name = "CytoDiffusion (tiny)" if m == "diffusion" else "CNN baseline"
+        name = _model_label(m)
         cells = []
         for n in sizes:
             r = g[g["n_per_class"] == n]
@@ -125,28 +144,24 @@ def eval_low_data() -> None:
             r = r.iloc[0]
             sd = f" ± {100 * r['sd']:.1f}" if r["n"] > 1 else ""
             cells.append(f"{100 * r['mean']:.1f}{sd} (n={int(r['n'])})")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        _row([name, *cells])
     print()
 
 
-def eval_few_shot() -> None:
-    t = _table("few_shot")
-    if t is None:
-        return
+def eval_few_shot(t: pd.DataFrame) -> None:
     shipped = _budget("few_shot", diffusion=f"{_shipped('few_shot')} (fine-tuned for "
                       f"{_field('few_shot', 'fine_tune_steps')} UNet steps)",
                       baseline="the shipped data/default_baseline (fine-tuned for "
                       f"{_field('few_shot', 'fine_tune_epochs')} epochs)")
-    print(f"Source: `data/results/few_shot.csv` ({shipped}); accuracy (%) on the rest "
-          "of the shifted set, before and after fine-tuning on at most 100 of its images\n")
-    print("| model | target | colour transfer | before | after | fine-tuning images |")
-    print("|---|---|---|---|---|---|")
+    print(_source("few_shot", shipped) + "; accuracy (%) on the rest of the shifted set, before "
+          "and after fine-tuning on at most 100 of its images\n")
+    _header(["model", "target", "colour transfer", "before", "after", "fine-tuning images"])
     for (m, tgt, ct), g in t.groupby(["model", "target", "colour_transfer"], sort=False):
-        name = "CytoDiffusion (tiny)" if m == "diffusion" else "CNN baseline"
+        name = _model_label(m)
         b = g.loc[g["stage"] == "before", "accuracy"].mean()
         a = g.loc[g["stage"] == "after", "accuracy"].mean()
-        print(f"| {name} | {tgt.replace('test_', '')} | {'yes' if ct else 'no'} | {100 * b:.1f} | "
-              f"{100 * a:.1f} | {int(g['n_finetune'].iloc[0])} |")
+        _row([name, tgt.replace("test_", ""), "yes" if ct else "no", f"{100 * b:.1f}",
+              f"{100 * a:.1f}", str(int(g["n_finetune"].iloc[0]))])
     print()
 
 
@@ -157,19 +172,14 @@ def _model_note(name: str) -> str:
     return f"diffusion model {note}"
 
 
-def eval_class_agreement() -> None:
+def eval_class_agreement(t: pd.DataFrame) -> None:
     """``generation_agreement.csv``: generated images classified back, per intended class."""
-    t = _table("generation_agreement")
-    if t is None:
-        return
     first = t.iloc[0]
-    print(f"Source: `data/results/generation_agreement.csv` ({_model_note('generation_agreement')}; "
-          f"{int(first['n'])} images per class, {first['scheduler'].upper()} {int(first['steps'])} "
-          f"steps, guidance {first['guidance_scale']:g}, seed {int(first['generate_seed'])}; the "
-          f"diffusion classifier at most {int(first['max_trials'])} trials with pruning); images "
-          "classified as the intended class, Wilson 95 % intervals\n")
-    print("| intended class | diffusion classifier | CNN baseline |")
-    print("|---|---|---|")
+    print(_generation_source("generation_agreement", f"{int(first['n'])} images per class, "
+          f"{_sampler(first)}, seed {int(first['generate_seed'])}; the diffusion classifier at "
+          f"most {int(first['max_trials'])} trials with pruning")
+          + "; images classified as the intended class, Wilson 95 % intervals\n")
+    _header(["intended class", "diffusion classifier", "CNN baseline"])
     for cls in dict.fromkeys(t["intended"]):
         cells = []
         for clf in ("diffusion", "baseline"):
@@ -184,23 +194,18 @@ def eval_class_agreement() -> None:
             else:
                 cells.append(f"{int(r['n_agree'])}/{int(r['n'])}")
         label = "**all**" if cls == "all" else cls
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        _row([label, *cells])
     print()
 
 
-def eval_augmentation() -> None:
+def eval_augmentation(t: pd.DataFrame) -> None:
     """``augmentation.csv``: CytoDiff, the baseline trained with k generated images per class."""
-    t = _table("augmentation")
-    if t is None:
-        return
     first = t.iloc[0]
-    print(f"Source: `data/results/augmentation.csv` ({_model_note('augmentation')}; "
-          f"{int(first['n_real_per_class'])} real training images per class, {int(first['n_test'])} "
-          f"test images, generated with {first['scheduler'].upper()} {int(first['steps'])} steps, "
-          f"guidance {first['guidance_scale']:g}; {t['repeat'].nunique()} repeat(s))\n")
-    print("| k per class | same epochs: epochs | accuracy | macro-F1 | AUC | equal steps: epochs "
-          "| accuracy | macro-F1 | AUC |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(_generation_source("augmentation", f"{int(first['n_real_per_class'])} real training "
+          f"images per class, {int(first['n_test'])} test images, generated with "
+          f"{_sampler(first)}; {t['repeat'].nunique()} repeat(s)") + "\n")
+    _header(["k per class", "same epochs: epochs", "accuracy", "macro-F1", "AUC",
+             "equal steps: epochs", "accuracy", "macro-F1", "AUC"])
     for k in sorted(t["k"].unique()):
         cells = []
         for equal in (False, True):
@@ -210,52 +215,48 @@ def eval_augmentation() -> None:
                 continue
             cells.extend([f"{int(r['epochs'].iloc[0])}", f"{r['accuracy'].mean():.3f}",
                           f"{r['macro_f1'].mean():.3f}", f"{r['auc_ovr'].mean():.3f}"])
-        print(f"| {k} | " + " | ".join(cells) + " |")
+        _row([str(k), *cells])
     print()
 
 
-def eval_prototypes() -> None:
+def eval_prototypes(t: pd.DataFrame) -> None:
     """``prototypes.csv``: IMPROVE prototype conditioning against a one-hot control."""
-    t = _table("prototypes")
-    if t is None:
-        return
     first = t.iloc[0]
-    print(f"Source: `data/results/prototypes.csv` ({_model_note('prototypes')}; prototypes on "
-          f"{first['embedding']} features, {first['projection']} projection, each generator "
-          f"fine-tuned for {int(first['fine_tune_steps'])} steps; {int(first['n'])} images per "
-          f"class, {first['scheduler'].upper()} {int(first['steps'])} steps, guidance "
-          f"{first['guidance_scale']:g}; {int(first['n_real'])} test images per class; "
-          f"{first['frechet_features']})\n")
-    print("| generator | baseline agreement (all) | Frechet distance on baseline features (all) "
-          "| final fine-tuning loss |")
-    print("|---|---|---|---|")
+    print(_generation_source("prototypes", f"prototypes on {first['embedding']} features, "
+          f"{first['projection']} projection, each generator fine-tuned for "
+          f"{int(first['fine_tune_steps'])} steps; {int(first['n'])} images per class, "
+          f"{_sampler(first)}; {int(first['n_real'])} test images per class; "
+          f"{first['frechet_features']}") + "\n")
+    _header(["generator", "baseline agreement (all)",
+             "Frechet distance on baseline features (all)", "final fine-tuning loss"])
     for gen, g in t.groupby("generator", sort=False):
         r = g[g["intended"] == "all"].iloc[0]
         agree = round(r["agreement"] * r["n"])
-        print(f"| {gen} | {100 * r['agreement']:.1f} % ({agree}/{int(r['n'])}) | "
-              f"{r['frechet_baseline_features']:.1f} | {r['final_loss']:.3f} |")
+        _row([str(gen), f"{100 * r['agreement']:.1f} % ({agree}/{int(r['n'])})",
+              f"{r['frechet_baseline_features']:.1f}", f"{r['final_loss']:.3f}"])
     print()
 
 
-def eval_pbc_low_data() -> None:
+def eval_pbc_low_data(t: pd.DataFrame) -> None:
     """``pbc_low_data.csv``: the low-data protocol on the PBC example images (scripts/run_pbc.sh)."""
-    t = _table("pbc_low_data")
-    if t is None:
-        return
-    print(f"Source: `data/results/pbc_low_data.csv` ({_budget('pbc_low_data')}); one run, no "
-          "error bars\n")
-    print("| model | training images per class | training images | test images | accuracy "
-          "| balanced accuracy |")
-    print("|---|---|---|---|---|---|")
+    print(_source("pbc_low_data", _budget("pbc_low_data")) + "; one run, no error bars\n")
+    _header(["model", "training images per class", "training images", "test images",
+             "accuracy", "balanced accuracy"])
     for r in t.itertuples():
-        name = "CytoDiffusion (tiny)" if r.model == "diffusion" else "CNN baseline"
-        print(f"| {name} | {r.n_per_class} | {r.n_train} | {r.n_images} | {100 * r.accuracy:.1f} % "
-              f"| {100 * r.balanced_accuracy:.1f} % |")
+        _row([_model_label(r.model), str(r.n_per_class), str(r.n_train), str(r.n_images),
+              f"{100 * r.accuracy:.1f} %", f"{100 * r.balanced_accuracy:.1f} %"])
     print()
 
+
+#: The sections in README order, each with the table it formats (a missing table prints nothing).
+SECTIONS = ((eval_domain_shift, "domain_shift"), (eval_anomaly, "anomaly"),
+            (eval_low_data, "low_data"), (eval_few_shot, "few_shot"),
+            (eval_class_agreement, "generation_agreement"), (eval_augmentation, "augmentation"),
+            (eval_prototypes, "prototypes"), (eval_pbc_low_data, "pbc_low_data"))
 
 if __name__ == "__main__":
-    for section in (eval_domain_shift, eval_anomaly, eval_low_data, eval_few_shot,
-                    eval_class_agreement, eval_augmentation, eval_prototypes, eval_pbc_low_data):
+    for section, name in SECTIONS:
         print(f"<!-- {section.__name__} -->")
-        section()
+        t = _table(name)
+        if t is not None:
+            section(t)
