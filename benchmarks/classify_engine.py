@@ -19,7 +19,7 @@ Measures, in one process and under the same load:
    error maps: without them the growth from 500 to 5000 images should be only the per-image
    summary arrays; the error maps are ``N x K x C x h x w`` float32 by design.
 
-Uses ``data/default_model`` when it exists, otherwise the ``tiny`` preset with random weights and
+Uses ``cytoviz/_shipped/default_model`` when it exists, otherwise the ``tiny`` preset with random weights and
 10 classes (timings do not depend on the weights). Images are random ``uint8`` arrays (timings do
 not depend on the content with pruning off). Writes ``benchmarks/results/classify_engine.json``
 and prints a markdown table.
@@ -45,7 +45,7 @@ def _model(prefer_default: bool = True) -> tuple[Any, str]:
     from cytoviz.classes import CANONICAL_CLASSES
     from cytoviz.diffusion import DiffusionModel, ModelConfig
 
-    path = REPO / "data" / "default_model"
+    path = REPO / "cytoviz" / "_shipped" / "default_model"
     if prefer_default and (path / "cytoviz.json").is_file():
         return DiffusionModel.from_pretrained(path), str(path)
     return DiffusionModel.build(CANONICAL_CLASSES, ModelConfig.tiny(), seed=0), "tiny (random)"

@@ -5,7 +5,7 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/classify_memory.py [--images 10000]
         [--max-trials 2] [--pool 100]
 
-Classifies N 64 px images with the shipped model (``data/default_model``) in one call of
+Classifies N 64 px images with the shipped model (``cytoviz/_shipped/default_model``) in one call of
 :func:`cytoviz.diffusion.classify`, at a small trial budget (``max_trials = min_trials = 2``, test-
 time augmentation and stochastic encoding on, error maps off), and records the process's
 resident memory when 10 %, 25 %, 50 % and 100 % of the images have finished (through

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/pruning.py [--model data/default_model] [--data FILE.npz]
+    .venv/bin/python benchmarks/pruning.py [--model cytoviz/_shipped/default_model] [--data FILE.npz]
         [--per-class 6] [--trials 20 100 500] [--threads 1] [--no-tta]
         [--skip-unpruned-above N]
 
@@ -10,7 +10,7 @@ For each maximum number of trials, classifies the same images with pruning on (p
 p < 2e-3, from trial 20, every 5 trials) and off, and reports the mean UNet evaluations per image,
 the accuracy and the balanced accuracy, and the agreement between the two predictions.
 
-The model is ``--model`` (default ``data/default_model``, the shipped model); when it does not
+The model is ``--model`` (default ``cytoviz/_shipped/default_model``, the shipped model); when it does not
 exist the ``tiny`` preset with RANDOM weights is used instead and the table says so (its accuracy
 is chance level; only the cost comparison means something then). The images are the first
 ``--per-class`` images of each class of the synthetic test split
@@ -31,7 +31,7 @@ RESULTS = REPO / "benchmarks" / "results"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(REPO / "data" / "default_model"))
+    parser.add_argument("--model", default=str(REPO / "cytoviz" / "_shipped" / "default_model"))
     parser.add_argument("--data", help="a CellDataset .npz (default: the synthetic test split)")
     parser.add_argument("--per-class", type=int, default=6)
     parser.add_argument("--trials", type=int, nargs="+", default=[20, 100, 500])

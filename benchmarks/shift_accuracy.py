@@ -7,7 +7,7 @@
 Same images (the first --per-class of each class) and classifier budget as `cytoviz figures`
 Table 1. Writes benchmarks/results/shift_accuracy.json (or --out); --save-results keeps each
 split's ClassificationResult as DIR/<split>.npz for later analysis. --baseline scores each
-baseline folder (default: the shipped data/default_baseline); a baseline trained on centre crops
+baseline folder (default: the shipped cytoviz/_shipped/default_baseline); a baseline trained on centre crops
 (`scripts/train_default_baseline.py --input-crop 32`) is scored on the same centre crops. Each
 baseline row also compares it with the diffusion classifier on the same images: the images only
 one of the two gets right, and the exact McNemar p-value (two-sided binomial test on those).
@@ -60,9 +60,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "shift_accuracy.json")
     ap.add_argument("--save-results", type=Path, default=None, metavar="DIR")
     ap.add_argument("--model", type=Path, default=None, metavar="DIR",
-                    help="diffusion model folder (default: the shipped data/default_model)")
-    ap.add_argument("--baseline", type=Path, nargs="+", default=[REPO / "data" / "default_baseline"],
-                    metavar="DIR", help="baseline folders (default: the shipped data/default_baseline)")
+                    help="diffusion model folder (default: the shipped cytoviz/_shipped/default_model)")
+    ap.add_argument("--baseline", type=Path, nargs="+", default=[REPO / "cytoviz" / "_shipped" / "default_baseline"],
+                    metavar="DIR", help="baseline folders (default: the shipped cytoviz/_shipped/default_baseline)")
     args = ap.parse_args()
     if args.model is None:
         model = load_default_model()
@@ -98,7 +98,7 @@ def main() -> None:
                          "vs_diffusion": paired(res.prediction == ds.labels, ok_base)})
             print(rows[-1], flush=True)
     save_json({"command": "python benchmarks/shift_accuracy.py " + " ".join(sys.argv[1:]),
-               "model": str(args.model or "data/default_model"),
+               "model": str(args.model or "cytoviz/_shipped/default_model"),
                "max_trials": args.max_trials, "torch_threads": torch.get_num_threads(),
                "rows": rows},
               args.out)

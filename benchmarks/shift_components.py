@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--model", type=Path, default=None, metavar="DIR")
     ap.add_argument("--baseline", type=Path, nargs="+",
-                    default=[REPO / "data" / "default_baseline"], metavar="DIR")
+                    default=[REPO / "cytoviz" / "_shipped" / "default_baseline"], metavar="DIR")
     ap.add_argument("--conditions", nargs="+", default=None,
                     help=f"subset of {list(conditions())}")
     ap.add_argument("--out", type=Path,
@@ -92,7 +92,7 @@ def main() -> None:
     save_json({"command": "python benchmarks/shift_components.py " + " ".join(sys.argv[1:]),
                "per_class": args.per_class, "max_trials": args.max_trials, "seed": args.seed,
                "torch_threads": torch.get_num_threads(),
-               "model": str(args.model or "data/default_model"), "rows": rows},
+               "model": str(args.model or "cytoviz/_shipped/default_model"), "rows": rows},
               args.out)
 
 

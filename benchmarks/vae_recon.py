@@ -9,7 +9,7 @@ cytoplasm colour are blurred away in ``decode(encode(x))``, no UNet can tell the
 by them. This measures the reconstruction of the test split (the first ``--per-class`` images of
 each class; posterior mean, no sampling):
 
-- the shipped VAE (``data/default_model/vae``);
+- the shipped VAE (``cytoviz/_shipped/default_model/vae``);
 - a fresh VAE trained with the shipped recipe's VAE settings (``train_config.json``: batch,
   learning rate, L1 loss, KL weight, augmentations) on the default synthetic training split,
   measured after each of ``--steps`` (one run, resumed from its checkpoint each time).
@@ -32,7 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-MODEL = REPO / "data" / "default_model"
+MODEL = REPO / "cytoviz" / "_shipped" / "default_model"
 
 
 def _recon(vae, x):

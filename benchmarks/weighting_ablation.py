@@ -3,7 +3,7 @@
 Usage::
 
     # unpruned runs (every class gets every trial) of the default model:
-    cytoviz classify --model data/default_model --data synthetic --split val --no-pruning \\
+    cytoviz classify --model cytoviz/_shipped/default_model --data synthetic --split val --no-pruning \\
         --max-trials 100 --out runs/val_noprune
     .venv/bin/python benchmarks/weighting_ablation.py --fit runs/val_noprune/result.npz \\
         [--eval runs/test_noprune/result.npz] [--out benchmarks/results/weighting_ablation.json]
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fit", required=True, help="unpruned result.npz to fit weightings on")
     p.add_argument("--eval", help="unpruned result.npz of another set to score them on")
-    p.add_argument("--model", default=str(REPO / "data/default_model"),
+    p.add_argument("--model", default=str(REPO / "cytoviz/_shipped/default_model"),
                    help="model folder whose noise schedule the 'snr' weighting uses")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/weighting_ablation.json"))
     args = p.parse_args(argv)

@@ -1,6 +1,8 @@
 """Where cytoviz finds its shipped files: the one place for paths (private).
 
-Each location has exactly one environment override:
+The default model, the CNN baseline and the measured result tables ship inside the package
+(``cytoviz/_shipped/``, package data found with :func:`importlib.resources.files`), so a wheel or
+a non-editable ``pip install .`` finds them as an editable install does. Each location has exactly one environment override:
 
 =====================  ============================  ===============================
 location               function                      environment variable
@@ -18,6 +20,7 @@ passed explicitly (``--real PATH``, ``real=PATH``) or through ``CYTOVIZ_PBC_EXAM
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 __all__ = [
@@ -32,8 +35,16 @@ __all__ = [
     "results_dir",
 ]
 
-#: Folder of the files shipped with cytoviz (default model, baseline, result tables).
-DATA_ROOT = Path(__file__).resolve().parent.parent / "data"
+
+def _shipped_root() -> Path:
+    """``cytoviz/_shipped`` as a folder on disk (the package is installed as files, not zipped)."""
+    root = resources.files("cytoviz") / "_shipped"
+    return root if isinstance(root, Path) else Path(str(root))
+
+
+#: Folder of the files shipped with cytoviz (default model, baseline, result tables):
+#: ``cytoviz/_shipped`` in the installed package.
+DATA_ROOT = _shipped_root()
 
 MODEL_ENV = "CYTOVIZ_DEFAULT_MODEL"
 BASELINE_ENV = "CYTOVIZ_DEFAULT_BASELINE"

@@ -1,7 +1,7 @@
 """The main job: regenerate the paper's figures and tables in one command.
 
 ``cytoviz figures --out figures/`` (README command 1) rebuilds, from the shipped default model
-(``data/default_model``), the shipped baseline (``data/default_baseline``) and the embedded
+(``cytoviz/_shipped/default_model``), the shipped baseline (``cytoviz/_shipped/default_baseline``) and the embedded
 synthetic data:
 
 =========  ====================================================================================
@@ -17,7 +17,7 @@ fig8       generated cells, one row per class
 =========  ====================================================================================
 
 Figures 3, 4 and Table 2 need many trained models; on a CPU they are drawn from the protocol
-tables stored under ``data/results/`` (each table records the command and budget that produced
+tables stored under ``cytoviz/_shipped/results/`` (each table records the command and budget that produced
 it), and are skipped with the command to run when those tables are missing. Everything else is
 computed here. Expensive intermediate results (the classification pass, the psychometric fits)
 are cached under ``OUT/cache`` so a second run only redraws.
@@ -45,7 +45,7 @@ from cytoviz._io import atomic_path, save_csv, sha256_files
 from cytoviz._paths import default_baseline_dir, pbc_example_dir, results_dir
 from cytoviz.anomaly import anomaly_auc, certainty_kde
 from cytoviz.data import resolve_one, simulate_panel
-from cytoviz.evaluation import BaselineClassifier, domain_shift_table, stored_results
+from cytoviz.evaluation import BaselineClassifier, domain_shift_table, stale_reason, stored_results
 from cytoviz.heatmaps import counterfactual_heatmaps, grid_sources
 from cytoviz.psychometric import (
     CompiledModels,
@@ -122,8 +122,10 @@ class _Context:
     """Lazily computed, cached inputs shared by the figure builders."""
 
     def __init__(self, out: Path, config: FiguresConfig, progress: bool, *,
-                 real: Path | None = None) -> None:
+                 real: Path | None = None, stale: dict[str, str] | None = None) -> None:
         self.out = out
+        #: figure -> why its stored table is stale (drawn with STALE_MARK in the title)
+        self.stale = dict(stale or {})
         self.cache = out / "cache"
         self.config = config
         self.progress = progress
@@ -305,8 +307,26 @@ def _fig2(ctx: _Context) -> list[Path]:
     return paths
 
 
-#: The command that (re)produces the tables in ``data/results/``.
+#: The command that (re)produces the tables in ``cytoviz/_shipped/results/``.
 _EVAL_COMMAND = "bash scripts/run_evaluations.sh"
+
+
+#: Figure -> the stored table it draws (the staleness guard checks these before any work).
+_STORED_TABLES = {"fig3": "anomaly", "fig4": "low_data", "table2": "domain_shift"}
+#: Title prefix of a figure drawn from a stale table with ``allow_stale``.
+STALE_MARK = "STALE (made with another model)"
+
+
+def _stale_tables(names: Sequence[str]) -> dict[str, str]:
+    """Figure -> why its stored table is stale, for the requested figures whose table exists."""
+    folder = results_dir()
+    out = {}
+    for fig, table in _STORED_TABLES.items():
+        if fig in names and (folder / f"{table}.csv").is_file():
+            reason = stale_reason(table, folder=folder)
+            if reason is not None:
+                out[fig] = reason
+    return out
 
 
 def _from_results(name: str, command: str) -> Any:
@@ -318,13 +338,21 @@ def _from_results(name: str, command: str) -> Any:
     return stored_results(name, folder=folder)
 
 
+def _mark(fig: Any, ctx: _Context, name: str) -> Any:
+    """Put :data:`STALE_MARK` in front of the figure's title when its table is stale."""
+    if name in ctx.stale:
+        title = fig.layout.title.text or ""
+        fig.update_layout(title_text=f"{STALE_MARK}: {title}" if title else STALE_MARK)
+    return fig
+
+
 def _fig3(ctx: _Context) -> list[Path]:
     from cytoviz import pl
 
     table = _from_results("anomaly", _EVAL_COMMAND)
     if table is None:
         return []
-    fig = pl.anomaly_kde(certainty_kde(table), anomaly_auc(table))
+    fig = _mark(pl.anomaly_kde(certainty_kde(table), anomaly_auc(table)), ctx, "fig3")
     return _save(fig, ctx.out, "fig3_anomaly_kde", ctx.config, width="double")
 
 
@@ -334,7 +362,7 @@ def _fig4(ctx: _Context) -> list[Path]:
     table = _from_results("low_data", _EVAL_COMMAND)
     if table is None:
         return []
-    return _save(pl.low_data_curve(table), ctx.out, "fig4_low_data", ctx.config, width="single")
+    return _save(_mark(pl.low_data_curve(table), ctx, "fig4"), ctx.out, "fig4_low_data", ctx.config, width="single")
 
 
 def _table2(ctx: _Context) -> list[Path]:
@@ -343,10 +371,12 @@ def _table2(ctx: _Context) -> list[Path]:
     table = _from_results("domain_shift", _EVAL_COMMAND)
     if table is None:
         return []
-    paths = _save(pl.domain_shift_bars(table), ctx.out, "table2_domain_shift", ctx.config,
+    paths = _save(_mark(pl.domain_shift_bars(table), ctx, "table2"), ctx.out, "table2_domain_shift", ctx.config,
                   width="single")
     paths += _save_table(domain_shift_table(table).reset_index(), ctx.out, "table2_domain_shift",
-                         note="balanced accuracy, mean +/- sd over seeds (data/results/domain_shift.csv)")
+                         note=("STALE: " if "table2" in ctx.stale else "")
+                         + "balanced accuracy, mean +/- sd over seeds "
+                         "(cytoviz/_shipped/results/domain_shift.csv)")
     return paths
 
 
@@ -417,6 +447,7 @@ def make_figures(
     fast: bool | None = None,
     config: FiguresConfig | None = None,
     real: str | os.PathLike[str] | None = None,
+    allow_stale: bool = False,
     progress: bool = True,
 ) -> dict[str, list[Path]]:
     """Build the paper's figures and tables into ``out``.
@@ -436,6 +467,10 @@ def make_figures(
         Real images for the preview (a folder of class folders, or any spec of
         :func:`cytoviz.data.resolve_one`); default ``CYTOVIZ_PBC_EXAMPLE``. Without either the
         preview shows synthetic cells only and its title says so.
+    allow_stale
+        Draw Figures 3 and 4 and Table 2 even when their stored table was made with another
+        model than the shipped one (:func:`cytoviz.evaluation.stale_reason`); their titles then
+        start with :data:`STALE_MARK`. Without it such a figure is refused before any work.
     progress
         Show progress bars.
 
@@ -443,6 +478,12 @@ def make_figures(
     -------
     dict
         Figure name -> files written (empty when a figure was skipped).
+
+    Raises
+    ------
+    ValueError
+        When a requested figure's stored table is stale and ``allow_stale`` is off, naming the
+        table and the command that rebuilds it.
     """
     names = list(FIGURES) if only is None else list(only)
     unknown = [n for n in names if n not in FIGURES]
@@ -455,10 +496,20 @@ def make_figures(
     if "preview" in names and real_path is not None and not real_path.exists():
         raise FileNotFoundError(f"{real_path}: no such folder of real images (one sub-folder "
                                 "per class); pass --real PATH or unset CYTOVIZ_PBC_EXAMPLE")
+    stale = _stale_tables(names)
+    if stale and not allow_stale:
+        raise ValueError(
+            "stale result table(s): " + "; ".join(f"{fig}: {why}" for fig, why in stale.items())
+            + f". Rebuild them with `{_EVAL_COMMAND}` and `python scripts/collect_results.py`, "
+            "leave those figures out with --only, or pass --allow-stale to draw them marked "
+            f"{STALE_MARK!r}"
+        )
+    for fig, why in stale.items():
+        print(f"figures: {fig} is drawn from a stale table and marked so: {why}", flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "figures_config.json")
-    ctx = _Context(out, config, progress, real=real_path)
+    ctx = _Context(out, config, progress, real=real_path, stale=stale)
     written: dict[str, list[Path]] = {}
     for i, name in enumerate(names, 1):
         start = time.time()
@@ -489,6 +540,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--real", type=Path, default=None, metavar="PATH",
                    help="real images for the preview, one sub-folder per class (default: "
                         "$CYTOVIZ_PBC_EXAMPLE; without either the preview is synthetic only)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="draw Figures 3-4 and Table 2 from stored tables made with another model "
+                        "than the shipped one, marked STALE in their titles (default: refuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -503,7 +557,7 @@ def _run(args: argparse.Namespace) -> int:
         config = config.replace(**changes)
     start = time.time()
     written = make_figures(args.out, only=args.only, config=config, real=args.real,
-                           progress=not args.quiet)
+                           allow_stale=args.allow_stale, progress=not args.quiet)
     n = sum(len(v) for v in written.values())
     skipped = [k for k, v in written.items() if not v]
     print(f"figures: {n} files in {args.out} in {time.time() - start:.0f} s"

@@ -54,7 +54,7 @@ print(f"fast mode: {FAST}; outputs go to {OUT.resolve()}")
 # %% [markdown]
 # ## 1. The model and the data
 #
-# `load_default_model()` loads the small model shipped in `data/default_model` (a 64 x 64 pixel
+# `load_default_model()` loads the small model shipped in `cytoviz/_shipped/default_model` (a 64 x 64 pixel
 # latent diffusion model trained on the synthetic smears; the paper fine-tunes Stable
 # Diffusion 1.5 on 360 x 360 images, which needs a GPU).
 

@@ -35,7 +35,7 @@
 # point is the mechanics). Full mode uses the `tiny` recipe (`TrainConfig.tiny()`: 300 VAE +
 # 2,500 UNet steps), roughly 20 to 60 minutes on a laptop CPU. The shipped default model was
 # trained with this recipe for 6,000 UNet steps (`cytoviz train --preset tiny`; its
-# `train_summary.json` and `history.json` are in `data/default_model`).
+# `train_summary.json` and `history.json` are in `cytoviz/_shipped/default_model`).
 
 # %%
 import json

@@ -31,7 +31,7 @@
 # **Runtime.** Fast mode runs the protocol with the `"fast"` evaluation budget (16 px images, a
 # model trained for a handful of steps: the numbers mean nothing, the mechanics are the point;
 # about a minute). Full mode does not retrain: it loads the measured table shipped in
-# `data/results/anomaly.csv`, written by `bash scripts/run_evaluations.sh` (64 px `tiny` models,
+# `cytoviz/_shipped/results/anomaly.csv`, written by `bash scripts/run_evaluations.sh` (64 px `tiny` models,
 # 300 VAE + 3,000 UNet steps per held-out class, about an hour of CPU per model);
 # `EvalBudget.paper()` is the full protocol for a GPU.
 

@@ -32,7 +32,7 @@
 #
 # **Runtime.** Fast mode runs the protocols with the `"fast"` budget (tiny 16 px models, a few
 # steps; the numbers are noise, about a minute in all). Full mode does not retrain: it loads the
-# measured tables shipped in `data/results/` (`cv.evaluation.stored_results`), written by
+# measured tables shipped in `cytoviz/_shipped/results/` (`cv.evaluation.stored_results`), written by
 # `bash scripts/run_evaluations.sh` at a reduced CPU budget (about two hours on 2 cores; each
 # table's `budget` column says which). `EvalBudget.paper()` is the full protocol for a GPU.
 

@@ -47,7 +47,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 # of the model and the experts), `fig3` (anomaly KDEs), `fig4` (low data), `table2` (domain
 # shift), `fig5` (one cell's counterfactual heatmaps), `fig6` (the transition grid), `fig8`
 # (generated cells). Figures 3, 4 and Table 2 need many trained models: they are drawn from the
-# protocol tables under `data/results/` and skipped (with the command to run) when those are
+# protocol tables under `cytoviz/_shipped/results/` and skipped (with the command to run) when those are
 # missing.
 
 # %%

@@ -3,7 +3,7 @@
 #
 #   bash scripts/benchmark_default_model.sh
 #
-# Run it after `bash scripts/train_default_model.sh` has written a new data/default_model.
+# Run it after `bash scripts/train_default_model.sh` has written a new cytoviz/_shipped/default_model.
 #   lane A: `cytoviz figures` (Table 1, Figures 5, 6, 8 ...; README command 1's main job) into
 #           figures/, Table 1 copied to benchmarks/results/; then a CNN baseline trained on the
 #           default model's centre crops with its zoom augmentation, if any
@@ -30,17 +30,17 @@ main() {
         real=(--real ../shared/data/pbc_example)
     fi
     (
-        .venv/bin/cytoviz figures --out figures "${real[@]}" > "$LOGS/figures.log" 2>&1
+        .venv/bin/cytoviz figures --out figures --allow-stale "${real[@]}" > "$LOGS/figures.log" 2>&1
         cp figures/table1_accuracy.csv benchmarks/results/table1_accuracy.csv
         crop=$($PY -c "from cytoviz.diffusion import load_default_model as m; print(m().config.input_crop or '')")
         if [ -n "$crop" ]; then
             # the same zoom augmentation as the model's training, if it had one
-            zoom=$($PY -c "from cytoviz.diffusion import TrainConfig; a = TrainConfig.load('data/default_model/train_config.json').augment; print(f'{a.zoom[0]} {a.zoom[1]}' if a is not None and a.zooms else '')")
+            zoom=$($PY -c "from cytoviz.diffusion import TrainConfig; a = TrainConfig.load('cytoviz/_shipped/default_model/train_config.json').augment; print(f'{a.zoom[0]} {a.zoom[1]}' if a is not None and a.zooms else '')")
             # shellcheck disable=SC2086  # $zoom is two numbers or nothing
             $PY scripts/train_default_baseline.py --input-crop "$crop" ${zoom:+--zoom $zoom} \
                 --out runs/baseline_crop > "$LOGS/baseline_crop.log" 2>&1
             $PY benchmarks/shift_accuracy.py --splits test test_mild test_strong \
-                --baseline data/default_baseline runs/baseline_crop > "$LOGS/shift_accuracy.log" 2>&1
+                --baseline cytoviz/_shipped/default_baseline runs/baseline_crop > "$LOGS/shift_accuracy.log" 2>&1
         else
             $PY benchmarks/shift_accuracy.py > "$LOGS/shift_accuracy.log" 2>&1
         fi

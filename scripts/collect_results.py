@@ -1,4 +1,4 @@
-"""Collect the evaluation tables of ``scripts/run_evaluations.sh`` into ``data/results/``.
+"""Collect the evaluation tables of ``scripts/run_evaluations.sh`` into ``cytoviz/_shipped/results/``.
 
 ``cytoviz figures`` draws Figures 3 and 4 and Table 2 from these files:
 
@@ -8,8 +8,11 @@
 - ``few_shot.csv``: ``RUNS/few_shot/few_shot.csv``;
 
 and each run's ``budget.json`` as ``NAME_budget.json``. Domain shift and few-shot start from the
-shipped models (``--pretrained data/default_model``): ``provenance.json`` records the SHA-256 of
+shipped models (``--pretrained cytoviz/_shipped/default_model``): ``provenance.json`` records the SHA-256 of
 the model files they used, so that the tables can say when the shipped model has changed since.
+The anomaly and low-data protocols train their own models with the shipped recipe; their entries
+record the shipped model of the same run, so that ``cytoviz figures`` can refuse every table made
+before the shipped model (and its recipe) last changed (:func:`cytoviz.evaluation.stale_reason`).
 Every file is written atomically.
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cytoviz._io import atomic_path, sha256_files
+from cytoviz._io import atomic_path, save_csv, sha256_files
 
 #: Tables whose diffusion model is the shipped default model (scripts/run_evaluations.sh).
 PRETRAINED_TABLES = ("domain_shift", "few_shot")
@@ -49,8 +52,7 @@ def collect(runs: Path, dest: Path) -> list[Path]:
             )
         frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
         out = dest / f"{name}.csv"
-        with atomic_path(out) as tmp:
-            frame.to_csv(tmp, index=False)
+        save_csv(frame, out)
         written.append(out)
         budget = paths[0].parent / "budget.json"
         if budget.is_file():
@@ -58,7 +60,7 @@ def collect(runs: Path, dest: Path) -> list[Path]:
             with atomic_path(target) as tmp:
                 shutil.copyfile(budget, tmp)
             written.append(target)
-    written.append(record_provenance(dest, PRETRAINED_TABLES))
+    written.append(record_provenance(dest, tuple(tables)))
     return written
 
 
@@ -72,7 +74,7 @@ def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = 
     prov = json.loads(path.read_text()) if path.is_file() else {}
     sha = sha256_files(model) if (model / "cytoviz.json").is_file() else None
     for name in tables:
-        prov[name] = {"diffusion_model": "data/default_model", "diffusion_model_sha256": sha}
+        prov[name] = {"diffusion_model": "cytoviz/_shipped/default_model", "diffusion_model_sha256": sha}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return path
@@ -81,7 +83,7 @@ def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/eval", type=Path, help="run folder (runs/eval)")
-    parser.add_argument("--dest", default="data/results", type=Path, help="destination")
+    parser.add_argument("--dest", default="cytoviz/_shipped/results", type=Path, help="destination")
     args = parser.parse_args()
     for path in collect(args.runs, args.dest):
         print(f"wrote {path}")

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/fill_readme_tables.py [--check]
 
 Runs the table printers ``benchmarks/readme_tables.py`` (benchmarks/results/*.json) and
-``scripts/results_tables.py`` (data/results/*.csv) and replaces each block
+``scripts/results_tables.py`` (cytoviz/_shipped/results/*.csv) and replaces each block
 ``<!-- TABLE name -->`` ... ``<!-- /TABLE name -->`` of README.md and of every ``docs/**/*.md``
 (the build output and generated pages excepted) by the printer section of that name. A block
 whose name no printer knows, or without its closing line, is an error. ``--check`` writes

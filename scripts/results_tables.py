@@ -1,4 +1,4 @@
-"""Print the README's evaluation tables (markdown) from the CSV tables in data/results/.
+"""Print the README's evaluation tables (markdown) from the CSV tables in cytoviz/_shipped/results/.
 
     .venv/bin/python scripts/results_tables.py
 
@@ -48,13 +48,13 @@ def _shipped(name: str) -> str:
     path = RES / "provenance.json"
     entry = json.loads(path.read_text()).get(name) if path.is_file() else None
     if not entry or not entry.get("diffusion_model_sha256"):
-        return "the shipped data/default_model"
+        return "the shipped cytoviz/_shipped/default_model"
     from cytoviz.diffusion import default_model_path
 
     sha = entry["diffusion_model_sha256"]
     model = default_model_path()
     if (model / "cytoviz.json").is_file() and sha256_files(model) == sha:
-        return "the shipped data/default_model"
+        return "the shipped cytoviz/_shipped/default_model"
     commit = f", commit {entry['commit']}" if entry.get("commit") else ""
     return (f"an EARLIER default model (model files SHA-256 {sha[:12]}{commit}), not the one "
             "shipped now; `bash scripts/run_evaluations.sh` recomputes it")
@@ -77,7 +77,7 @@ def _header(columns: list[str]) -> None:
 
 def _source(name: str, details: str) -> str:
     """The ``Source:`` line of a section: the CSV file and what it was computed with."""
-    return f"Source: `data/results/{name}.csv` ({details})"
+    return f"Source: `cytoviz/_shipped/results/{name}.csv` ({details})"
 
 
 def _generation_source(name: str, details: str) -> str:
@@ -151,7 +151,7 @@ def eval_low_data(t: pd.DataFrame) -> None:
 def eval_few_shot(t: pd.DataFrame) -> None:
     shipped = _budget("few_shot", diffusion=f"{_shipped('few_shot')} (fine-tuned for "
                       f"{_field('few_shot', 'fine_tune_steps')} UNet steps)",
-                      baseline="the shipped data/default_baseline (fine-tuned for "
+                      baseline="the shipped cytoviz/_shipped/default_baseline (fine-tuned for "
                       f"{_field('few_shot', 'fine_tune_epochs')} epochs)")
     print(_source("few_shot", shipped) + "; accuracy (%) on the rest of the shifted set, before "
           "and after fine-tuning on at most 100 of its images\n")

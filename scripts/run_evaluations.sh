@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the evaluation protocols at the reduced CPU budget and store their tables in data/results/.
+# Run the evaluation protocols at the reduced CPU budget and store their tables in cytoviz/_shipped/results/.
 #
 #   bash scripts/run_evaluations.sh
 #
@@ -14,22 +14,22 @@
 # per class; few-shot and low data score 5 test images per class, the others 10. These cuts fit
 # the runs into about two hours of the 2-core machine; `--budget paper` is the full protocol.
 # Every run resumes where it stopped: run the script again after an interruption. Outputs go to
-# runs/eval/ (RUNS); the collected CSV tables and budgets to data/results/ (DEST).
+# runs/eval/ (RUNS); the collected CSV tables and budgets to cytoviz/_shipped/results/ (DEST).
 set -euo pipefail
 
 main() {
     cd "$(dirname "$0")/.."
     RUNS=${RUNS:-runs/eval}
-    DEST=${DEST:-data/results}
+    DEST=${DEST:-cytoviz/_shipped/results}
     mkdir -p "$RUNS"
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
     local C=".venv/bin/cytoviz evaluate"
     local S="--budget cpu --data synthetic --data-scale 1.0"
     (
-        $C domain-shift --out "$RUNS/domain_shift" $S --seeds 2 --pretrained data/default_model \
+        $C domain-shift --out "$RUNS/domain_shift" $S --seeds 2 --pretrained cytoviz/_shipped/default_model \
             > "$RUNS/domain_shift.log" 2>&1
-        $C few-shot --out "$RUNS/few_shot" $S --test-per-class 5 --pretrained data/default_model \
-            --pretrained-baseline data/default_baseline > "$RUNS/few_shot.log" 2>&1
+        $C few-shot --out "$RUNS/few_shot" $S --test-per-class 5 --pretrained cytoviz/_shipped/default_model \
+            --pretrained-baseline cytoviz/_shipped/default_baseline > "$RUNS/few_shot.log" 2>&1
         $C low-data --out "$RUNS/low_data_a" $S --test-per-class 5 --seeds 1 --sizes 10 20 \
             > "$RUNS/low_data_a.log" 2>&1
     ) &

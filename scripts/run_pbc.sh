@@ -6,7 +6,7 @@
 # 10 images per class to train, 10 to test (8 classes, 64 px): the `cpu` evaluation budget with
 # 1,500 VAE + 2,000 UNet steps and the shipped model's learning rate (peak 2e-3 with a cosine
 # decay), about 30 min at one torch thread. Neither the images nor the models
-# are kept; the table is copied to data/results/pbc_low_data.csv (+ _budget.json). The run folder
+# are kept; the table is copied to cytoviz/_shipped/results/pbc_low_data.csv (+ _budget.json). The run folder
 # (runs/eval/pbc_cosine) resumes if interrupted.
 set -euo pipefail
 
@@ -26,9 +26,9 @@ main() {
     local out=${OUT:-runs/eval/pbc_cosine}
     .venv/bin/cytoviz evaluate low-data --data "$data" --budget cpu --sizes 10 --seeds 1 \
         --vae-steps 1500 --train-steps 2000 --lr 2e-3 --lr-schedule cosine --out "$out" --quiet
-    publish "$out/low_data.csv" data/results/pbc_low_data.csv
-    publish "$out/budget.json" data/results/pbc_low_data_budget.json
-    cat data/results/pbc_low_data.csv
+    publish "$out/low_data.csv" cytoviz/_shipped/results/pbc_low_data.csv
+    publish "$out/budget.json" cytoviz/_shipped/results/pbc_low_data_budget.json
+    cat cytoviz/_shipped/results/pbc_low_data.csv
 }
 
 main "$@"

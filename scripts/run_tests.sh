@@ -13,3 +13,6 @@ bash scripts/setup.sh
 # 2. The browser tests (JupyterLab and Voila in headless Chromium) on their own, so that the
 #    notebook kernels they start do not compete with other tests for the CPU.
 .venv/bin/python -m pytest -m browser "$@"
+# 3. The installable package: build the wheel, install it into a fresh virtual environment
+#    outside the repository and run `cytoviz classify` and `cytoviz figures` there.
+bash scripts/check_wheel.sh

@@ -1,11 +1,11 @@
-"""Train the shipped discriminative baseline (data/default_baseline) on the embedded synthetic data.
+"""Train the shipped discriminative baseline (cytoviz/_shipped/default_baseline) on the embedded synthetic data.
 
     .venv/bin/python scripts/train_default_baseline.py [--epochs 30] [--max-minutes 25]
         [--input-crop PX --out DIR]
 
 Same training split, augmentations and validation split as the default diffusion model
 (scripts/train_default_model.sh); the checkpoint with the best validation balanced accuracy is
-kept. Writes data/default_baseline/ (model.safetensors + config.json) and train_summary.json.
+kept. Writes cytoviz/_shipped/default_baseline/ (model.safetensors + config.json) and train_summary.json.
 The shipped baseline sees the whole 64 px image. ``--input-crop 32`` trains it on the central
 32 px, the same pixels the default diffusion model sees (a like-for-like reference; it then
 takes 32 px images).
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--zoom", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="add a random magnification in [LO, HI] to the augmentations "
                          "(AugmentConfig.zoom; the diffusion model's --zoom)")
-    ap.add_argument("--out", type=Path, default=REPO / "data" / "default_baseline")
+    ap.add_argument("--out", type=Path, default=REPO / "cytoviz" / "_shipped" / "default_baseline")
     args = ap.parse_args()
     splits = default_splits()
     if args.input_crop is not None:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Train the default model that ships in data/default_model/ (tiny preset, synthetic data).
+# Train the default model that ships in cytoviz/_shipped/default_model/ (tiny preset, synthetic data).
 #
 #   bash scripts/train_default_model.sh
 #
 # Runs `cytoviz train` on the built-in synthetic training split (2,290 images of 64 px, 10 classes;
 # validation on its val split) into runs/default/, then copies runs/default/model/ (weights with
 # the EMA UNet, cytoviz.json, train_config.json, train_summary.json) and the loss history to
-# data/default_model/. The model sees the central 32 x 32 px of each 64 px image, where the
+# cytoviz/_shipped/default_model/. The model sees the central 32 x 32 px of each 64 px image, where the
 # white cell lies (ModelConfig.input_crop = 32, not in METHOD.md), through a VAE that downsamples
 # by 2 (block channels 32,64), so its latent is 16 x 16 with the cell covering 9-12 latent pixels
 # instead of 4-5 (INPUT_CROP=none VAE_CHANNELS=32,64,64: the earlier whole-image model). Training
@@ -25,14 +25,14 @@
 # benchmarks/vae_recon.py) classified no better in-domain and worse under the strong shift; see
 # the README.
 # Interrupted? Run the same command again: training resumes exactly from the last checkpoint.
-# Environment: OUT (run folder, default runs/default), DEST (default data/default_model).
+# Environment: OUT (run folder, default runs/default), DEST (default cytoviz/_shipped/default_model).
 set -euo pipefail
 
 # The whole script is one function, parsed before it runs: editing this file during a run is safe.
 main() {
     cd "$(dirname "$0")/.."
     OUT=${OUT:-runs/default}
-    DEST=${DEST:-data/default_model}
+    DEST=${DEST:-cytoviz/_shipped/default_model}
     # The shipped model: 300 VAE + 11,000 UNet steps. Other budgets are for experiments.
     VAE_STEPS=${VAE_STEPS:-300}
     UNET_STEPS=${UNET_STEPS:-11000}

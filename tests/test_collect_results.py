@@ -61,7 +61,7 @@ def test_provenance_names_an_earlier_model(tmp_path, monkeypatch, tiny_model_con
 
     tables = load_script(REPO / "scripts" / "results_tables.py")
     monkeypatch.setattr(tables, "RES", dest)
-    assert tables._shipped("domain_shift") == "the shipped data/default_model"
-    assert tables._shipped("few_shot") == "the shipped data/default_model"  # no entry
+    assert tables._shipped("domain_shift") == "the shipped cytoviz/_shipped/default_model"
+    assert tables._shipped("few_shot") == "the shipped cytoviz/_shipped/default_model"  # no entry
     DiffusionModel.build(("a", "b"), tiny_model_config, seed=1).save_pretrained(model)  # retrained
     assert "EARLIER default model" in tables._shipped("domain_shift")

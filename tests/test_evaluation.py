@@ -450,9 +450,9 @@ def test_diffusion_checkpoint_picked_on_validation(splits, tmp_path, monkeypatch
 
 def test_domain_shift_table_notes_pretrained():
     t = _shift_table()
-    t.loc[(t["model"] == "diffusion") & (t["seed"] == 0), "source"] = "pretrained: data/default_model"
+    t.loc[(t["model"] == "diffusion") & (t["seed"] == 0), "source"] = "pretrained: cytoviz/_shipped/default_model"
     wide = domain_shift_table(t)
-    assert wide.loc["CytoDiffusion", "note"] == "seed 0: pretrained: data/default_model"
+    assert wide.loc["CytoDiffusion", "note"] == "seed 0: pretrained: cytoviz/_shipped/default_model"
     assert wide.loc["CNN baseline", "note"] == ""
 
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cytoviz import figures
-from cytoviz._paths import RESULTS_ENV, results_dir
+from cytoviz._io import sha256_files
+from cytoviz._paths import RESULTS_ENV, default_model_dir, results_dir
+from cytoviz.evaluation import stale_reason
 from cytoviz.figures import FiguresConfig, make_figures
 
 STORED = ["fig3", "fig4", "table2"]
 
 
-def _tables(folder):
+def _provenance(folder, sha=None):
+    """provenance.json recording ``sha`` (default: the shipped model's) for the three tables."""
+    sha = sha if sha is not None else sha256_files(default_model_dir())
+    prov = {t: {"diffusion_model": "shipped", "diffusion_model_sha256": sha}
+            for t in ("anomaly", "domain_shift", "low_data")}
+    (folder / "provenance.json").write_text(json.dumps(prov))
+
+
+def _tables(folder, sha=None):
+    _provenance(folder, sha)
     rng = np.random.default_rng(0)
     rows = []
     for model in ("diffusion", "baseline"):
@@ -58,6 +71,52 @@ def test_stored_tables_are_drawn(tmp_path, monkeypatch, config):
     assert (tmp_path / "out" / "table2_domain_shift.tex").read_text().count(r"$\pm$") >= 6
 
 
+def test_stale_tables_are_refused_before_any_work(tmp_path, monkeypatch, config):
+    results = tmp_path / "results"
+    results.mkdir()
+    _tables(results, sha="0" * 64)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    with pytest.raises(ValueError, match=r"stale result table.*domain_shift\.csv.*another model"
+                       r".*run_evaluations\.sh.*--allow-stale"):
+        make_figures(tmp_path / "out", only=STORED, config=config, progress=False)
+    assert not (tmp_path / "out").exists()
+    (results / "provenance.json").unlink()
+    assert "records no fingerprint" in stale_reason("anomaly", folder=results)
+
+
+def test_allow_stale_marks_the_titles(tmp_path, monkeypatch, config):
+    results = tmp_path / "results"
+    results.mkdir()
+    _tables(results, sha="0" * 64)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    written = make_figures(tmp_path / "out", only=["fig4", "table2"], config=config,
+                           allow_stale=True, progress=False)
+    for name in ("fig4", "table2"):
+        html = next(p for p in written[name] if p.suffix == ".html").read_text()
+        assert figures.STALE_MARK in html, name
+    assert "STALE" in (tmp_path / "out" / "table2_domain_shift.tex").read_text()
+
+
+def test_current_tables_are_not_marked(tmp_path, monkeypatch, config):
+    results = tmp_path / "results"
+    results.mkdir()
+    _tables(results)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    assert all(stale_reason(t, folder=results) is None
+               for t in ("anomaly", "domain_shift", "low_data"))
+    written = make_figures(tmp_path / "out", only=["fig4"], config=config, progress=False)
+    html = next(p for p in written["fig4"] if p.suffix == ".html").read_text()
+    assert figures.STALE_MARK not in html
+
+
+@pytest.mark.xfail(strict=True, reason="issue 19: the committed protocol tables predate the "
+                   "shipped model and are not yet regenerated; strict, so this fails (and the "
+                   "marker must go) as soon as they match")
+def test_committed_tables_match_the_committed_model():
+    stale = {t: stale_reason(t) for t in ("anomaly", "domain_shift", "low_data", "few_shot")}
+    assert not {t: why for t, why in stale.items() if why}, stale
+
+
 def test_missing_tables_are_skipped_with_the_command(tmp_path, monkeypatch, capsys, config):
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "empty"))
     written = make_figures(tmp_path / "out", only=STORED, config=config, progress=False)
@@ -66,11 +125,11 @@ def test_missing_tables_are_skipped_with_the_command(tmp_path, monkeypatch, caps
 
 
 def test_shipped_tables_load():
-    """The measured tables committed under data/results/ parse as their protocols wrote them."""
+    """The measured tables committed under cytoviz/_shipped/results/ parse as their protocols wrote them."""
     from cytoviz.evaluation import anomaly_auc, domain_shift_table, stored_results
 
     if not (results_dir() / "domain_shift.csv").is_file():
-        pytest.skip("data/results/ has no evaluation tables yet (bash scripts/run_evaluations.sh)")
+        pytest.skip("cytoviz/_shipped/results/ has no evaluation tables yet (bash scripts/run_evaluations.sh)")
     wide = domain_shift_table(stored_results("domain_shift"))
     assert {"in-domain", "mild shift", "strong shift"} <= set(wide.columns)
     auc = anomaly_auc(stored_results("anomaly"))

@@ -5,7 +5,9 @@ image: true and predicted class, confidence, certainty, trials, per-class scores
 ``result.npz`` (the full :class:`~cytoviz.diffusion.ClassificationResult`, reloadable with
 ``ClassificationResult.load``) through :func:`~cytoviz.diffusion.classify_to_folder`: the images
 are classified in resumable chunks (``--chunk-size``), so a killed run started again with the same
-arguments resumes from ``OUT/result.partial/`` and ends with the same result. A restart with other
+arguments resumes from ``OUT/result.partial/`` and ends with the same result.
+``--num-processes N`` shares the chunks out over N worker processes (``--device cuda``: worker k
+on ``cuda:k``) with the same result, image by image. A restart with other
 settings, another model or other input images is refused, naming what differs, and so is a
 folder that holds a finished result, unless ``--overwrite``. The output folder is checked
 (writable, not below a file) before the model and the data are read.
@@ -48,9 +50,11 @@ __all__ = ["register"]
 
 _EPILOG = """\
 examples:
-  cytoviz classify --model data/default_model --data synthetic --split test --out runs/cls
+  cytoviz classify --model cytoviz/_shipped/default_model --data synthetic --split test --out runs/cls
   cytoviz classify --model runs/demo/model --data cells.npz --out runs/cls --max-trials 200
   # killed part-way? the same command again resumes from runs/cls/result.partial/
+  # four worker processes (on a 4-GPU node: --device cuda puts worker k on cuda:k):
+  cytoviz classify --model M --data cells.npz --out runs/cls --num-processes 4
   # refit the weighting on a validation set, then use it:
   cytoviz classify --model M --data synthetic --split val --no-pruning --max-trials 200 --out runs/val
   cytoviz refit-weighting --result runs/val/result.npz --out runs/val/weighting.json
@@ -125,6 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int,
                    help=f"images per resumable chunk (default {_CHUNK_SIZE}): finished chunks are "
                    "kept in OUT/result.partial/ and skipped when a killed run is started again")
+    p.add_argument("--num-processes", type=int, metavar="N",
+                   help="worker processes on this machine (default 1): the chunks are shared "
+                   "out over N processes with cpu_count // N torch threads each, same result; "
+                   "with --device cuda worker k runs on cuda:k (modulo the GPU count)")
     c.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
     c.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -208,11 +216,16 @@ def _run_classify(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be positive, got {args.limit}")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be positive, got {args.chunk_size}")
+    if args.num_processes is not None and args.num_processes < 1:
+        raise ValueError(f"--num-processes must be a positive integer (worker processes), got "
+                         f"{args.num_processes}")
     out = writable_folder(args.out)  # before loading anything heavy
     check_output_folder(out, overwrite=args.overwrite)
     model = DiffusionModel.from_pretrained(args.model, device=args.device)
     data, paths = _read_data(args, model)
     chunks = {} if args.chunk_size is None else {"chunk_size": args.chunk_size}
+    if args.num_processes is not None:
+        chunks["num_processes"] = args.num_processes
     result = classify_to_folder(model, data, out, config=config, progress=not args.quiet,
                                 overwrite=args.overwrite, paths=paths, **chunks)
     summary = f"{len(result)} images, {result.n_evals.mean():.1f} UNet evaluations per image"

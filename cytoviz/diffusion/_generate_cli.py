@@ -27,8 +27,8 @@ _CONFIG_FLAGS = {"steps": "num_inference_steps", "guidance": "guidance_scale",
 
 _EPILOG = """\
 examples:
-  cytoviz generate --model data/default_model --class eosinophil -n 16 --out runs/gen
-  cytoviz generate --model data/default_model --class all -n 8 --steps 20 --scheduler dpm \\
+  cytoviz generate --model cytoviz/_shipped/default_model --class eosinophil -n 16 --out runs/gen
+  cytoviz generate --model cytoviz/_shipped/default_model --class all -n 8 --steps 20 --scheduler dpm \\
       --out runs/gen_all
 """
 

@@ -10,6 +10,13 @@ run. At the end the chunks are joined (:meth:`~cytoviz.diffusion.ClassificationR
 ``result.npz`` and ``predictions.csv`` are written atomically, and the partial folder is removed.
 A restart with other settings, another model or other input images is refused, naming what
 differs; a folder that holds a finished result is refused unless ``overwrite=True``.
+
+With ``num_processes=N > 1`` the unfinished chunks are shared out over N worker processes
+(``spawn``) on this machine: worker k takes every N-th of them, loads the model from a copy that
+the parent writes once into the partial folder, runs with ``max(1, cpu_count // N)`` torch
+threads and writes its chunks with the same atomic writer; the parent then joins them as a
+single-process run does. The chunks, their images and random streams are the same, so the
+result is the same image by image; a killed run resumes with any ``num_processes``.
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import queue
 import shutil
+import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cytoviz._io import load_json, save_csv, save_json, writable_folder
+from cytoviz._io import atomic_path, load_json, save_csv, save_json, writable_folder
 from cytoviz.data import CellDataset
 from cytoviz.diffusion.classify import classify, model_labels
 from cytoviz.diffusion.classify_config import ClassifyConfig
@@ -44,12 +55,15 @@ _PARTIAL_KIND = "cytoviz classify partial run"
 _FINAL_FILES = ("result.npz", "predictions.csv")
 #: Version of the partial run's manifest (2: the model is fingerprinted by its weights).
 _PARTIAL_VERSION = 2
+#: Stem of the model copy that the worker processes of a multi-process run load.
+_WORKER_MODEL = "workers-model"
 
 
 def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
                        out: str | os.PathLike[str], *, config: ClassifyConfig | None = None,
                        chunk_size: int = 256, progress: bool = True, overwrite: bool = False,
-                       paths: Sequence[str] | None = None) -> ClassificationResult:
+                       paths: Sequence[str] | None = None,
+                       num_processes: int = 1) -> ClassificationResult:
     """Classify a data set in resumable chunks; write ``result.npz`` and ``predictions.csv``.
 
     Parameters
@@ -79,6 +93,14 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
     paths
         The image file of each image, written as the ``path`` column of ``predictions.csv``
         (default: the data set's ``meta["path"]`` when it has one).
+    num_processes
+        Worker processes on this machine (default 1: classify in this process). With N > 1
+        the unfinished chunks are shared out over N spawned processes, each with
+        ``max(1, os.cpu_count() // N)`` torch threads, and the result is the same, image by
+        image, as with one process. With ``config.device="cuda"`` (no index) worker k runs on
+        ``cuda:{k % torch.cuda.device_count()}``; an explicit ``cuda:I`` puts every worker on
+        it. The calling script must guard its top level with ``if __name__ == "__main__":``
+        (spawned workers import it), and the model must be picklable with ``torch.save``.
 
     Returns
     -------
@@ -95,11 +117,17 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
         When ``out`` holds an unfinished run with another config, chunk size, model or input
         images (naming what differs), or chunks without a manifest; delete
         ``out/result.partial`` to start over. Also when the data set has classes the model
-        does not know, or ``out/result.partial`` is a symbolic link.
+        does not know, ``out/result.partial`` is a symbolic link, or ``num_processes`` is not
+        a positive integer.
+    RuntimeError
+        When a worker process died without reporting (killed, out of memory); the chunks it
+        finished are kept, and the same call again resumes.
 
     Notes
     -----
-    A run that resumes prints one line saying how many chunks were already done.
+    A run that resumes prints one line saying how many chunks were already done. A worker
+    that raises stops the run (the other workers are terminated) and its exception is raised
+    here, with the worker's traceback as a note.
 
     Examples
     --------
@@ -108,6 +136,9 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if (isinstance(num_processes, bool) or not isinstance(num_processes, int)
+            or num_processes < 1):
+        raise ValueError(f"num_processes must be a positive integer, got {num_processes!r}")
     images, labels, paths = _inputs(data, model, paths)
     config = (config or ClassifyConfig()).resolved(model)
     out = writable_folder(out)
@@ -123,7 +154,7 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
         "n_images": n_img, "input_sha256": _data_sha256(images, labels, model.class_names),
         "chunk_size": chunk_size, "n_chunks": n_chunks, "config": config.to_dict(),
     })
-    _remove_temporaries(partial, tuple(p.stem for p in chunk_paths))
+    _remove_temporaries(partial, (*(p.stem for p in chunk_paths), _WORKER_MODEL))
     _remove_temporaries(out, ("result", "predictions"))
     done = [p.is_file() for p in chunk_paths]
     if any(done):
@@ -135,6 +166,10 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
 
         n_done = sum(hi - lo for (lo, hi), d in zip(bounds, done, strict=True) if d)
         bar = tqdm(total=n_img, initial=n_done, desc="classify", unit="img")
+    todo = [i for i, d in enumerate(done) if not d]
+    if num_processes > 1 and len(todo) > 1:
+        _classify_in_processes(model, images, labels, config, [(i, bounds[i], chunk_paths[i])
+                               for i in todo], partial, num_processes, bar)
     results = []
     for path, (lo, hi) in zip(chunk_paths, bounds, strict=True):
         if path.is_file():
@@ -157,6 +192,143 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
     result.save(out / "result.npz")
     shutil.rmtree(partial)
     return result
+
+
+def _classify_in_processes(model: DiffusionModel, images: np.ndarray, labels: np.ndarray | None,
+                           config: ClassifyConfig,
+                           chunks: list[tuple[int, tuple[int, int], Path]], partial: Path,
+                           num_processes: int, bar: Any) -> None:
+    """Classify ``chunks`` (index, image bounds, file) in worker processes into their files.
+
+    Worker k gets chunks k, k + n, ... (n workers: at most one per chunk) through its own queue,
+    two at a time so that at most two chunks of images per worker are in flight.
+    """
+    import multiprocessing as mp
+
+    import torch
+
+    ctx = mp.get_context("spawn")
+    n = min(num_processes, len(chunks))
+    threads = max(1, (os.cpu_count() or 1) // num_processes)
+    devices = _worker_devices(model, config, n)
+    model_file = partial / f"{_WORKER_MODEL}.pt"
+    with atomic_path(model_file) as tmp:
+        torch.save(model, tmp)
+    shards = [list(chunks[k::n]) for k in range(n)]
+    inboxes = [ctx.Queue() for _ in range(n)]
+    reports = ctx.Queue()
+    procs = [ctx.Process(target=_worker, name=f"cytoviz-classify-{k}", daemon=True,
+                         args=(k, str(model_file), devices[k], threads, config, inboxes[k],
+                               reports))
+             for k in range(n)]
+    closed = [False] * n
+
+    def feed(k: int) -> None:
+        if closed[k]:
+            return
+        if not shards[k]:
+            inboxes[k].put(None)
+            closed[k] = True
+            return
+        i, (lo, hi), path = shards[k].pop(0)
+        inboxes[k].put((i, lo, images[lo:hi], None if labels is None else labels[lo:hi],
+                        str(path)))
+
+    try:
+        for p in procs:
+            p.start()
+        for k in range(n):
+            feed(k)
+            feed(k)
+        left = len(chunks)
+        while left:
+            try:
+                kind, k, i, payload = reports.get(timeout=1.0)
+            except queue.Empty:
+                failed = any(p.exitcode not in (None, 0) for p in procs)
+                if not failed and any(p.exitcode is None for p in procs):
+                    continue
+                try:  # a worker died, or all have ended: take what they reported before
+                    kind, k, i, payload = reports.get(timeout=1.0)
+                except queue.Empty:
+                    codes = ", ".join(f"worker {k} exit code {p.exitcode}"
+                                      for k, p in enumerate(procs) if p.exitcode is not None)
+                    raise RuntimeError(
+                        f"classify_to_folder: a worker process ended with chunks left ({codes}); "
+                        f"the finished chunks are kept in {partial}: run again to resume"
+                    ) from None
+            if kind == "error":
+                exc, tb = payload
+                where = "while starting" if i is None else f"on chunk {i}"
+                exc.add_note(f"raised in classify_to_folder's worker {k} {where}:\n{tb}")
+                raise exc
+            left -= 1
+            if bar is not None:
+                bar.update(payload)
+            feed(k)
+        for p in procs:
+            p.join(timeout=60)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            if p.pid is not None:
+                p.join()
+        for q in (*inboxes, reports):
+            q.cancel_join_thread()
+            q.close()
+        model_file.unlink(missing_ok=True)
+
+
+def _worker_devices(model: DiffusionModel, config: ClassifyConfig, n: int) -> list[str]:
+    """The device of each of ``n`` workers: ``cuda`` (no index) spreads them over the GPUs."""
+    import torch
+
+    target = torch.device(config.device) if config.device is not None else model.device
+    if (target.type == "cuda" and config.device is not None
+            and torch.device(config.device).index is None):
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"device {config.device!r}: torch sees no CUDA device")
+        return [f"cuda:{k % count}" for k in range(n)]
+    return [str(target)] * n
+
+
+def _worker(k: int, model_file: str, device: str, threads: int, config: ClassifyConfig,
+            inbox: Any, reports: Any) -> None:
+    """A worker process: classify the chunks that arrive in ``inbox``, each into its file."""
+    import multiprocessing as mp
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    parent = mp.parent_process()
+    if parent is not None:  # the parent killed (SIGKILL): stop at once, not after the chunk
+        def watch() -> None:
+            parent.join()
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    i = None
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        if torch.device(device).type == "cuda":
+            torch.cuda.set_device(torch.device(device))
+        model = torch.load(model_file, map_location="cpu", weights_only=False).to(device)
+        while (task := inbox.get()) is not None:
+            i, lo, imgs, labs, path = task
+            r = classify(model, imgs, config, labels=labs, progress=False, first_index=lo)
+            r.save(path)
+            reports.put(("done", k, i, len(imgs)))
+    except BaseException as exc:
+        tb = traceback.format_exc()
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        reports.put(("error", k, i, (exc, tb)))
 
 
 def check_output_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> None:

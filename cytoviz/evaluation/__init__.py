@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "low_data": ".low_data_regime",
     "domain_shift_table": ".tables",
     "stored_results": ".tables",
+    "stale_reason": ".tables",
     "augmentation_curve": ".augmentation",
     "classification_scores": ".augmentation",
     "PrototypeConfig": ".prototypes",

@@ -40,10 +40,10 @@ _EPILOG = """\
 examples:
   cytoviz evaluate anomaly --out runs/anomaly --budget fast
   cytoviz evaluate domain-shift --out runs/shift --budget cpu --seeds 2 \\
-      --pretrained data/default_model
+      --pretrained cytoviz/_shipped/default_model
   cytoviz evaluate low-data --out runs/low --data ../shared/data/pbc_example --sizes 2 5 10
   cytoviz evaluate few-shot --out runs/few --budget paper     # the full protocol (GPU)
-  cytoviz evaluate class-agreement --model data/default_model --baseline data/default_baseline \
+  cytoviz evaluate class-agreement --model cytoviz/_shipped/default_model --baseline cytoviz/_shipped/default_baseline \
       -n 16 --out runs/gen
   cytoviz evaluate augmentation --out runs/aug --real-per-class 20 --ks 0 10 25 50
   cytoviz evaluate prototypes --out runs/proto --fine-tune-steps 300 -n 16
@@ -99,14 +99,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="anomaly: classes to hold out (default: blast, then erythroblast)")
     s.add_argument("--pretrained", "--model", dest="pretrained", metavar="DIR",
                    help="domain-shift, few-shot: a trained diffusion model (e.g. "
-                   "data/default_model) used for every seed instead of training one; "
+                   "cytoviz/_shipped/default_model) used for every seed instead of training one; "
                    "class-agreement, augmentation, prototypes: the generator (default: the "
-                   "shipped data/default_model)")
+                   "shipped cytoviz/_shipped/default_model)")
     s.add_argument("--pretrained-baseline", "--baseline", dest="pretrained_baseline",
                    metavar="DIR",
-                   help="few-shot: a saved baseline (e.g. data/default_baseline) used as the "
+                   help="few-shot: a saved baseline (e.g. cytoviz/_shipped/default_baseline) used as the "
                    "source baseline instead of training one; class-agreement, prototypes: the "
-                   "baseline that checks the images (default: the shipped data/default_baseline)")
+                   "baseline that checks the images (default: the shipped cytoviz/_shipped/default_baseline)")
     s.add_argument("--sizes", nargs="+", type=int, metavar="N",
                    help="low-data: training images per class (default: the budget's)")
     s.add_argument("--no-colour-transfer", action="store_true",

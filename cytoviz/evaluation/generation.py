@@ -15,8 +15,8 @@ conventions of :mod:`cytoviz.evaluation.runner` and returns a tidy table; ``cyto
   for the same number of steps from the same model, and compare their samples by baseline class
   agreement and a Frechet distance on the baseline's features (not the Inception FID).
 
-By default the generator is the shipped model (``data/default_model``) and the baseline the
-shipped CNN (``data/default_baseline``). With ``out=DIR`` generated image sets are kept under
+By default the generator is the shipped model (``cytoviz/_shipped/default_model``) and the baseline the
+shipped CNN (``cytoviz/_shipped/default_baseline``). With ``out=DIR`` generated image sets are kept under
 ``DIR/generated/`` (:meth:`~cytoviz.data.CellDataset.save` files that other steps can reuse, e.g.
 as the ``generated=`` pool of :func:`synthetic_augmentation`), fine-tuned generators under
 ``DIR/models/`` and finished tables under ``DIR/units/``; a rerun skips them.
@@ -95,7 +95,7 @@ def _baseline(baseline: Any, classes: Sequence[str], budget: EvalBudget) -> Base
         path = Path(baseline) if baseline is not None else default_baseline_dir()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no saved baseline there; pass a folder written by "
-                                    "BaselineClassifier.save (e.g. data/default_baseline)")
+                                    "BaselineClassifier.save (e.g. cytoviz/_shipped/default_baseline)")
         clf = BaselineClassifier.load(path, device=resolve_device(budget))
     missing = [c for c in classes if c not in clf.class_names]
     if missing:

@@ -104,7 +104,7 @@ def domain_shift(
     seeds
         Number of seeds or a list (default ``budget.seeds``; 5 in the paper).
     pretrained
-        A trained diffusion model folder (e.g. ``data/default_model``) used as the diffusion
+        A trained diffusion model folder (e.g. ``cytoviz/_shipped/default_model``) used as the diffusion
         model of every seed instead of training one: the seeds then vary only the classifier's
         random draws (timesteps, noise, test-time augmentation), not the training. Its rows
         have ``source`` naming it.
@@ -209,11 +209,11 @@ def few_shot(
     seeds
         Number of seeds or a list (default one).
     pretrained
-        A trained diffusion model folder (e.g. ``data/default_model``) used as the source
+        A trained diffusion model folder (e.g. ``cytoviz/_shipped/default_model``) used as the source
         diffusion model of every seed instead of training one.
     pretrained_baseline
         A saved :class:`~cytoviz.evaluation.BaselineClassifier` folder (e.g.
-        ``data/default_baseline``) used as the source baseline of every seed.
+        ``cytoviz/_shipped/default_baseline``) used as the source baseline of every seed.
     out
         Output folder for resume (source models are shared with :func:`domain_shift` when
         both run in the same folder).

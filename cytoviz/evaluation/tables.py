@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytoviz._paths import results_dir
+from cytoviz._io import load_json, sha256_files
+from cytoviz._paths import default_model_dir, results_dir
 
-__all__ = ["MODEL_LABELS", "domain_shift_latex", "domain_shift_table", "stored_results", "summarise"]
+__all__ = [
+    "MODEL_LABELS", "domain_shift_latex", "domain_shift_table", "stale_reason", "stored_results",
+    "summarise",
+]
+
+#: The file beside the tables that records, per table, the shipped model it was made with.
+PROVENANCE_FILE = "provenance.json"
 
 #: Display names of the models in tables and figures.
 MODEL_LABELS: dict[str, str] = {"diffusion": "CytoDiffusion", "baseline": "CNN baseline"}
@@ -119,7 +126,7 @@ def domain_shift_latex(wide: pd.DataFrame, *, caption: str | None = None) -> str
 
 
 def stored_results(name: str, *, folder: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """A measured protocol table shipped in ``data/results/`` (no training, no classification).
+    """A measured protocol table shipped in ``cytoviz/_shipped/results/`` (no training, no classification).
 
     The tables come from ``bash scripts/run_evaluations.sh`` (the reduced CPU budget; each
     table's ``budget`` column and ``NAME_budget.json`` record the settings) and from the
@@ -132,7 +139,7 @@ def stored_results(name: str, *, folder: str | os.PathLike[str] | None = None) -
         ``"generation_agreement"``, ``"augmentation"`` or ``"prototypes"`` (any CSV stem in
         the folder).
     folder
-        Another folder of tables (default :func:`cytoviz._paths.results_dir`: ``data/results``
+        Another folder of tables (default :func:`cytoviz._paths.results_dir`: ``cytoviz/_shipped/results``
         of the repository, or ``CYTOVIZ_RESULTS``).
 
     Returns
@@ -159,3 +166,44 @@ def stored_results(name: str, *, folder: str | os.PathLike[str] | None = None) -
         flags = {"true": True, "false": False, "1": True, "0": False}
         frame["colour_transfer"] = [flags[str(v).strip().lower()] for v in frame["colour_transfer"]]
     return frame
+
+
+def stale_reason(name: str, *, folder: str | os.PathLike[str] | None = None,
+                 model: str | os.PathLike[str] | None = None) -> str | None:
+    """Why a stored table does not belong to the shipped model, or ``None`` when it does.
+
+    A table is current when ``provenance.json`` beside it records, under the table's name, a
+    ``diffusion_model_sha256`` equal to the SHA-256 of the shipped model's files
+    (:func:`cytoviz._io.sha256_files`). Tables of protocols that train their own models record
+    the shipped model of the recipe they were run with, so a retrained shipped model makes
+    every table stale until it is regenerated (``bash scripts/run_evaluations.sh``, then
+    ``scripts/collect_results.py``).
+
+    Parameters
+    ----------
+    name
+        The table's stem (``"anomaly"``, ``"domain_shift"``, ...).
+    folder
+        The folder of tables (default :func:`cytoviz._paths.results_dir`).
+    model
+        The model folder to compare with (default :func:`cytoviz._paths.default_model_dir`).
+
+    Returns
+    -------
+    str or None
+        A sentence naming the table and what differs, or ``None`` when the fingerprints match.
+    """
+    root = Path(folder) if folder is not None else results_dir()
+    model = Path(model) if model is not None else default_model_dir()
+    path = root / PROVENANCE_FILE
+    prov = load_json(path) if path.is_file() else {}
+    entry = prov.get(name)
+    recorded = entry.get("diffusion_model_sha256") if isinstance(entry, dict) else None
+    table = root / f"{name}.csv"
+    if not recorded:
+        return f"{table} records no fingerprint of the shipped model it was made with ({path})"
+    current = sha256_files(model)
+    if recorded != current:
+        return (f"{table} was made with another model (recorded SHA-256 {recorded[:12]}..., "
+                f"the shipped model at {model} is {current[:12]}...)")
+    return None
