@@ -31,6 +31,7 @@ __all__ = [
     "RESULTS_ENV",
     "default_baseline_dir",
     "default_model_dir",
+    "model_dir",
     "pbc_example_dir",
     "results_dir",
 ]
@@ -76,3 +77,14 @@ def pbc_example_dir() -> Path | None:
     """The PBC example images named by ``CYTOVIZ_PBC_EXAMPLE``, or ``None`` when unset."""
     value = os.environ.get(PBC_ENV, "").strip()
     return Path(value).expanduser() if value else None
+
+
+def model_dir(spec: str | os.PathLike[str]) -> Path:
+    """A model folder from the command line: ``"default"`` is :func:`default_model_dir`.
+
+    Parameters
+    ----------
+    spec
+        ``"default"`` (the shipped model, also in an installed package) or a folder path.
+    """
+    return default_model_dir() if str(spec) == "default" else Path(spec)

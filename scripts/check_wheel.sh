@@ -76,7 +76,9 @@ for path in (Path(cytoviz.__file__), default_model_dir(), results_dir()):
 print(default_model_dir())
 PY
 )
-"$V/cytoviz" classify --model "$MODEL" --data synthetic --split test --limit 8 \
+echo "check_wheel: the installed default model is $MODEL"
+# --model default: the shipped model as an installed user names it
+"$V/cytoviz" classify --model default --data synthetic --split test --limit 8 \
     --max-trials 4 --min-trials 2 --out cls --quiet
 "$V/cytoviz" figures --only table1 table2 --fast --formats svg --out figs --quiet --allow-stale
 for f in cls/predictions.csv cls/result.npz figs/table1_accuracy.csv figs/table2_domain_shift.csv \

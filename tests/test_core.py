@@ -203,3 +203,21 @@ def test_export_that_keeps_hanging_fails_with_the_file_name(tmp_path, monkeypatc
     with pytest.raises(RuntimeError, match=r"PNG export of .*g\.png hung"):
         save_figure(fig, tmp_path / "g", formats=["png"])
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_model_default_names_the_shipped_model(monkeypatch, tmp_path):
+    """``--model default`` is the shipped model (also from an installed wheel), or the override."""
+    from cytoviz._paths import MODEL_ENV, default_model_dir
+    from cytoviz.cli import build_parser
+
+    parser = build_parser()
+    for command in (["classify", "--data", "synthetic", "--out", "o"],
+                    ["generate", "--class", "neutrophil", "--out", "o"]):
+        args = parser.parse_args([command[0], "--model", "default", *command[1:]])
+        assert args.model == default_model_dir()
+        assert (args.model / "cytoviz.json").is_file()
+        args = parser.parse_args([command[0], "--model", str(tmp_path), *command[1:]])
+        assert args.model == tmp_path
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path))
+    assert parser.parse_args(["classify", "--model", "default", "--data", "synthetic",
+                              "--out", "o"]).model == tmp_path

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from cytoviz._io import load_json, save_json, writable_folder
+from cytoviz._paths import model_dir
 from cytoviz.data import CellDataset, load_images, resolve_one
 from cytoviz.data._cli import add_loader_options, loader_options
 from cytoviz.data._resolve import SPLIT_NAMES
@@ -50,7 +51,7 @@ __all__ = ["register"]
 
 _EPILOG = """\
 examples:
-  cytoviz classify --model cytoviz/_shipped/default_model --data synthetic --split test --out runs/cls
+  cytoviz classify --model default --data synthetic --split test --out runs/cls
   cytoviz classify --model runs/demo/model --data cells.npz --out runs/cls --max-trials 200
   # killed part-way? the same command again resumes from runs/cls/result.partial/
   # four worker processes (on a 4-GPU node: --device cuda puts worker k on cuda:k):
@@ -84,7 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, metavar="DIR", help="model folder (save_pretrained)")
+    p.add_argument("--model", required=True, metavar="DIR", type=model_dir,
+                   help="model folder (save_pretrained), or 'default' for the shipped model")
     p.add_argument("--data", required=True, metavar="DIR|FILE.npz|synthetic",
                    help="a CellDataset .npz, a manifest .csv, a folder holding SPLIT.npz, split "
                    "folders or class folders, or 'synthetic' for the built-in generator's "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cytoviz._paths import model_dir
 from cytoviz.data import write_dataset
 from cytoviz.diffusion.generate import SCHEDULERS, GenerateConfig, generate, resolve_classes
 from cytoviz.diffusion.model import DiffusionModel
@@ -27,8 +28,8 @@ _CONFIG_FLAGS = {"steps": "num_inference_steps", "guidance": "guidance_scale",
 
 _EPILOG = """\
 examples:
-  cytoviz generate --model cytoviz/_shipped/default_model --class eosinophil -n 16 --out runs/gen
-  cytoviz generate --model cytoviz/_shipped/default_model --class all -n 8 --steps 20 --scheduler dpm \\
+  cytoviz generate --model default --class eosinophil -n 16 --out runs/gen
+  cytoviz generate --model default --class all -n 8 --steps 20 --scheduler dpm \\
       --out runs/gen_all
 """
 
@@ -44,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, metavar="DIR", help="model folder (save_pretrained)")
+    p.add_argument("--model", required=True, metavar="DIR", type=model_dir,
+                   help="model folder (save_pretrained), or 'default' for the shipped model")
     p.add_argument("--class", dest="classes", required=True, action="append", metavar="NAME",
                    help="class to generate; repeat for several, or 'all' for every class")
     d = _DEFAULT
