@@ -314,7 +314,7 @@ _EVAL_COMMAND = "bash scripts/run_evaluations.sh"
 #: Figure -> the stored table it draws (the staleness guard checks these before any work).
 _STORED_TABLES = {"fig3": "anomaly", "fig4": "low_data", "table2": "domain_shift"}
 #: Title prefix of a figure drawn from a stale table with ``allow_stale``.
-STALE_MARK = "STALE (made with another model)"
+STALE_MARK = "STALE"
 
 
 def _stale_tables(names: Sequence[str]) -> dict[str, str]:
