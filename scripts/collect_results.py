@@ -27,9 +27,6 @@ import pandas as pd
 
 from cytoviz._io import atomic_path, save_csv, sha256_files
 
-#: Tables whose diffusion model is the shipped default model (scripts/run_evaluations.sh).
-PRETRAINED_TABLES = ("domain_shift", "few_shot")
-
 SOURCES = {
     "anomaly": ["anomaly/anomaly_scores.csv"],
     "domain_shift": ["domain_shift/domain_shift.csv"],

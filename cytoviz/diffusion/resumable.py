@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cytoviz._io import atomic_path, load_json, save_csv, save_json, writable_folder
+from cytoviz._io import load_json, save_csv, save_json, writable_folder
 from cytoviz.data import CellDataset
 from cytoviz.diffusion.classify import classify, model_labels
 from cytoviz.diffusion.classify_config import ClassifyConfig
@@ -100,7 +100,8 @@ def classify_to_folder(model: DiffusionModel, data: CellDataset | np.ndarray,
         image, as with one process. With ``config.device="cuda"`` (no index) worker k runs on
         ``cuda:{k % torch.cuda.device_count()}``; an explicit ``cuda:I`` puts every worker on
         it. The calling script must guard its top level with ``if __name__ == "__main__":``
-        (spawned workers import it), and the model must be picklable with ``torch.save``.
+        (spawned workers import it). The workers load the model from a temporary model folder
+        (:meth:`DiffusionModel.save_pretrained`, safetensors) in ``result.partial``.
 
     Returns
     -------
@@ -205,15 +206,16 @@ def _classify_in_processes(model: DiffusionModel, images: np.ndarray, labels: np
     """
     import multiprocessing as mp
 
-    import torch
 
     ctx = mp.get_context("spawn")
     n = min(num_processes, len(chunks))
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     devices = _worker_devices(model, config, n)
-    model_file = partial / f"{_WORKER_MODEL}.pt"
-    with atomic_path(model_file) as tmp:
-        torch.save(model, tmp)
+    # The workers load the model from a model folder (safetensors through save_pretrained):
+    # nothing cytoviz writes is ever unpickled.
+    model_file = partial / _WORKER_MODEL
+    shutil.rmtree(model_file, ignore_errors=True)  # left by a killed run
+    model.save_pretrained(model_file)
     shards = [list(chunks[k::n]) for k in range(n)]
     inboxes = [ctx.Queue() for _ in range(n)]
     reports = ctx.Queue()
@@ -278,7 +280,7 @@ def _classify_in_processes(model: DiffusionModel, images: np.ndarray, labels: np
         for q in (*inboxes, reports):
             q.cancel_join_thread()
             q.close()
-        model_file.unlink(missing_ok=True)
+        shutil.rmtree(model_file, ignore_errors=True)
 
 
 def _worker_devices(model: DiffusionModel, config: ClassifyConfig, n: int) -> list[str]:
@@ -316,7 +318,9 @@ def _worker(k: int, model_file: str, device: str, threads: int, config: Classify
         torch.set_num_threads(threads)
         if torch.device(device).type == "cuda":
             torch.cuda.set_device(torch.device(device))
-        model = torch.load(model_file, map_location="cpu", weights_only=False).to(device)
+        from cytoviz.diffusion.model import DiffusionModel  # a spawned process: load it here
+
+        model = DiffusionModel.from_pretrained(model_file, device=device).eval()
         while (task := inbox.get()) is not None:
             i, lo, imgs, labs, path = task
             r = classify(model, imgs, config, labels=labs, progress=False, first_index=lo)
