@@ -31,7 +31,10 @@ __all__ = [
     "anomaly_auc",
     "certainty",
     "certainty_kde",
+    "energy_certainty",
+    "error_certainty",
     "logit_certainty",
+    "msp_certainty",
     "normalise_certainty",
     "roc_auc",
 ]
@@ -118,6 +121,78 @@ def logit_certainty(logits: np.ndarray, *, shift: bool = True) -> np.ndarray:
     return certainty(x)
 
 
+def msp_certainty(logits: np.ndarray) -> np.ndarray:
+    """Maximum softmax probability of each image (Hendrycks & Gimpel 2017; higher = normal).
+
+    Parameters
+    ----------
+    logits
+        ``(N, K)`` pre-softmax logits.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` values in ``(0, 1]``.
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"logits must be a 2-D (N, K) array, got shape {x.shape}")
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return z.max(axis=1) / z.sum(axis=1)
+
+
+def energy_certainty(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
+    """Negative energy ``T log sum_k exp(logit_k / T)`` of each image (Liu et al. 2020; higher = normal).
+
+    Parameters
+    ----------
+    logits
+        ``(N, K)`` pre-softmax logits.
+    temperature
+        ``T`` (1 in Liu et al.).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` scores.
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"logits must be a 2-D (N, K) array, got shape {x.shape}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    y = x / temperature
+    top = y.max(axis=1, keepdims=True)
+    return temperature * (top[:, 0] + np.log(np.exp(y - top).sum(axis=1)))
+
+
+def error_certainty(class_errors: np.ndarray) -> np.ndarray:
+    """Likelihood-style certainty of the diffusion classifier: minus its smallest class error.
+
+    The unnormalised weighted denoising error of the best-fitting class (the model's own
+    estimate of how well it can explain the cell; a cell of an unseen type is explained
+    worse by every class). Not in the paper (its score is :func:`certainty`).
+
+    Parameters
+    ----------
+    class_errors
+        ``(N, K)`` unnormalised class errors, e.g.
+        :attr:`cytoviz.diffusion.ClassificationResult.class_errors` (``NaN``: class not
+        evaluated).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` scores; larger means better explained (more "normal").
+    """
+    e = np.asarray(class_errors, dtype=np.float64)
+    if e.ndim != 2:
+        raise ValueError(f"class_errors must be a 2-D (N, K) array, got shape {e.shape}")
+    if e.shape[0] and np.any(np.all(np.isnan(e), axis=1)):
+        raise ValueError("a row of class_errors has no evaluated class")
+    return -np.nanmin(e, axis=1) if e.shape[0] else np.zeros(0)
+
+
 def normalise_certainty(x: np.ndarray) -> np.ndarray:
     """Divide certainty scores by their maximum (the paper's per-model, per-data-set scaling).
 
@@ -175,6 +250,11 @@ def roc_auc(normal_scores: np.ndarray, abnormal_scores: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------
 # statistics of an anomaly table (Figure 3)
 
+#: The score of a table without a ``score`` column (tables stored before there were several).
+DEFAULT_SCORE = "zeta"
+#: Largest number of bootstrap replicates x images held in memory at once.
+_BOOT_CHUNK = 4_000_000
+
 
 def _check_anomaly_table(table: pd.DataFrame) -> None:
     missing = [c for c in ("model", "held_out", "is_abnormal", "certainty") if c not in table]
@@ -185,35 +265,107 @@ def _check_anomaly_table(table: pd.DataFrame) -> None:
         )
 
 
-def anomaly_auc(table: pd.DataFrame) -> pd.DataFrame:
-    """ROC AUC of normal vs abnormal by certainty, per model and held-out class.
+def _with_score(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with a ``score`` column (all :data:`DEFAULT_SCORE` where it has none)."""
+    return table if "score" in table else table.assign(score=DEFAULT_SCORE)
+
+
+def _bootstrap_auc(
+    normal: np.ndarray, abnormal: np.ndarray, *, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_boot`` AUCs of stratified bootstrap resamples (normal and abnormal apart).
+
+    A resample is a count per image (how often it was drawn). With the abnormal scores sorted,
+    the (doubled) number of abnormal draws below each normal score, ties counting one half, is
+    a difference of cumulative counts; the AUC is its count-weighted sum over the normal
+    images. Integer arithmetic, so a perfect separation gives exactly 1.
+    """
+    n1, n0 = normal.size, abnormal.size
+    order = np.argsort(abnormal, kind="stable")
+    y = abnormal[order]
+    lo = np.searchsorted(y, normal, side="left")  # abnormal scores strictly below
+    hi = np.searchsorted(y, normal, side="right")  # ... below or tied
+    out = np.empty(n_boot)
+    step = max(1, _BOOT_CHUNK // max(n1, n0))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        rows = np.arange(b)[:, None]
+        w = np.bincount((rows * n1 + rng.integers(0, n1, (b, n1))).ravel(),
+                        minlength=b * n1).reshape(b, n1)
+        v = np.bincount((rows * n0 + rng.integers(0, n0, (b, n0))).ravel(),
+                        minlength=b * n0).reshape(b, n0)[:, order]  # counts in sorted order
+        cum = np.zeros((b, n0 + 1), dtype=np.int64)
+        np.cumsum(v, axis=1, out=cum[:, 1:])
+        below2 = cum[:, lo] + cum[:, hi]  # 2 * (strictly below) + ties
+        out[start : start + b] = (w * below2).sum(axis=1) / (2.0 * n1 * n0)
+    return out
+
+
+def anomaly_auc(
+    table: pd.DataFrame, *, n_boot: int = 2000, ci: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """ROC AUC of normal vs abnormal by certainty, with a bootstrap interval, per model,
+    held-out class and score.
 
     Parameters
     ----------
     table
         Output of :func:`cytoviz.evaluation.anomaly_scores` (or
-        :func:`cytoviz.evaluation.anomaly_table`). Several seeds are pooled.
+        :func:`cytoviz.evaluation.anomaly_table`). Several seeds are pooled. A table without a
+        ``score`` column (stored before there were several scores) holds the paper's score,
+        ``"zeta"``, only.
+    n_boot
+        Number of bootstrap resamples.
+    ci
+        Coverage of the interval, in ``(0, 1)``.
+    seed
+        Seed of the resampling; every group is resampled with a fresh generator from it, so
+        a group's interval does not depend on the other groups.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``model``, ``held_out``, ``auc`` (:func:`roc_auc`: the probability that a normal
-        image is more certain than an abnormal one, ties count one half), ``n_normal``,
-        ``n_abnormal``. A group without both kinds of image gets ``NaN``.
+        One row per (model, held-out class, score) in the table's order, columns ``model``,
+        ``held_out``, ``score``, ``auc`` (:func:`roc_auc`: the probability that a normal image
+        is more certain than an abnormal one, ties count one half), ``auc_low``,
+        ``auc_high``, ``n_normal``, ``n_abnormal``. A group without both kinds of image gets
+        ``NaN``.
+
+    Notes
+    -----
+    The interval is a percentile bootstrap stratified by group: the normal and the abnormal
+    images are resampled separately with replacement (each resample keeps ``n_normal`` and
+    ``n_abnormal``), the AUC is computed for each of the ``n_boot`` resamples, and
+    ``auc_low``, ``auc_high`` are its ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles. Images
+    (and seeds) are treated as independent; the interval says nothing about the variation
+    between training runs.
     """
     import pandas as pd
 
     _check_anomaly_table(table)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must lie in (0, 1), got {ci}")
+    columns = ["model", "held_out", "score", "auc", "auc_low", "auc_high", "n_normal",
+               "n_abnormal"]
     rows = []
-    for (m, h), g in table.groupby(["model", "held_out"], sort=False):
+    for (m, h, s), g in _with_score(table).groupby(["model", "held_out", "score"], sort=False):
         abnormal = g["is_abnormal"].to_numpy(dtype=bool)
         scores = g["certainty"].to_numpy(dtype=float)
         n_ab = int(abnormal.sum())
         n_no = int((~abnormal).sum())
-        auc = roc_auc(scores[~abnormal], scores[abnormal]) if n_ab and n_no else float("nan")
-        rows.append({"model": m, "held_out": h, "auc": auc, "n_normal": n_no, "n_abnormal": n_ab})
-    out = pd.DataFrame(rows, columns=["model", "held_out", "auc", "n_normal", "n_abnormal"])
+        auc = low = high = float("nan")
+        if n_ab and n_no:
+            auc = roc_auc(scores[~abnormal], scores[abnormal])
+            boot = _bootstrap_auc(scores[~abnormal], scores[abnormal], n_boot=int(n_boot),
+                                  rng=np.random.default_rng(seed))
+            low, high = (float(q) for q in np.quantile(boot, [(1 - ci) / 2, (1 + ci) / 2]))
+        rows.append({"model": m, "held_out": h, "score": s, "auc": auc, "auc_low": low,
+                     "auc_high": high, "n_normal": n_no, "n_abnormal": n_ab})
+    out = pd.DataFrame(rows, columns=columns)
     out.attrs.update(table.attrs)
+    out.attrs.update({"n_boot": int(n_boot), "ci": float(ci)})
     return out
 
 
@@ -224,6 +376,10 @@ def _bandwidth(x: np.ndarray) -> float:
     return max(bw, 0.02)
 
 
+def _score_range(values: np.ndarray) -> tuple[float, float]:
+    return (min(0.0, float(values.min())), max(1.0, float(values.max())))
+
+
 def certainty_kde(
     table: pd.DataFrame,
     *,
@@ -231,12 +387,14 @@ def certainty_kde(
     grid: int = 200,
     column: str = "certainty_norm",
 ) -> pd.DataFrame:
-    """Gaussian KDEs of the normalised certainty, normal vs abnormal, per model and held-out class.
+    """Gaussian KDEs of the normalised certainty, normal vs abnormal, per model, held-out class
+    and score.
 
     Parameters
     ----------
     table
-        Output of :func:`cytoviz.evaluation.anomaly_scores`.
+        Output of :func:`cytoviz.evaluation.anomaly_scores`. A table without a ``score``
+        column holds the paper's score, ``"zeta"``, only.
     bandwidth
         Kernel standard deviation in units of ``column``; ``None``: Scott's rule per curve.
     grid
@@ -247,11 +405,12 @@ def certainty_kde(
     Returns
     -------
     pandas.DataFrame
-        Columns ``model``, ``held_out``, ``group`` (``"normal"``/``"abnormal"``), ``x``,
-        ``density`` (each curve integrates to about 1), ``bandwidth``, ``n``; the input for
-        :func:`cytoviz.pl.anomaly_kde`. ``attrs`` keeps the table's (``budget``, from the
+        Columns ``model``, ``held_out``, ``score``, ``group`` (``"normal"``/``"abnormal"``),
+        ``x``, ``density`` (each curve integrates to about 1), ``bandwidth``, ``n``; the input
+        for :func:`cytoviz.pl.anomaly_kde`. ``attrs`` keeps the table's (``budget``, from the
         ``budget`` column where ``attrs`` lacks it) and adds ``score_range``: the smallest and
-        largest score, widened to contain ``[0, 1]``.
+        largest value of ``column``, widened to contain ``[0, 1]``, and ``score_ranges``: the
+        same per score.
     """
     import pandas as pd
 
@@ -262,8 +421,9 @@ def certainty_kde(
         raise ValueError(f"bandwidth must be positive or None, got {bandwidth}")
     if grid < 10:
         raise ValueError(f"grid must be >= 10 points, got {grid}")
+    scored = _with_score(table)
     frames = []
-    for (m, h), g in table.groupby(["model", "held_out"], sort=False):
+    for (m, h, s), g in scored.groupby(["model", "held_out", "score"], sort=False):
         values = g[column].to_numpy(dtype=float)
         bws = {}
         for name, sel in (("normal", ~g["is_abnormal"].to_numpy(bool)),
@@ -279,12 +439,16 @@ def certainty_kde(
             bw = bws[name]
             dens = np.exp(-0.5 * ((x[:, None] - v[None, :]) / bw) ** 2).sum(1)
             dens /= v.size * bw * np.sqrt(2 * np.pi)
-            frames.append(pd.DataFrame({"model": m, "held_out": h, "group": name, "x": x,
-                                        "density": dens, "bandwidth": bw, "n": v.size}))
+            frames.append(pd.DataFrame({"model": m, "held_out": h, "score": s, "group": name,
+                                        "x": x, "density": dens, "bandwidth": bw,
+                                        "n": v.size}))
     out = pd.concat(frames, ignore_index=True)
     out.attrs.update(table.attrs)
     if "budget" not in out.attrs and "budget" in table and len(table):
         out.attrs["budget"] = str(table["budget"].iloc[0])
-    scores = table[column].to_numpy(dtype=float)
-    out.attrs["score_range"] = (min(0.0, float(scores.min())), max(1.0, float(scores.max())))
+    out.attrs["score_range"] = _score_range(table[column].to_numpy(dtype=float))
+    out.attrs["score_ranges"] = {
+        str(s): _score_range(g[column].to_numpy(dtype=float))
+        for s, g in scored.groupby("score", sort=False)
+    }
     return out

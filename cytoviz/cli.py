@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from cytoviz import __version__
+from cytoviz._threads import set_threads
 
 __all__ = ["main"]
 
@@ -24,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cytoviz.diffusion._generate_cli",
     "cytoviz.psychometric._cli",
     "cytoviz.evaluation._cli",
+    "cytoviz.evaluation._baseline_cli",
     "cytoviz.figures",
 )
 
@@ -66,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        set_threads(getattr(args, "threads", None))  # --threads of the heavy commands
         result = args.func(args)
     except KeyboardInterrupt:
         hint = getattr(args, "interrupt_hint", None)

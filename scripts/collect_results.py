@@ -2,18 +2,21 @@
 
 ``cytoviz figures`` draws Figures 3 and 4 and Table 2 from these files:
 
-- ``anomaly.csv``: ``RUNS/anomaly/anomaly_scores.csv`` (one row per test image and model);
-- ``domain_shift.csv``: ``RUNS/domain_shift/domain_shift.csv``;
-- ``low_data.csv``: the low-data tables of every ``RUNS/low_data*`` folder, concatenated;
-- ``few_shot.csv``: ``RUNS/few_shot/few_shot.csv``;
+- ``anomaly.csv`` (one row per test image, model and score), ``domain_shift.csv``,
+  ``low_data.csv``, ``few_shot.csv``: each the rows of every finished unit of the protocol
+  (``RUNS/NAME/units/NAME/*.csv``, one trained model each, in file-name order) with the run's
+  budget name in a ``budget`` column: the table the protocol itself returns, built without
+  rerunning it, so a protocol whose pieces are not all done yet gives the table of those that
+  are (a rerun would train the missing ones);
 
-and each run's ``budget.json`` as ``NAME_budget.json``. Domain shift and few-shot start from the
-shipped models (``--pretrained cytoviz/_shipped/default_model``): ``provenance.json`` records the SHA-256 of
-the model files they used, so that the tables can say when the shipped model has changed since.
-The anomaly and low-data protocols train their own models with the shipped recipe; their entries
-record the shipped model of the same run, so that ``cytoviz figures`` can refuse every table made
-before the shipped model (and its recipe) last changed (:func:`cytoviz.evaluation.stale_reason`).
-Every file is written atomically.
+and each run's ``budget.json`` as ``NAME_budget.json``. ``provenance.json`` records for every
+table the SHA-256 of the shipped diffusion model and baseline (whose recipe every protocol model
+is trained with, ``EvalBudget.shipped``; domain shift and few-shot also use the shipped models
+themselves), the recipe (budget name and step rule) and the fingerprints of every model the
+table's rows used (its ``model_sha256`` column), so that ``cytoviz figures`` can refuse a table
+made before the shipped model (and its recipe) last changed
+(:func:`cytoviz.evaluation.stale_reason`). ``--only`` collects some tables (the others keep
+their entries). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -27,51 +30,71 @@ import pandas as pd
 
 from cytoviz._io import atomic_path, save_csv, sha256_files
 
-SOURCES = {
-    "anomaly": ["anomaly/anomaly_scores.csv"],
-    "domain_shift": ["domain_shift/domain_shift.csv"],
-    "few_shot": ["few_shot/few_shot.csv"],
-}
+SOURCES = ("anomaly", "domain_shift", "low_data", "few_shot")
 
 
-def collect(runs: Path, dest: Path) -> list[Path]:
-    """Copy (and for low data, concatenate) the protocol tables; return the written paths."""
+def unit_table(run: Path, name: str) -> pd.DataFrame:
+    """The rows of every finished unit of protocol ``name`` in ``run`` plus a ``budget`` column."""
+    units = sorted((run / "units" / name).glob("*.csv"))
+    budget = run / "budget.json"
+    if not units or not budget.is_file():
+        raise FileNotFoundError(
+            f"{name}: no finished unit in {run / 'units' / name} (or no {budget}); run its "
+            "pieces of scripts/run_evaluations.sh first"
+        )
+    frame = pd.concat([pd.read_csv(p) for p in units], ignore_index=True)
+    frame["budget"] = json.loads(budget.read_text())["name"]
+    return frame
+
+
+def collect(runs: Path, dest: Path, only: tuple[str, ...] | None = None) -> list[Path]:
+    """Copy the protocol tables (all, or those named in ``only``); return the written paths."""
     dest.mkdir(parents=True, exist_ok=True)
-    tables: dict[str, list[Path]] = {k: [runs / p for p in v] for k, v in SOURCES.items()}
-    tables["low_data"] = sorted(runs.glob("low_data*/low_data.csv"))
+    names = tuple(SOURCES) if only is None else only
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; choose from {list(SOURCES)}")
     written = []
-    for name, paths in tables.items():
-        missing = [str(p) for p in paths if not p.is_file()]
-        if not paths or missing:
-            raise FileNotFoundError(
-                f"{name}: missing {missing or 'low_data*/low_data.csv'}; run "
-                "scripts/run_evaluations.sh to completion first"
-            )
-        frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    frames = {name: unit_table(runs / name, name) for name in names}
+    for name, frame in frames.items():
         out = dest / f"{name}.csv"
         save_csv(frame, out)
         written.append(out)
-        budget = paths[0].parent / "budget.json"
+        budget = runs / name / "budget.json"
         if budget.is_file():
             target = dest / f"{name}_budget.json"
             with atomic_path(target) as tmp:
                 shutil.copyfile(budget, tmp)
             written.append(target)
-    written.append(record_provenance(dest, tuple(tables)))
+    written.append(record_provenance(dest, tuple(names), frames=frames))
     return written
 
 
-def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = None) -> Path:
-    """Record in ``dest/provenance.json`` which default model (SHA-256 of its files) ``tables``
-    were computed with; other entries are kept."""
+def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = None,
+                      *, frames: dict[str, pd.DataFrame] | None = None) -> Path:
+    """Record in ``dest/provenance.json`` which shipped models (SHA-256 of their files), recipe
+    and trained models ``tables`` were computed with; other entries are kept."""
+    from cytoviz._paths import default_baseline_dir
     from cytoviz.diffusion import default_model_path
 
     model = Path(model) if model is not None else default_model_path()
+    baseline = default_baseline_dir()
     path = dest / "provenance.json"
     prov = json.loads(path.read_text()) if path.is_file() else {}
     sha = sha256_files(model) if (model / "cytoviz.json").is_file() else None
+    base_sha = sha256_files(baseline) if (baseline / "config.json").is_file() else None
     for name in tables:
-        prov[name] = {"diffusion_model": "cytoviz/_shipped/default_model", "diffusion_model_sha256": sha}
+        entry = {"diffusion_model": "cytoviz/_shipped/default_model", "diffusion_model_sha256": sha,
+                 "baseline": "cytoviz/_shipped/default_baseline", "baseline_sha256": base_sha}
+        budget = dest / f"{name}_budget.json"
+        if budget.is_file():
+            b = json.loads(budget.read_text())
+            entry["recipe"] = {k: b.get(k) for k in ("name", "step_rule", "reference_images",
+                                                     "min_steps", "baseline_min_steps")}
+        frame = (frames or {}).get(name)
+        if frame is not None and "model_sha256" in frame:
+            entry["models_sha256"] = sorted({str(v) for v in frame["model_sha256"].dropna()})
+        prov[name] = entry
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return path
@@ -79,10 +102,11 @@ def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs/eval", type=Path, help="run folder (runs/eval)")
+    parser.add_argument("--runs", default="eval_runs", type=Path, help="run folder (eval_runs)")
     parser.add_argument("--dest", default="cytoviz/_shipped/results", type=Path, help="destination")
+    parser.add_argument("--only", nargs="+", choices=sorted(SOURCES), help="collect these tables only")
     args = parser.parse_args()
-    for path in collect(args.runs, args.dest):
+    for path in collect(args.runs, args.dest, tuple(args.only) if args.only else None):
         print(f"wrote {path}")
 
 

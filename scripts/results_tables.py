@@ -37,8 +37,9 @@ def _budget(name: str, *, diffusion: str | None = None, baseline: str | None = N
                          f"({lr})")
     base = baseline or f"trained for {b.get('baseline', {}).get('epochs')} epochs"
     return (f"budget `{b.get('name')}`; diffusion model {diff}; baseline {base}; at most "
-            f"{b.get('max_trials')} trials per image, {b.get('test_per_class')} test images per "
-            "class")
+            f"{b.get('max_trials')} trials per image, "
+            + (f"{b.get('test_per_class')} test images per class" if b.get("test_per_class")
+               else "every test image"))
 
 
 def _shipped(name: str) -> str:
@@ -101,12 +102,16 @@ def eval_anomaly(t: pd.DataFrame) -> None:
 
     auc = anomaly_auc(t)
     print(_source("anomaly", _budget("anomaly")) + "\n")
-    _header(["held-out class", "model", "ROC AUC (normal vs held-out, by certainty)",
-             "normal / abnormal images"])
+    _header(["held-out class", "model", "score", "ROC AUC (normal vs held-out)",
+             "95 % bootstrap interval", "normal / abnormal images"])
     for r in auc.itertuples():
         name = _model_label(r.model)
-        _row([str(r.held_out), name, f"{r.auc:.3f}", f"{r.n_normal} / {r.n_abnormal}"])
-    print()
+        paper = " (the paper's)" if r.score == "zeta" else ""
+        _row([str(r.held_out), name, f"{r.score}{paper}", f"{r.auc:.3f}",
+              f"[{r.auc_low:.3f}, {r.auc_high:.3f}]", f"{r.n_normal} / {r.n_abnormal}"])
+    print("\nScores: zeta, the paper's certainty (of the class errors for CytoDiffusion, of the "
+          "negated logits for the CNN); likelihood, minus CytoDiffusion's smallest class error; "
+          "msp, the CNN's maximum softmax probability; energy, its log-sum-exp of the logits.\n")
 
 
 def eval_domain_shift(t: pd.DataFrame) -> None:
@@ -248,6 +253,116 @@ def eval_pbc_low_data(t: pd.DataFrame) -> None:
     print()
 
 
+#: The paper's claim per protocol (METHOD.md section 7) and the pieces that regenerate its table.
+CLAIMS = {
+    "anomaly": ("CytoDiffusion separates a held-out class better than a ViT: AUC 0.982 vs 0.698 "
+                "(blasts), 0.990 vs 0.916 (erythroblasts)",
+                "anomaly-blast anomaly-erythroblast"),
+    "domain_shift": ("CytoDiffusion loses less under domain shift: 98.4 vs 96.9 % (Test-B), "
+                     "85.9 vs 74.4 % (LISC) balanced accuracy, mean of 5 runs",
+                     "shift-diffusion-seed0 shift-baseline shift-diffusion-seed1 shift-diffusion-seed2"),
+    "low_data": ("CytoDiffusion is ahead with 10, 20, 50 and 150 training images per class "
+                 "(Figure 4)",
+                 "low-data-rep0-small low-data-rep0-150 (and rep1, rep2)"),
+    "few_shot": ("fine-tuning on at most 100 target images with colour transfer recovers most "
+                 "of the shift (Chossegros et al.: 0.59 before, 0.89 after)", "few-shot"),
+}
+
+
+def _interval_verdict(d: tuple[float, float, float], c: tuple[float, float, float]) -> str:
+    """Compare diffusion ``d`` and CNN ``c`` as (value, low, high): apart or overlapping."""
+    if d[1] > c[2]:
+        return "reproduced: the diffusion model is ahead (intervals apart)"
+    if c[1] > d[2]:
+        return "not reproduced: the CNN is ahead (intervals apart)"
+    return "inconclusive: the intervals overlap"
+
+
+def _verdict_anomaly(t: pd.DataFrame) -> list[tuple[str, str]]:
+    from cytoviz.evaluation import anomaly_auc
+
+    auc = anomaly_auc(t)
+    if "score" in auc:
+        auc = auc[auc["score"] == "zeta"]
+    out = []
+    for h, g in auc.groupby("held_out", sort=False):
+        by = g.set_index("model")
+        if not {"diffusion", "baseline"} <= set(by.index):
+            continue
+        d, c = by.loc["diffusion"], by.loc["baseline"]
+
+        def trio(r: pd.Series) -> tuple[float, float, float]:
+            return (float(r["auc"]), float(r.get("auc_low", r["auc"])),
+                    float(r.get("auc_high", r["auc"])))
+
+        out.append((f"{h} held out: zeta AUC {d['auc']:.3f} [{trio(d)[1]:.3f}, {trio(d)[2]:.3f}] "
+                    f"(CytoDiffusion) vs {c['auc']:.3f} [{trio(c)[1]:.3f}, {trio(c)[2]:.3f}] (CNN), "
+                    f"{int(d['n_abnormal'])} held-out and {int(d['n_normal'])} normal cells",
+                    _interval_verdict(trio(d), trio(c))))
+    return out
+
+
+def _verdict_shift(t: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per shifted test set: each side's mean balanced accuracy over its runs and their sd."""
+    out = []
+    acc = t.assign(pct=100 * t["balanced_accuracy"])
+    stats = acc.groupby(["test_set", "model"])["pct"].agg(["mean", "std", "count"])
+    for test_set in ("mild shift", "strong shift"):
+        if not {(test_set, "diffusion"), (test_set, "baseline")} <= set(stats.index):
+            continue
+        d, c = stats.loc[(test_set, "diffusion")], stats.loc[(test_set, "baseline")]
+        sds = [float(x["std"]) for x in (d, c) if x["count"] > 1]
+        spread = max(sds) if sds else 0.0
+        lead = float(d["mean"] - c["mean"])
+        runs = f"{int(d['count'])} CytoDiffusion / {int(c['count'])} CNN runs"
+        if abs(lead) <= 2 * spread:
+            v = "inconclusive: the gap is within twice the sd between runs"
+        else:
+            v = ("reproduced: the diffusion model loses less" if lead > 0
+                 else "not reproduced: the CNN loses less")
+        if int(d["count"]) < 3 or int(c["count"]) < 3:
+            v += " (provisional: fewer than 3 runs on a side)"
+        out.append((f"{test_set}: {d['mean']:.1f} vs {c['mean']:.1f} ± {c['std']:.1f} % balanced "
+                    f"accuracy (CytoDiffusion vs CNN; {runs}, 600 images each)", v))
+    return out
+
+
+def _stale_line(name: str) -> None:
+    """A bold warning above a table made with an earlier model than the shipped one."""
+    from cytoviz.evaluation import stale_reason
+
+    if stale_reason(name, folder=RES) is not None:
+        print(f"**STALE: made with an earlier model and recipe; `bash scripts/run_evaluations.sh "
+              f"{CLAIMS[name][1]}` then `--collect` regenerate it.**\n")
+
+
+def verdict() -> None:
+    """One row per protocol: the paper's claim, the stored result, and whether it reproduces.
+
+    A table made with an earlier model (:func:`cytoviz.evaluation.stale_reason`) gives no
+    verdict: its row names the pieces of ``scripts/run_evaluations.sh`` that regenerate it.
+    """
+    from cytoviz.evaluation import stale_reason
+
+    print("Source: `cytoviz/_shipped/results/` (`bash scripts/run_evaluations.sh PIECE`, then "
+          "`--collect`); 95 % percentile-bootstrap intervals for AUCs\n")
+    _header(["protocol", "the paper's claim", "cytoviz on the embedded data", "verdict"])
+    for name, (claim, pieces) in CLAIMS.items():
+        t = _table(name)
+        label = name.replace("_", " ")
+        if t is None or stale_reason(name, folder=RES) is not None:
+            _row([label, claim, "not yet regenerated with the shipped recipe (made with an "
+                  "earlier model)", f"none yet: pieces `{pieces}`"])
+            continue
+        rows = (_verdict_anomaly(t) if name == "anomaly"
+                else _verdict_shift(t) if name == "domain_shift" else [])
+        if not rows:
+            _row([label, claim, "regenerated; see the results page", "see the results page"])
+        for text, v in rows:
+            _row([label, claim, text, v])
+    print()
+
+
 #: The sections in README order, each with the table it formats (a missing table prints nothing).
 SECTIONS = ((eval_domain_shift, "domain_shift"), (eval_anomaly, "anomaly"),
             (eval_low_data, "low_data"), (eval_few_shot, "few_shot"),
@@ -255,8 +370,12 @@ SECTIONS = ((eval_domain_shift, "domain_shift"), (eval_anomaly, "anomaly"),
             (eval_prototypes, "prototypes"), (eval_pbc_low_data, "pbc_low_data"))
 
 if __name__ == "__main__":
+    print("<!-- verdict -->")
+    verdict()
     for section, name in SECTIONS:
         print(f"<!-- {section.__name__} -->")
         t = _table(name)
         if t is not None:
+            if name in CLAIMS:
+                _stale_line(name)
             section(t)

@@ -21,25 +21,57 @@ def _write(path: Path, frame: pd.DataFrame) -> None:
     frame.to_csv(path, index=False)
 
 
-def test_collect_concatenates_low_data_and_copies_budgets(tmp_path):
+def _unit(runs: Path, name: str, unit: str, frame: pd.DataFrame) -> None:
+    _write(runs / name / "units" / name / f"{unit}.csv", frame)
+    (runs / name / "budget.json").write_text('{"name": "shipped", "step_rule": "epochs"}')
+
+
+def test_collect_builds_tables_from_finished_units(tmp_path):
+    import json
+
     runs, dest = tmp_path / "runs", tmp_path / "results"
-    _write(runs / "anomaly" / "anomaly_scores.csv", pd.DataFrame({"model": ["diffusion"]}))
-    (runs / "anomaly" / "budget.json").write_text('{"name": "cpu+custom"}')
-    _write(runs / "domain_shift" / "domain_shift.csv", pd.DataFrame({"seed": [0, 1]}))
-    _write(runs / "few_shot" / "few_shot.csv", pd.DataFrame({"stage": ["before"]}))
-    _write(runs / "low_data_a" / "low_data.csv", pd.DataFrame({"n_per_class": [10, 20]}))
-    _write(runs / "low_data_b" / "low_data.csv", pd.DataFrame({"n_per_class": [50, 150]}))
+    _unit(runs, "anomaly", "diffusion-without-blast-seed0",
+          pd.DataFrame({"model": ["diffusion"], "model_sha256": ["aa"]}))
+    _unit(runs, "anomaly", "baseline-without-blast-seed0",
+          pd.DataFrame({"model": ["baseline"], "model_sha256": ["bb"]}))
+    _unit(runs, "domain_shift", "diffusion-seed1", pd.DataFrame({"seed": [1]}))
+    _unit(runs, "domain_shift", "diffusion-seed0", pd.DataFrame({"seed": [0]}))
+    _unit(runs, "few_shot", "u", pd.DataFrame({"stage": ["before"]}))
+    _unit(runs, "low_data", "u", pd.DataFrame({"n_per_class": [10, 20, 50, 150]}))
+    # a stale protocol output next to the units is not what is collected
+    _write(runs / "domain_shift" / "domain_shift.csv", pd.DataFrame({"seed": [7]}))
     written = _module().collect(runs, dest)
     assert pd.read_csv(dest / "low_data.csv")["n_per_class"].tolist() == [10, 20, 50, 150]
-    assert pd.read_csv(dest / "domain_shift.csv")["seed"].tolist() == [0, 1]
-    assert (dest / "anomaly_budget.json").read_text() == '{"name": "cpu+custom"}'
+    shift = pd.read_csv(dest / "domain_shift.csv")
+    assert shift["seed"].tolist() == [0, 1]
+    assert set(shift["budget"]) == {"shipped"}
+    assert json.loads((dest / "anomaly_budget.json").read_text())["name"] == "shipped"
     assert dest / "few_shot.csv" in written
     assert not list(dest.glob("*.tmp*"))
+    prov = json.loads((dest / "provenance.json").read_text())
+    assert prov["anomaly"]["models_sha256"] == ["aa", "bb"]
+    assert prov["anomaly"]["recipe"]["step_rule"] == "epochs"
+    assert "models_sha256" not in prov["domain_shift"]
+
+
+def test_collect_only_some_tables_keeps_the_other_entries(tmp_path):
+    import json
+
+    runs, dest = tmp_path / "runs", tmp_path / "results"
+    dest.mkdir()
+    (dest / "provenance.json").write_text('{"low_data": {"diffusion_model_sha256": "old"}}')
+    _unit(runs, "anomaly", "u", pd.DataFrame({"model": ["diffusion"]}))
+    _module().collect(runs, dest, only=("anomaly",))
+    prov = json.loads((dest / "provenance.json").read_text())
+    assert prov["low_data"] == {"diffusion_model_sha256": "old"}
+    assert "anomaly" in prov and not (dest / "low_data.csv").exists()
+    with pytest.raises(ValueError, match="unknown table"):
+        _module().collect(runs, dest, only=("nope",))
 
 
 def test_collect_names_the_missing_table(tmp_path):
     runs = tmp_path / "runs"
-    _write(runs / "anomaly" / "anomaly_scores.csv", pd.DataFrame({"model": ["diffusion"]}))
+    _unit(runs, "anomaly", "u", pd.DataFrame({"model": ["diffusion"]}))
     with pytest.raises(FileNotFoundError, match="domain_shift"):
         _module().collect(runs, tmp_path / "results")
 

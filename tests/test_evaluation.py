@@ -245,21 +245,23 @@ def test_figures_structure():
 def test_anomaly_protocol_end_to_end(splits, tmp_path):
     t = anomaly_scores(splits, budget=FAST, held_out=("blast", "erythroblast"), progress=False,
                        out=tmp_path)
-    assert list(t.columns) == [*ANOMALY_COLUMNS, "budget"]
+    assert list(t.columns) == [*ANOMALY_COLUMNS, "train_steps", "model_sha256", "budget"]
     assert set(t["model"]) == {"diffusion", "baseline"}
     assert set(t["held_out"]) == {"blast", "erythroblast"}
     test = anomaly_test_set(splits, budget=FAST)
-    assert len(t) == 4 * len(test)
-    first = t[(t["model"] == "diffusion") & (t["held_out"] == "blast")]
+    # every score of each model (ANOMALY_SCORES: 2 for the diffusion model, 3 for the CNN)
+    assert len(t) == 2 * (2 + 3) * len(test)
+    assert set(t.loc[t["model"] == "baseline", "score"]) == {"zeta", "msp", "energy"}
+    first = t[(t["model"] == "diffusion") & (t["held_out"] == "blast") & (t["score"] == "zeta")]
     assert (first["true_class"].to_numpy() == test.label_names).all()
-    for (_, h), g in t.groupby(["model", "held_out"]):
+    for (_, h, _), g in t.groupby(["model", "held_out", "score"]):
         assert (g["is_abnormal"] == (g["true_class"] == h)).all()
         assert g["is_abnormal"].sum() == FAST.test_per_class
         assert g["certainty_norm"].max() == pytest.approx(1.0)
         assert np.isfinite(g["certainty"]).all()
     assert t.attrs["budget"] == "fast" and (t["budget"] == "fast").all()
     auc = anomaly_auc(t)
-    assert len(auc) == 4 and auc["auc"].between(0, 1).all()
+    assert len(auc) == 10 and auc["auc"].between(0, 1).all()
     fig = pl.anomaly_kde(certainty_kde(t), anomaly_auc(t))
     assert len(fig.data) == 8
 

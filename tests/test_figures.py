@@ -109,12 +109,18 @@ def test_current_tables_are_not_marked(tmp_path, monkeypatch, config):
     assert figures.STALE_MARK not in html
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19: the committed protocol tables predate the "
-                   "shipped model and are not yet regenerated; strict, so this fails (and the "
-                   "marker must go) as soon as they match")
-def test_committed_tables_match_the_committed_model():
-    stale = {t: stale_reason(t) for t in ("anomaly", "domain_shift", "low_data", "few_shot")}
-    assert not {t: why for t, why in stale.items() if why}, stale
+#: Stored tables not yet regenerated with the shipped recipe (issue 19's pieces still to run:
+#: `bash scripts/run_evaluations.sh --list`). Strict: a table that starts to match fails here
+#: until it is taken off this list, and a regenerated table that goes stale fails outright.
+PENDING_REGENERATION = {"low_data", "few_shot"}
+
+
+@pytest.mark.parametrize("table", ["anomaly", "domain_shift", "low_data", "few_shot"])
+def test_committed_tables_match_the_committed_model(table, request):
+    if table in PENDING_REGENERATION:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason=f"issue 19: {table} is not yet regenerated with the shipped recipe"))
+    assert stale_reason(table) is None, stale_reason(table)
 
 
 def test_missing_tables_are_skipped_with_the_command(tmp_path, monkeypatch, capsys, config):
@@ -203,3 +209,24 @@ def test_preview_takes_the_real_images_given(tmp_path, monkeypatch, capsys, conf
                            progress=False)
     assert f"preview with 1 real image(s) from {real}" in capsys.readouterr().out
     assert "Synthetic cells only" not in written["preview"][0].read_text()
+
+
+def test_table1_shifted_diffusion_rows_come_from_the_stored_table(tmp_path, monkeypatch, capsys):
+    """Only rows of this run's model are used; without them Table 1 says which piece to run."""
+    from types import SimpleNamespace
+
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [{"model": "diffusion", "seed": 0, "split": sp, "test_set": sp, "accuracy": a,
+             "balanced_accuracy": a, "n_images": 600, "source": "pretrained: default_model",
+             "model_sha256": sha, "budget": "shipped"}
+            for sha in ("aaa", "bbb") for sp, a in (("test", 0.9), ("test_mild", 0.8),
+                                                  ("test_strong", 0.5 if sha == "aaa" else 0.1))]
+    pd.DataFrame(rows).to_csv(results / "domain_shift.csv", index=False)
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    got = figures._shifted_diffusion_rows(SimpleNamespace(model_sha256=lambda: "aaa"))
+    assert [r["test set"].split()[0] for r in got] == ["mild", "strong"]
+    assert [r["balanced accuracy"] for r in got] == [80.0, 50.0]
+    assert all(r["n images"] == 600 for r in got)
+    assert figures._shifted_diffusion_rows(SimpleNamespace(model_sha256=lambda: "ccc")) == []
+    assert "shift-diffusion-seed0" in capsys.readouterr().out

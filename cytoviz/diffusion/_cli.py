@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cytoviz._io import writable_folder
+from cytoviz._threads import add_threads_option
 from cytoviz.augment import AugmentConfig
 from cytoviz.data import SINGLE, CellDataset, resolve
 from cytoviz.data._cli import add_loader_options, loader_options
@@ -140,6 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="stop after this many minutes (checkpoint + model written); run the "
                      "same command again to continue")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(run)
     p.set_defaults(func=_run, interrupt_hint=_interrupt_hint)
 
 

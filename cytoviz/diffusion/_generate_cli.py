@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from cytoviz._paths import model_dir
+from cytoviz._threads import add_threads_option
 from cytoviz.data import write_dataset
 from cytoviz.diffusion.generate import SCHEDULERS, GenerateConfig, generate, resolve_classes
 from cytoviz.diffusion.model import DiffusionModel
@@ -64,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing manifest in OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(p)
     p.set_defaults(func=_run_generate)
 
 

@@ -222,6 +222,21 @@ class ClassificationResult:
             return np.where(cnt > 0, sums / cnt, np.nan)
 
     @functools.cached_property
+    def class_errors(self) -> np.ndarray:
+        """``(N, K)`` per class, the mean over its trials of the weighted error, unnormalised.
+
+        Unlike :attr:`mean_errors`, no per-trial minimum is subtracted: the model's own estimate
+        of how well each class explains the image (lower = better; ``NaN`` for a class never
+        evaluated). Its minimum over the classes is the likelihood-style anomaly score
+        (:func:`cytoviz.anomaly.error_certainty`).
+        """
+        e = self.trial_errors.astype(np.float64)
+        sums = _segment_sum(np.where(np.isnan(e), 0.0, e), self.offsets)
+        cnt = self.class_trials
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cnt > 0, sums / cnt, np.nan)
+
+    @functools.cached_property
     def scores(self) -> np.ndarray:
         """``(N, K)`` normalised class errors (METHOD.md section 1; lower = better).
 

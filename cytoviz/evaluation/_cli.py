@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cytoviz._io import atomic_path, save_csv
+from cytoviz._threads import add_threads_option
 from cytoviz.anomaly import anomaly_auc, certainty_kde
 from cytoviz.diffusion.generate import GenerateConfig
 from cytoviz.evaluation import generation as G
@@ -69,15 +70,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("protocol", choices=_PROTOCOLS, help="the protocol to run")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; resumes)")
-    p.add_argument("--budget", choices=("fast", "cpu", "paper"),
-                   help="fast: tests/CI; cpu: the reduced CPU budget; paper: full (default: the "
-                   "protocols' default, EvalBudget.cpu)")
+    p.add_argument("--budget", choices=("fast", "cpu", "paper", "shipped"),
+                   help="fast: tests/CI; cpu: the reduced CPU budget; paper: full; shipped: the "
+                   "shipped models' recipe with steps scaled to the data, behind the stored "
+                   "tables (default: the protocols' default, EvalBudget.cpu)")
     p.add_argument("--data", metavar="synthetic|PATH",
                    help="'synthetic' or a folder of class folders / split folders (default: the "
                    "protocol's, synthetic)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="seeds (repeats for low-data and augmentation); default: the protocol's "
                    "(the budget's for domain-shift and low-data, 1 for the others)")
+    p.add_argument("--seed-list", type=int, nargs="+", metavar="S",
+                   help="these seeds (repeats) only, e.g. one piece of a long run (instead of "
+                   "--seeds)")
     p.add_argument("--models", nargs="+", choices=("diffusion", "baseline"),
                    help="models to evaluate (default: both)")
     o = p.add_argument_group("budget overrides (default: from EvalBudget)")
@@ -102,6 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "cytoviz/_shipped/default_model) used for every seed instead of training one; "
                    "class-agreement, augmentation, prototypes: the generator (default: the "
                    "shipped cytoviz/_shipped/default_model)")
+    s.add_argument("--pretrained-seeds", type=int, nargs="+", metavar="S",
+                   help="domain-shift: use --pretrained for these seeds only and train the others "
+                   "(--pretrained default --pretrained-seeds 0: the shipped model is seed 0 of "
+                   "its recipe)")
     s.add_argument("--pretrained-baseline", "--baseline", dest="pretrained_baseline",
                    metavar="DIR",
                    help="few-shot: a saved baseline (e.g. cytoviz/_shipped/default_baseline) used as the "
@@ -138,7 +147,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", default="png,svg,pdf",
                    help="figure formats, comma-separated (png,svg,pdf,html); 'none' for no figures")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_option(p)
     p.set_defaults(func=_run)
+
+
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    """``default`` names the shipped model or baseline; ``--seed-list`` replaces ``--seeds``."""
+    from cytoviz._paths import default_baseline_dir, default_model_dir
+
+    if getattr(args, "pretrained", None) == "default":
+        args.pretrained = str(default_model_dir())
+    if getattr(args, "pretrained_baseline", None) == "default":
+        args.pretrained_baseline = str(default_baseline_dir())
+    if getattr(args, "seed_list", None):
+        if args.seeds is not None:
+            raise SystemExit("give --seeds N or --seed-list S ..., not both")
+        args.seeds = list(args.seed_list)
+    if getattr(args, "pretrained_seeds", None):
+        if args.pretrained is None:
+            raise SystemExit("--pretrained-seeds needs --pretrained DIR")
+        args.pretrained = {int(k): args.pretrained for k in args.pretrained_seeds}
 
 
 def _given(args: argparse.Namespace, **names: str) -> dict[str, Any]:
@@ -189,6 +217,7 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     budget = _budget(args)
     progress = not args.quiet
+    _resolve_defaults(args)
     formats = [] if args.formats.strip().lower() == "none" else [
         f.strip() for f in args.formats.split(",") if f.strip()
     ]

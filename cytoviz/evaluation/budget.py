@@ -9,18 +9,56 @@ reduced run is never mistaken for the paper's.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from cytoviz._config import Config
+from cytoviz._io import load_json
 from cytoviz.diffusion.model import DiffusionModel, ModelConfig
 from cytoviz.diffusion.train import TrainConfig
 from cytoviz.evaluation.baseline import BaselineConfig
 
-__all__ = ["BUDGET_NAMES", "EvalBudget", "resolve_budget"]
+__all__ = ["BUDGET_NAMES", "STEP_RULES", "EvalBudget", "resolve_budget", "scaled_steps"]
 
 #: Names a budget may carry (optionally with a ``+suffix`` for a changed preset).
-BUDGET_NAMES = ("fast", "cpu", "paper", "custom")
+BUDGET_NAMES = ("fast", "cpu", "paper", "shipped", "custom")
+#: How the training steps follow the training-set size (:func:`scaled_steps`).
+STEP_RULES = ("fixed", "epochs")
+
+
+def scaled_steps(n_train: int, *, reference_steps: int, reference_images: int, min_steps: int,
+                 rule: str = "epochs") -> int:
+    """Optimiser steps for ``n_train`` training images under a step rule.
+
+    ``"fixed"``: ``reference_steps`` whatever the data. ``"epochs"``: as many passes over the
+    data as ``reference_steps`` make over ``reference_images`` (the shipped recipe), but at
+    least ``min_steps``::
+
+        steps = max(min_steps, round(reference_steps * n_train / reference_images))
+
+    Parameters
+    ----------
+    n_train
+        Training images.
+    reference_steps, reference_images
+        The recipe's steps and the training-set size they were chosen for.
+    min_steps
+        Floor of the ``"epochs"`` rule (a very small set still gets enough updates).
+    rule
+        One of :data:`STEP_RULES`.
+
+    Returns
+    -------
+    int
+    """
+    if rule not in STEP_RULES:
+        raise ValueError(f"step rule must be one of {STEP_RULES}, got {rule!r}")
+    if rule == "fixed":
+        return int(reference_steps)
+    if n_train < 1 or reference_images < 1:
+        raise ValueError(f"need n_train >= 1 and reference_images >= 1, got {n_train}, {reference_images}")
+    return max(int(min_steps), round(reference_steps * n_train / reference_images))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +109,15 @@ class EvalBudget(Config):
     device
         Torch device of the baseline and the classifier (``None``: CUDA where available, else
         the CPU; diffusion training picks its device through ``accelerate``).
+    step_rule
+        How the training budgets follow the training-set size (:func:`scaled_steps`):
+        ``"fixed"`` (``train.steps`` UNet steps and ``baseline.epochs`` epochs whatever the
+        data) or ``"epochs"`` (both counted in optimiser steps, scaled to the data from
+        ``train.steps`` resp. ``baseline.epochs`` over ``reference_images`` images).
+    reference_images
+        Training images the reference budgets were chosen for (the shipped model's 2,290).
+    min_steps, baseline_min_steps
+        Floors of the ``"epochs"`` rule for the diffusion UNet and the CNN.
     """
 
     name: str = "cpu"
@@ -97,6 +144,10 @@ class EvalBudget(Config):
     fine_tune_epochs: int = 20
     fine_tune_lr: float = 2e-4
     device: str | None = None
+    step_rule: str = "fixed"
+    reference_images: int = 2290
+    min_steps: int = 2000
+    baseline_min_steps: int = 1000
 
     def validate(self) -> None:
         if self.name.split("+")[0] not in BUDGET_NAMES:
@@ -125,6 +176,63 @@ class EvalBudget(Config):
             raise ValueError(f"low_data_sizes must be positive integers, got {self.low_data_sizes}")
         if self.fine_tune_lr <= 0:
             raise ValueError(f"fine_tune_lr must be positive, got {self.fine_tune_lr}")
+        if self.step_rule not in STEP_RULES:
+            raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
+        for f in ("reference_images", "min_steps", "baseline_min_steps"):
+            if int(getattr(self, f)) < 1:
+                raise ValueError(f"EvalBudget.{f} must be >= 1, got {getattr(self, f)}")
+
+    def train_config(self, n_train: int, *, seed: int) -> TrainConfig:
+        """The diffusion recipe for ``n_train`` training images (UNet steps by :attr:`step_rule`).
+
+        Parameters
+        ----------
+        n_train
+            Training images.
+        seed
+            Training seed.
+
+        Returns
+        -------
+        TrainConfig
+        """
+        if self.step_rule == "fixed":
+            return self.train.replace(seed=seed)
+        steps = scaled_steps(n_train, reference_steps=self.train.steps,
+                             reference_images=self.reference_images, min_steps=self.min_steps,
+                             rule=self.step_rule)
+        return self.train.replace(seed=seed, steps=steps,
+                                  warmup_steps=min(self.train.warmup_steps, max(steps // 10, 1)))
+
+    def baseline_steps_per_epoch(self, n_train: int) -> int:
+        """Optimiser steps of one CNN epoch over ``n_train`` images."""
+        return max(1, math.ceil(n_train / self.baseline.batch_size))
+
+    def baseline_config(self, n_train: int, *, seed: int) -> BaselineConfig:
+        """The CNN recipe for ``n_train`` training images (epochs from steps by :attr:`step_rule`).
+
+        Under ``"epochs"`` the reference is ``baseline.epochs`` epochs over
+        :attr:`reference_images` images, counted in optimiser steps and rounded up to whole
+        epochs; validation runs about 30 times per training.
+
+        Parameters
+        ----------
+        n_train
+            Training images.
+        seed
+            Training seed.
+
+        Returns
+        -------
+        BaselineConfig
+        """
+        if self.step_rule == "fixed":
+            return self.baseline.replace(seed=seed)
+        ref = self.baseline.epochs * self.baseline_steps_per_epoch(self.reference_images)
+        steps = scaled_steps(n_train, reference_steps=ref, reference_images=self.reference_images,
+                             min_steps=self.baseline_min_steps, rule=self.step_rule)
+        epochs = max(1, math.ceil(steps / self.baseline_steps_per_epoch(n_train)))
+        return self.baseline.replace(seed=seed, epochs=epochs, val_every=max(1, epochs // 30))
 
     @classmethod
     def cpu_fast(cls, **changes: Any) -> EvalBudget:
@@ -168,6 +276,37 @@ class EvalBudget(Config):
         base.update(changes)
         return cls(**base)
 
+    @classmethod
+    def shipped(cls, **changes: Any) -> EvalBudget:
+        """The shipped models' recipe, for the protocols behind the stored tables (issue 19).
+
+        The architecture and training recipe of the shipped diffusion model
+        (``scripts/train_default_model.sh``: centre crop, zoom, cosine schedule, VAE settings)
+        and of the shipped CNN baseline, read from their folders, with both budgets counted in
+        optimiser steps and scaled to the training-set size (``step_rule="epochs"``: 11,000
+        UNet steps and 30 CNN epochs for 2,290 images; at least 2,000 UNet and 1,000 CNN
+        steps). The checkpoint is picked on validation (3 diffusion checkpoints on 5 images
+        per class; the CNN's best validation epoch); every test image, 100 trials, 3 seeds,
+        the whole synthetic benchmark.
+        """
+        from cytoviz._paths import default_baseline_dir, default_model_dir
+
+        model_dir, baseline_dir = default_model_dir(), default_baseline_dir()
+        model = ModelConfig.from_dict(load_json(model_dir / "cytoviz.json")["config"])
+        saved = load_json(model_dir / "train_config.json")
+        saved.pop("config_class", None)
+        train = TrainConfig.from_dict(saved).replace(
+            seed=0, val_every=0, val_accuracy_images=0, max_minutes=None)
+        baseline = BaselineConfig.from_dict(load_json(baseline_dir / "config.json")["config"])
+        base: dict[str, Any] = dict(
+            name="shipped", image_size=model.image_size, model=model, train=train,
+            baseline=baseline.replace(seed=0, max_minutes=None), max_trials=100, min_trials=20,
+            test_per_class=None, seeds=3, data_scale=1.0, val_checkpoints=3, val_per_class=5,
+            step_rule="epochs", reference_images=2290, min_steps=2000, baseline_min_steps=1000,
+        )
+        base.update(changes)
+        return cls(**base)
+
     def build_model(self, class_names: Sequence[str], *, seed: int = 0) -> DiffusionModel:
         """A new diffusion model of this budget's architecture (random weights).
 
@@ -182,8 +321,9 @@ class EvalBudget(Config):
 
     @classmethod
     def preset(cls, name: str, **changes: Any) -> EvalBudget:
-        """The preset called ``"fast"``, ``"cpu"`` or ``"paper"``."""
-        presets = {"fast": cls.cpu_fast, "cpu": cls.cpu, "paper": cls.paper}
+        """The preset called ``"fast"``, ``"cpu"``, ``"paper"`` or ``"shipped"``."""
+        presets = {"fast": cls.cpu_fast, "cpu": cls.cpu, "paper": cls.paper,
+                   "shipped": cls.shipped}
         if name not in presets:
             raise ValueError(f"unknown budget {name!r}; choose one of {sorted(presets)}")
         return presets[name](**changes)

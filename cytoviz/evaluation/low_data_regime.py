@@ -60,7 +60,9 @@ def low_data(
     -------
     pandas.DataFrame
         One row per (model, size, repeat): ``model``, ``n_per_class``, ``repeat``,
-        ``n_train``, ``accuracy``, ``balanced_accuracy``, ``n_images`` (test), ``budget``.
+        ``n_train``, ``train_steps`` (UNet or CNN optimiser steps, :meth:`EvalBudget.train_config`
+        and :meth:`EvalBudget.baseline_config`), ``accuracy``, ``balanced_accuracy``,
+        ``n_images`` (test), ``model_sha256`` (fingerprint of the trained model), ``budget``.
     """
     budget = resolve_budget(budget)
     models = check_models(models)
@@ -79,11 +81,22 @@ def low_data(
             cached = store.load(key)
             if cached is None:
                 train = per_class(splits["train"], n, 10_000 + 97 * r + n)
-                fitted = runner.fit(m, train, val, budget=budget, seed=r, folder=store.model_dir(key),
+                folder = store.model_dir(key)
+                fitted = runner.fit(m, train, val, budget=budget, seed=r, folder=folder,
                                     progress=progress)
-                scores = runner.score(m, fitted, test, budget=budget, seed=r, progress=progress)
+                if m == "diffusion":
+                    pred = runner.cached_classification(
+                        fitted, test.images, budget, seed=r, progress=progress,
+                        path=store.output_path(key, "test_result.npz") if store.cache else None,
+                    ).prediction_names
+                    scores = runner.accuracies(test.label_names, pred)
+                else:
+                    scores = runner.score(m, fitted, test, budget=budget, seed=r, progress=progress)
                 cached = pd.DataFrame([{"model": m, "n_per_class": n, "repeat": r,
-                                        "n_train": len(train), **scores}])
+                                        "n_train": len(train),
+                                        "train_steps": runner.train_steps(m, len(train), budget),
+                                        **scores,
+                                        "model_sha256": runner.model_fingerprint(folder)}])
                 store.save(key, cached)
             frames.append(cached)
     return finish_table(pd.concat(frames, ignore_index=True), budget)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytoviz._io import load_json, save_csv
+from cytoviz._io import load_json, load_npz, save_csv, save_npz, sha256_files
 from cytoviz._metrics import classification_metrics
 from cytoviz.data._dataset import CellDataset
 from cytoviz.diffusion import ClassificationResult, ClassifyConfig, DiffusionModel, classify
@@ -35,12 +35,16 @@ from cytoviz.evaluation.splits import per_class
 __all__ = [
     "MODELS",
     "UnitStore",
+    "accuracies",
+    "baseline_logits",
+    "cached_classification",
     "check_models",
     "classify_images",
     "finish_table",
     "fit",
     "fit_baseline",
     "fit_diffusion",
+    "model_fingerprint",
     "open_store",
     "progress_units",
     "resolve_device",
@@ -48,6 +52,7 @@ __all__ = [
     "score_diffusion",
     "seed_list",
     "slug",
+    "train_steps",
 ]
 
 #: The two models every protocol compares (display names: ``tables.MODEL_LABELS``).
@@ -126,6 +131,14 @@ class UnitStore:
     def model_dir(self, key: str) -> Path:
         """The folder of the model trained for ``key``."""
         return self.root / "models" / slug(key)
+
+    def output_path(self, key: str, name: str) -> Path:
+        """A file of the unit ``key``'s raw outputs (classification results, logits).
+
+        Kept beside, not inside, the model folder, so the model's fingerprint stays that of
+        its weights.
+        """
+        return self.root / "outputs" / slug(key) / name
 
     def close(self) -> None:
         """Remove the temporary folder (if any)."""
@@ -274,7 +287,7 @@ def fit_diffusion(
     final = folder / "selected"
     if (final / "cytoviz.json").is_file():
         return DiffusionModel.from_pretrained(final)
-    cfg = budget.train.replace(seed=seed)
+    cfg = budget.train_config(len(train), seed=seed)
     n_ckpt = budget.val_checkpoints if val is not None else 1
     if n_ckpt == 1:
         model = budget.build_model(train.class_names, seed=seed)
@@ -341,7 +354,7 @@ def fit_baseline(
     device = resolve_device(budget)
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
         return BaselineClassifier.load(folder, device=device)
-    clf = train_baseline(train, val, budget.baseline.replace(seed=seed), progress=progress,
+    clf = train_baseline(train, val, budget.baseline_config(len(train), seed=seed), progress=progress,
                          device=device)
     clf.save(folder)
     return clf
@@ -407,7 +420,60 @@ def classify_images(model: DiffusionModel, images: np.ndarray, budget: EvalBudge
     return classify(model, images, cfg, progress=progress)
 
 
-def _accuracies(true_names: np.ndarray, pred_names: np.ndarray) -> dict[str, float]:
+def cached_classification(model: DiffusionModel, images: np.ndarray, budget: EvalBudget, *,
+                          seed: int, path: Path | None, progress: bool) -> ClassificationResult:
+    """:func:`classify_images`, read from ``path`` when a finished result is there, else saved there.
+
+    Parameters
+    ----------
+    model, images, budget, seed, progress
+        As for :func:`classify_images`.
+    path
+        ``.npz`` file of the result (``None``: not cached).
+
+    Returns
+    -------
+    ClassificationResult
+    """
+    if path is not None and path.is_file():
+        result = ClassificationResult.load(path)
+        if len(result) == len(images):
+            return result
+    result = classify_images(model, images, budget, seed=seed, progress=progress)
+    if path is not None:
+        result.save(path)
+    return result
+
+
+def baseline_logits(clf: BaselineClassifier, images: np.ndarray, *, path: Path | None
+                    ) -> np.ndarray:
+    """The baseline's ``(N, K)`` logits, read from or saved to the ``.npz`` file ``path``."""
+    if path is not None and path.is_file():
+        logits = load_npz(path)["logits"]
+        if len(logits) == len(images):
+            return np.asarray(logits)
+    logits = np.asarray(clf.predict_logits(images), dtype=np.float64)
+    if path is not None:
+        save_npz(path, logits=logits)
+    return logits
+
+
+def train_steps(model: str, n_train: int, budget: EvalBudget) -> int:
+    """Optimiser steps the budget gives ``model`` for ``n_train`` images (UNet or CNN steps)."""
+    if model == "diffusion":
+        return int(budget.train_config(n_train, seed=0).steps)
+    cfg = budget.baseline_config(n_train, seed=0)
+    return int(cfg.epochs * budget.baseline_steps_per_epoch(n_train))
+
+
+def model_fingerprint(folder: Path) -> str:
+    """SHA-256 of a trained model's folder (:func:`cytoviz._io.sha256_files`), recorded per row."""
+    final = folder / "selected"
+    return sha256_files(final if final.is_dir() else folder)
+
+
+def accuracies(true_names: np.ndarray, pred_names: np.ndarray) -> dict[str, float]:
+    """:func:`cytoviz._metrics.classification_metrics` of names, refused for an empty test set."""
     true_names = np.asarray(true_names, dtype=str)
     if true_names.size == 0:
         raise ValueError("cannot score an empty test set")
@@ -432,7 +498,7 @@ def score_diffusion(model: DiffusionModel, ds: CellDataset, budget: EvalBudget, 
         (:func:`cytoviz._metrics.classification_metrics`).
     """
     result = classify_images(model, ds.images, budget, seed=seed, progress=progress)
-    return _accuracies(ds.label_names, result.prediction_names)
+    return accuracies(ds.label_names, result.prediction_names)
 
 
 def score(model_name: str, model: Any, ds: CellDataset, *, budget: EvalBudget, seed: int,
@@ -458,4 +524,4 @@ def score(model_name: str, model: Any, ds: CellDataset, *, budget: EvalBudget, s
     if model_name == "diffusion":
         return score_diffusion(model, ds, budget, seed=seed, progress=progress)
     pred = np.asarray(model.class_names, dtype=str)[model.predict(ds)]
-    return _accuracies(ds.label_names, pred)
+    return accuracies(ds.label_names, pred)

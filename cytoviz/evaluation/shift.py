@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def domain_shift(
     models: Sequence[str] = MODELS,
     budget: EvalBudget | str | None = None,
     seeds: int | Sequence[int] | None = None,
-    pretrained: str | os.PathLike[str] | None = None,
+    pretrained: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]] | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -104,12 +104,15 @@ def domain_shift(
     seeds
         Number of seeds or a list (default ``budget.seeds``; 5 in the paper).
     pretrained
-        A trained diffusion model folder (e.g. ``cytoviz/_shipped/default_model``) used as the diffusion
-        model of every seed instead of training one: the seeds then vary only the classifier's
-        random draws (timesteps, noise, test-time augmentation), not the training. Its rows
+        A trained diffusion model folder (e.g. ``cytoviz/_shipped/default_model``) used as the
+        diffusion model of every seed instead of training one: the seeds then vary only the
+        classifier's random draws (timesteps, noise, test-time augmentation), not the training.
+        A mapping ``{seed: folder}`` uses the folder for those seeds only and trains the others
+        (``{0: default_model_dir()}``: the shipped model is seed 0 of its own recipe). Its rows
         have ``source`` naming it.
     out
-        Output folder for resume.
+        Output folder for resume. The classification results and the baseline's logits of
+        every test set are kept in ``out/outputs/`` (for per-image comparisons of the two sides).
     progress
         Show tqdm progress bars.
 
@@ -118,7 +121,8 @@ def domain_shift(
     pandas.DataFrame
         One row per (model, seed, test set): ``model``, ``seed``, ``split``, ``test_set``
         (display name), ``accuracy``, ``balanced_accuracy``, ``n_images``, ``source``
-        (``"trained"`` or ``"pretrained: PATH"``), ``budget``.
+        (``"trained"`` or ``"pretrained: PATH"``), ``model_sha256`` (fingerprint of the model
+        folder), ``budget``.
     """
     budget = resolve_budget(budget)
     models = check_models(models)
@@ -130,28 +134,53 @@ def domain_shift(
     frames = []
     with open_store(out, budget, "domain_shift") as store:
         for m, s in progress_units(units, "domain shift", progress):
-            use_pre = m == "diffusion" and pretrained is not None
-            key = f"{m}-seed{s}" + ("-pretrained" if use_pre else "")
+            pre = _pretrained_for(pretrained, s) if m == "diffusion" else None
+            key = f"{m}-seed{s}" + ("-pretrained" if pre is not None else "")
             cached = store.load(key)
             if cached is None:
-                if use_pre:
-                    fitted = _load_pretrained(pretrained, splits["train"].class_names, budget)
-                    source = f"pretrained: {pretrained}"
+                if pre is not None:
+                    fitted = _load_pretrained(pre, splits["train"].class_names, budget)
+                    source, folder = f"pretrained: {Path(pre).name}", Path(pre)
                 else:
+                    folder = store.model_dir(f"{m}-seed{s}")
                     fitted = runner.fit(m, splits["train"], splits.get("val"), budget=budget,
-                                        seed=s, folder=store.model_dir(f"{m}-seed{s}"),
-                                        progress=progress)
+                                        seed=s, folder=folder, progress=progress)
                     source = "trained"
                 rows = []
                 for split, ds in test_sets.items():
-                    scores = runner.score(m, fitted, ds, budget=budget, seed=s, progress=progress)
+                    pred = _predict(m, fitted, ds, budget, seed=s, progress=progress,
+                                    path=store.output_path(key, split) if store.cache else None)
+                    scores = runner.accuracies(ds.label_names, pred)
                     rows.append({"model": m, "seed": s, "split": split,
                                  "test_set": TEST_SETS.get(split, split), **scores,
                                  "source": source})
                 cached = pd.DataFrame(rows)
+                cached["train_steps"] = (0 if pre is not None else
+                                         runner.train_steps(m, len(splits["train"]), budget))
+                cached["model_sha256"] = runner.model_fingerprint(folder)
                 store.save(key, cached)
             frames.append(cached)
     return finish_table(pd.concat(frames, ignore_index=True), budget)
+
+
+def _pretrained_for(pretrained: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]] | None,
+                    seed: int) -> str | os.PathLike[str] | None:
+    if pretrained is None or isinstance(pretrained, str | os.PathLike):
+        return pretrained
+    return pretrained.get(seed)
+
+
+def _predict(model_name: str, fitted: Any, ds: CellDataset, budget: EvalBudget, *, seed: int,
+             progress: bool, path: Path | None) -> np.ndarray:
+    """Predicted class names of ``ds``; the raw outputs cached below ``path`` (a prefix)."""
+    if model_name == "diffusion":
+        result = runner.cached_classification(
+            fitted, ds.images, budget, seed=seed, progress=progress,
+            path=None if path is None else path.with_name(path.name + "_result.npz"))
+        return result.prediction_names
+    logits = runner.baseline_logits(
+        fitted, ds.images, path=None if path is None else path.with_name(path.name + "_logits.npz"))
+    return np.asarray(fitted.class_names, dtype=str)[np.argmax(logits, axis=1)]
 
 
 def _fine_tune_diffusion(model: DiffusionModel, ds: CellDataset, budget: EvalBudget, seed: int,

@@ -58,10 +58,11 @@ def anomaly_kde(
     *,
     models: Sequence[str] | None = None,
     held_out: Sequence[str] | None = None,
+    score: str = "zeta",
     title: str | None = None,
 ) -> go.Figure:
     """Figure 3: KDEs of the normalised certainty, normal vs abnormal, one panel per
-    (model, held-out class), with the ROC AUC.
+    (model, held-out class), with the ROC AUC and its interval.
 
     The figure draws precomputed statistics only:
     ``anomaly_kde(certainty_kde(table), anomaly_auc(table))``.
@@ -73,10 +74,15 @@ def anomaly_kde(
         ``group``, ``x``, ``density``); set the bandwidth there.
     auc
         Output of :func:`cytoviz.anomaly.anomaly_auc` (columns ``model``, ``held_out``,
-        ``auc``), written into each panel; ``None``: no AUC.
+        ``auc``; ``auc_low``/``auc_high`` where present), written into each panel; ``None``:
+        no AUC.
     models, held_out
         Rows (models) and columns (held-out classes) of the grid, in order; default: all in
         ``kde`` (2 x 2 for the paper's setting).
+    score
+        The score drawn, where the tables hold several (a ``score`` column): ``"zeta"``, the
+        paper's, for both models; ``"likelihood"`` (diffusion), ``"msp"`` or ``"energy"``
+        (CNN) draw only the models that have it.
     title
         Figure title (default names the budget).
 
@@ -91,15 +97,24 @@ def anomaly_kde(
     _need(kde, ["model", "held_out", "group", "x", "density"], "anomaly_kde")
     if auc is not None:
         _need(auc, ["model", "held_out", "auc"], "anomaly_kde (auc)")
+    if "score" in kde:
+        if score not in set(kde["score"]):
+            raise ValueError(f"unknown score {score!r}; the table has "
+                             f"{list(dict.fromkeys(kde['score']))}")
+        kde = kde[kde["score"] == score]
+    if auc is not None and "score" in auc:
+        auc = auc[auc["score"] == score]
     models = list(models) if models is not None else list(dict.fromkeys(kde["model"]))
     held = list(held_out) if held_out is not None else list(dict.fromkeys(kde["held_out"]))
     sub = kde[kde["model"].isin(models) & kde["held_out"].isin(held)]
     if sub.empty:
         raise ValueError(f"no rows for models {models} and held-out classes {held}")
-    auc_by = (auc.set_index(["model", "held_out"])["auc"] if auc is not None
-              else pd.Series(dtype=float))
+    auc_by = (auc.set_index(["model", "held_out"]) if auc is not None
+              else pd.DataFrame(columns=["auc"]))
     # the lowest score (certainty_kde's attrs), else where the curves start
-    lo = (float(kde.attrs["score_range"][0]) if "score_range" in kde.attrs
+    ranges = kde.attrs.get("score_ranges", {})
+    lo = (float(ranges[score][0]) if score in ranges
+          else float(kde.attrs["score_range"][0]) if "score_range" in kde.attrs and not ranges
           else min(0.0, float(sub["x"].min())))
     labels = _labels()
     fig = make_subplots(
@@ -125,9 +140,12 @@ def anomaly_kde(
                     ),
                     row=i, col=j,
                 )
-            if (m, h) in auc_by.index and np.isfinite(auc_by[(m, h)]):
+            if (m, h) in auc_by.index and np.isfinite(auc_by.loc[(m, h), "auc"]):
+                r = auc_by.loc[(m, h)]
+                ci = (f" [{r['auc_low']:.2f}, {r['auc_high']:.2f}]"
+                      if "auc_low" in r and np.isfinite(r["auc_low"]) else "")
                 fig.add_annotation(
-                    text=f"AUC = {auc_by[(m, h)]:.3f}", xref="x domain", yref="y domain",
+                    text=f"AUC = {r['auc']:.3f}{ci}", xref="x domain", yref="y domain",
                     x=0.02, y=0.95, showarrow=False, xanchor="left", font=dict(size=9),
                     row=i, col=j,
                 )
@@ -136,7 +154,9 @@ def anomaly_kde(
             fig.update_yaxes(title_text="density" if j == 1 else None, row=i, col=j)
     fig.update_layout(
         template=TEMPLATE_NAME, height=260 * len(models) + 60, width=360 * len(held) + 80,
-        title=title if title is not None else "Anomaly detection" + _budget_note(kde),
+        title=title if title is not None else (
+            "Anomaly detection" + ("" if score == "zeta" else f" ({score} score)")
+            + _budget_note(kde)),
         legend=dict(orientation="h", y=-0.12 if len(models) > 1 else -0.25),
         margin=dict(t=70),
     )

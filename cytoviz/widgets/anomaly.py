@@ -25,8 +25,9 @@ __all__ = ["AnomalyExplorer"]
 class AnomalyExplorer:
     """Explore an anomaly table: KDEs of normal vs abnormal certainty, a threshold, flagged cells.
 
-    Choose the model and the held-out class, the KDE bandwidth and a threshold on the normalised
-    certainty; a cell is *flagged* as abnormal when its certainty lies below the threshold. The
+    Choose the model, the held-out class, the score (the paper's ``zeta`` or, where the table
+    has them, ``likelihood`` for the diffusion model and ``msp`` or ``energy`` for the CNN), the
+    KDE bandwidth and a threshold on the normalised certainty; a cell is *flagged* as abnormal when its certainty lies below the threshold. The
     readout gives the true-positive rate (abnormal cells flagged) and the false-positive rate
     (normal cells flagged); the flagged cells are shown as thumbnails, least certain first.
 
@@ -47,7 +48,7 @@ class AnomalyExplorer:
 
     Notes
     -----
-    Every callback is a plain method (:meth:`set_model`, :meth:`set_held_out`,
+    Every callback is a plain method (:meth:`set_model`, :meth:`set_held_out`, :meth:`set_score`,
     :meth:`set_bandwidth`, :meth:`set_threshold`, :meth:`rates`, :meth:`flagged`), so it can be
     driven from code and tested without a browser; :meth:`show` returns the ipywidgets box.
     """
@@ -63,7 +64,7 @@ class AnomalyExplorer:
     ) -> None:
         import plotly.graph_objects as go
 
-        missing = [c for c in ANOMALY_COLUMNS if c not in table]
+        missing = [c for c in ANOMALY_COLUMNS if c not in table and c != "score"]
         if missing:
             raise ValueError(
                 f"the table lacks column(s) {missing}; pass the output of "
@@ -71,7 +72,7 @@ class AnomalyExplorer:
             )
         if table.empty:
             raise ValueError("the anomaly table is empty")
-        self.table = table
+        self.table = table if "score" in table else table.assign(score="zeta")
         arr = getattr(images, "images", images)
         self.images = None if arr is None else np.asarray(arr)
         if self.images is not None:
@@ -90,6 +91,7 @@ class AnomalyExplorer:
         self.held_out_classes = list(dict.fromkeys(table["held_out"]))
         self.model = self.models[0]
         self.held_out = self.held_out_classes[0]
+        self.score = "zeta" if "zeta" in self.scores else self.scores[0]
         self.bandwidth = bandwidth
         self.threshold = float(threshold)
         self.figure = go.FigureWidget(self._kde_figure())
@@ -98,10 +100,17 @@ class AnomalyExplorer:
 
     # ------------------------------------------------------------------ data
     @property
-    def current(self) -> pd.DataFrame:
-        """Rows of the selected model and held-out class."""
+    def scores(self) -> list[str]:
+        """The scores the table holds for the selected model."""
         t = self.table
-        return t[(t["model"] == self.model) & (t["held_out"] == self.held_out)]
+        return list(dict.fromkeys(t.loc[t["model"] == self.model, "score"]))
+
+    @property
+    def current(self) -> pd.DataFrame:
+        """Rows of the selected model, held-out class and score."""
+        t = self.table
+        return t[(t["model"] == self.model) & (t["held_out"] == self.held_out)
+                 & (t["score"] == self.score)]
 
     def flagged(self) -> pd.DataFrame:
         """Rows flagged as abnormal (certainty below the threshold), least certain first."""
@@ -128,7 +137,8 @@ class AnomalyExplorer:
         r = self.rates()
         auc = float(anomaly_auc(self.current)["auc"].iloc[0])
         return (
-            f"<b>{MODEL_LABELS.get(self.model, self.model)}</b>, {self.held_out} held out: "
+            f"<b>{MODEL_LABELS.get(self.model, self.model)}</b>, {self.held_out} held out, "
+            f"score {self.score}: "
             f"threshold {r['threshold']:.2f}; <b>TPR {r['tpr']:.3f}</b> (abnormal flagged), "
             f"<b>FPR {r['fpr']:.3f}</b> (normal flagged); {r['n_flagged']} flagged of "
             f"{r['n_abnormal'] + r['n_normal']}; AUC {auc:.3f}"
@@ -138,7 +148,8 @@ class AnomalyExplorer:
     def _kde_figure(self) -> go.Figure:
         cur = self.current
         fig = anomaly_kde(certainty_kde(cur, bandwidth=self.bandwidth), anomaly_auc(cur),
-                          models=[self.model], held_out=[self.held_out], title="")
+                          models=[self.model], held_out=[self.held_out], score=self.score,
+                          title="")
         fig.add_vline(x=self.threshold, line=dict(color="#222", dash="dash", width=1))
         fig.update_layout(width=520, height=320)
         return fig
@@ -200,6 +211,19 @@ class AnomalyExplorer:
         if model not in self.models:
             raise ValueError(f"unknown model {model!r}; the table has {self.models}")
         self.model = model
+        if self.score not in self.scores:
+            self.score = "zeta" if "zeta" in self.scores else self.scores[0]
+        if self._controls is not None:
+            self._controls["score"].options = self.scores
+            self._controls["score"].value = self.score
+        self._refresh()
+
+    def set_score(self, score: str) -> None:
+        """Show another score of the selected model."""
+        if score not in self.scores:
+            raise ValueError(f"unknown score {score!r} for {self.model}; the table has "
+                             f"{self.scores}")
+        self.score = score
         self._refresh()
 
     def set_held_out(self, held_out: str) -> None:
@@ -232,6 +256,7 @@ class AnomalyExplorer:
                                  value=self.model, description="model")
         held = widgets.Dropdown(options=self.held_out_classes, value=self.held_out,
                                 description="held out")
+        score = widgets.Dropdown(options=self.scores, value=self.score, description="score")
         bw = widgets.FloatSlider(value=self.bandwidth or 0.05, min=0.005, max=0.3, step=0.005,
                                  description="bandwidth", readout_format=".3f")
         thr = widgets.FloatSlider(value=self.threshold, min=-0.2, max=1.0, step=0.01,
@@ -243,10 +268,12 @@ class AnomalyExplorer:
 
         model.observe(on(self.set_model), names="value")
         held.observe(on(self.set_held_out), names="value")
+        score.observe(lambda change: change["new"] != self.score and self.set_score(change["new"]),
+                      names="value")
         bw.observe(on(self.set_bandwidth), names="value")
         thr.observe(on(self.set_threshold), names="value")
         self._controls = {"model": model, "held_out": held, "bandwidth": bw, "threshold": thr,
-                          "readout": readout}
+                          "score": score, "readout": readout}
         return self._controls
 
     def show(self) -> widgets.Widget:
@@ -255,7 +282,7 @@ class AnomalyExplorer:
 
         c = self.controls()
         return widgets.VBox([
-            widgets.HBox([c["model"], c["held_out"]]),
+            widgets.HBox([c["model"], c["held_out"], c["score"]]),
             widgets.HBox([c["bandwidth"], c["threshold"]]),
             self.figure, c["readout"], self.thumbnails,
         ])
