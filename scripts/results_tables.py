@@ -302,6 +302,24 @@ def _verdict_anomaly(t: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+def _mean_verdict(d: pd.Series, c: pd.Series, ahead: str, behind: str) -> str:
+    """Compare the diffusion (``d``) and CNN (``c``) rows of ``mean``/``std``/``count``: a gap
+    within twice the larger sd between runs is inconclusive; fewer than 3 runs is provisional."""
+    sds = [float(x["std"]) for x in (d, c) if x["count"] > 1]
+    lead = float(d["mean"] - c["mean"])
+    if abs(lead) <= 2 * (max(sds) if sds else 0.0):
+        v = "inconclusive: the gap is within twice the sd between runs"
+    else:
+        v = f"reproduced: {ahead}" if lead > 0 else f"not reproduced: {behind}"
+    if int(d["count"]) < 3 or int(c["count"]) < 3:
+        v += " (provisional: fewer than 3 runs on a side)"
+    return v
+
+
+def _sd(r: pd.Series) -> str:
+    return f" ± {r['std']:.1f}" if r["count"] > 1 else ""
+
+
 def _verdict_shift(t: pd.DataFrame) -> list[tuple[str, str]]:
     """Per shifted test set: each side's mean balanced accuracy over its runs and their sd."""
     out = []
@@ -311,19 +329,28 @@ def _verdict_shift(t: pd.DataFrame) -> list[tuple[str, str]]:
         if not {(test_set, "diffusion"), (test_set, "baseline")} <= set(stats.index):
             continue
         d, c = stats.loc[(test_set, "diffusion")], stats.loc[(test_set, "baseline")]
-        sds = [float(x["std"]) for x in (d, c) if x["count"] > 1]
-        spread = max(sds) if sds else 0.0
-        lead = float(d["mean"] - c["mean"])
         runs = f"{int(d['count'])} CytoDiffusion / {int(c['count'])} CNN runs"
-        if abs(lead) <= 2 * spread:
-            v = "inconclusive: the gap is within twice the sd between runs"
-        else:
-            v = ("reproduced: the diffusion model loses less" if lead > 0
-                 else "not reproduced: the CNN loses less")
-        if int(d["count"]) < 3 or int(c["count"]) < 3:
-            v += " (provisional: fewer than 3 runs on a side)"
-        out.append((f"{test_set}: {d['mean']:.1f} vs {c['mean']:.1f} ± {c['std']:.1f} % balanced "
-                    f"accuracy (CytoDiffusion vs CNN; {runs}, 600 images each)", v))
+        out.append((f"{test_set}: {d['mean']:.1f}{_sd(d)} vs {c['mean']:.1f}{_sd(c)} % balanced "
+                    f"accuracy (CytoDiffusion vs CNN; {runs}, 600 images each)",
+                    _mean_verdict(d, c, "the diffusion model loses less",
+                                  "the CNN loses less")))
+    return out
+
+
+def _verdict_low_data(t: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per training-set size: each side's mean balanced accuracy over its repeats."""
+    out = []
+    acc = t.assign(pct=100 * t["balanced_accuracy"])
+    stats = acc.groupby(["n_per_class", "model"])["pct"].agg(["mean", "std", "count"])
+    for n in sorted(acc["n_per_class"].unique()):
+        if not {(n, "diffusion"), (n, "baseline")} <= set(stats.index):
+            continue
+        d, c = stats.loc[(n, "diffusion")], stats.loc[(n, "baseline")]
+        images = int(acc["n_images"].iloc[0])
+        out.append((f"{n} per class: {d['mean']:.1f}{_sd(d)} vs {c['mean']:.1f}{_sd(c)} % "
+                    f"balanced accuracy (CytoDiffusion vs CNN; {int(d['count'])} / "
+                    f"{int(c['count'])} repeats, {images} test images)",
+                    _mean_verdict(d, c, "the diffusion model is ahead", "the CNN is ahead")))
     return out
 
 
@@ -355,7 +382,8 @@ def verdict() -> None:
                   "earlier model)", f"none yet: pieces `{pieces}`"])
             continue
         rows = (_verdict_anomaly(t) if name == "anomaly"
-                else _verdict_shift(t) if name == "domain_shift" else [])
+                else _verdict_shift(t) if name == "domain_shift"
+                else _verdict_low_data(t) if name == "low_data" else [])
         if not rows:
             _row([label, claim, "regenerated; see the results page", "see the results page"])
         for text, v in rows:

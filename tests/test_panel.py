@@ -149,6 +149,13 @@ def test_bad_tables_are_rejected():
     bad.loc[1, "confidence"] = "maybe"
     with pytest.raises(ValueError, match=r"unknown confidence word\(s\) \['Sure', 'maybe'\]"):
         consensus(bad)
+    with pytest.raises(ValueError, match=r"first at data row 1, line 2 of a CSV"):
+        consensus(bad)
+    gap = table.copy()
+    gap.loc[2, "label"] = None
+    with pytest.raises(ValueError, match=r"missing values in column\(s\) \['label'\] \(first in "
+                       r"'label' at data row 3"):
+        validate_panel(gap)
     lower = table.copy()
     lower["confidence"] = lower["confidence"].str.lower()
     pd.testing.assert_frame_equal(consensus(lower), consensus(table))

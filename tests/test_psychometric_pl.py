@@ -114,3 +114,14 @@ def test_cli_reads_all_three_layouts(tmp_path):
     pd.DataFrame(rows).assign(confidence="Sure").to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="Sure"):
         read_observers(tmp_path / "bad.csv", bins=6, scheme="equal-width")
+
+
+def test_curve_x_axis_spans_the_data_beyond_one():
+    """A 0..3 stimulus axis is drawn whole (the range used to be fixed to [0, 1])."""
+    d = simulate_xkn(0.4, 0.5, n_bins=10, n_per_level=20, seed=4)
+    wide = fit_observers({"E": (3 * d.x, d.k, d.n)}, FAST)
+    fig = psychometric_curve(wide, "E", inset=False)
+    lo, hi = fig.layout.xaxis.range
+    assert lo <= 0 and hi >= 3 * d.x.max()
+    assert max(fig.data[1].x) >= 3 * d.x.max()
+    assert fig.layout.xaxis.title.text == "stimulus level"

@@ -159,6 +159,11 @@ def simulate_panel(
     )
 
 
+def _line(row: int) -> str:
+    """Where data row ``row`` (0-based) is: its line in a CSV with one header line."""
+    return f"data row {row + 1}, line {row + 2} of a CSV with a header line"
+
+
 def validate_panel(table: pd.DataFrame) -> pd.DataFrame:
     """Check a panel table; return a copy with confidence words normalised (``"high"`` -> ``"High"``).
 
@@ -179,15 +184,19 @@ def validate_panel(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     canon = {w.lower(): w for w in CONFIDENCE_LEVELS}
     words = out["confidence"].astype(str).str.strip().str.lower()
-    unknown = sorted(set(out["confidence"].astype(str)[~words.isin(canon)]))
+    bad = ~words.isin(canon).to_numpy()
+    unknown = sorted(set(out["confidence"].astype(str)[bad]))
     if unknown:
         raise ValueError(
-            f"unknown confidence word(s) {unknown}; use one of {list(CONFIDENCE_LEVELS)}"
+            f"unknown confidence word(s) {unknown} in column 'confidence' (first at "
+            f"{_line(int(np.flatnonzero(bad)[0]))}); use one of {list(CONFIDENCE_LEVELS)}"
         )
     out["confidence"] = words.map(canon)
     if out[list(PANEL_COLUMNS)].isna().any().any():
         cols = [c for c in PANEL_COLUMNS if out[c].isna().any()]
-        raise ValueError(f"panel table has missing values in column(s) {cols}")
+        first = int(np.flatnonzero(out[cols[0]].isna().to_numpy())[0])
+        raise ValueError(f"panel table has missing values in column(s) {cols} (first in "
+                         f"'{cols[0]}' at {_line(first)})")
     years = out.groupby("expert")["years"].nunique()
     if (years > 1).any():
         raise ValueError(

@@ -82,8 +82,10 @@ def _curve_traces(
                      arrayminus=[t_mean - t_lo], color=_CI, thickness=1.5, width=4),
         name=f"threshold ({ci_prob:.0%} interval)", showlegend=showlegend,
     ))
+    pad = 0.02 * (hi_x - lo_x)
+    x_range = (min(lo_x, float(t_lo)) - pad, max(hi_x, float(t_hi)) + pad)
     info = {"threshold": t_mean, "interval": (float(t_lo), float(t_hi)),
-            "draws": d, "config": config}
+            "draws": d, "config": config, "x_range": x_range}
     return traces, info
 
 
@@ -93,7 +95,7 @@ def psychometric_curve(
     *,
     ci_prob: float = 0.95,
     inset: bool = True,
-    x_title: str = "model confidence",
+    x_title: str = "stimulus level",
     title: str | None = None,
     max_draws: int = 400,
 ) -> go.Figure:
@@ -110,13 +112,14 @@ def psychometric_curve(
     inset
         Add inset posterior densities (Gaussian KDE) of the threshold and the width.
     x_title, title
-        Axis and figure titles.
+        Axis and figure titles (name the stimulus, e.g. ``"model confidence"``).
     max_draws
         Posterior draws used for the curve and its band.
 
     Returns
     -------
     plotly.graph_objects.Figure
+        The x axis spans the data, ``[0, 1]`` and the threshold's interval, whichever is widest.
         Traces: band, mean curve, data (marker area grows with n), threshold with error bar,
         and (with ``inset``) two KDE lines on the inset axes ``x2/y2`` and ``x3/y3``.
     """
@@ -125,7 +128,7 @@ def psychometric_curve(
     fig = go.Figure(traces)
     fig.update_layout(
         template=TEMPLATE_NAME, title=title or f"{observer}: psychometric function",
-        xaxis=dict(title=x_title, range=[-0.02, 1.02]),
+        xaxis=dict(title=x_title, range=list(info["x_range"])),
         yaxis=dict(title="proportion correct", range=[0, 1.05]),
         legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top"),
     )
