@@ -125,3 +125,23 @@ def test_curve_x_axis_spans_the_data_beyond_one():
     assert lo <= 0 and hi >= 3 * d.x.max()
     assert max(fig.data[1].x) >= 3 * d.x.max()
     assert fig.layout.xaxis.title.text == "stimulus level"
+
+
+def test_threshold_below_is_a_probability_that_follows_the_true_thresholds(fit):
+    """model (true threshold 0.4), E1 (0.3), E2 (0.5): P(model below E2) high, below E1 low."""
+    from cytoviz.psychometric.summary import posterior_draws, threshold_below
+
+    t = threshold_below(fit, "model").set_index("observer")
+    assert list(t.index) == ["E1", "E2"]
+    assert t["p_reference_below"].between(0, 1).all()
+    assert t.loc["E2", "p_reference_below"] > 0.8 > 0.2 > t.loc["E1", "p_reference_below"]
+    # the exact pair count agrees with a literal comparison of all pairs of draws
+    m = posterior_draws(fit, "model")["threshold"]
+    e = posterior_draws(fit, "E2")["threshold"]
+    literal = (m[:, None] < e[None, :]).mean()
+    assert t.loc["E2", "p_reference_below"] == pytest.approx(literal, abs=1e-12)
+    assert threshold_below(fit, "E1", parameter="width")["parameter"].eq("width").all()
+    with pytest.raises(KeyError, match="reference"):
+        threshold_below(fit, "nobody")
+    with pytest.raises(ValueError, match="parameter"):
+        threshold_below(fit, parameter="lambda")
