@@ -33,9 +33,17 @@ def _budget(name: str, *, diffusion: str | None = None, baseline: str | None = N
     t = b.get("train", {})
     lr = (f"lr {t.get('lr'):g}, {t.get('lr_schedule', 'constant')}" if t.get("lr") is not None
           else "lr unknown")
-    diff = diffusion or (f"trained for {t.get('vae_steps')} VAE + {t.get('steps')} UNet steps "
-                         f"({lr})")
-    base = baseline or f"trained for {b.get('baseline', {}).get('epochs')} epochs"
+    scaled = b.get("step_rule") == "epochs"
+    diff = diffusion or (
+        f"trained for {t.get('vae_steps')} VAE + {t.get('steps')} UNet steps ({lr})" if not scaled
+        else f"trained for {t.get('vae_steps')} VAE + UNet steps scaled to the training set "
+        f"(`train_steps`; {t.get('steps')} at {b.get('reference_images')} images, at least "
+        f"{b.get('min_steps')}; {lr})")
+    base = baseline or (
+        f"trained for {b.get('baseline', {}).get('epochs')} epochs" if not scaled
+        else f"trained for optimiser steps scaled the same way (at least "
+        f"{b.get('baseline_min_steps')}; {b.get('baseline', {}).get('epochs')} epochs at "
+        f"{b.get('reference_images')} images)")
     return (f"budget `{b.get('name')}`; diffusion model {diff}; baseline {base}; at most "
             f"{b.get('max_trials')} trials per image, "
             + (f"{b.get('test_per_class')} test images per class" if b.get("test_per_class")
@@ -307,7 +315,10 @@ def _mean_verdict(d: pd.Series, c: pd.Series, ahead: str, behind: str) -> str:
     within twice the larger sd between runs is inconclusive; fewer than 3 runs is provisional."""
     sds = [float(x["std"]) for x in (d, c) if x["count"] > 1]
     lead = float(d["mean"] - c["mean"])
-    if abs(lead) <= 2 * (max(sds) if sds else 0.0):
+    if not sds:
+        return (f"none yet: one run per side (the {'diffusion model' if lead > 0 else 'CNN'} "
+                f"ahead by {abs(lead):.1f} points), no spread between runs to judge it by")
+    if abs(lead) <= 2 * max(sds):
         v = "inconclusive: the gap is within twice the sd between runs"
     else:
         v = f"reproduced: {ahead}" if lead > 0 else f"not reproduced: {behind}"
