@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cytoviz.anomaly import anomaly_auc, certainty_kde
+from cytoviz.anomaly import anomaly_auc, certainty_kde, roc_auc
 from cytoviz.evaluation.anomaly_detection import ANOMALY_COLUMNS
 from cytoviz.evaluation.tables import MODEL_LABELS
 from cytoviz.pl._style import TEMPLATE_NAME
@@ -135,7 +135,12 @@ class AnomalyExplorer:
     def readout(self) -> str:
         """HTML readout of the rates and the AUC of the current panel."""
         r = self.rates()
-        auc = float(anomaly_auc(self.current)["auc"].iloc[0])
+        cur = self.current
+        ab = cur["is_abnormal"].to_numpy(bool)
+        scores = cur["certainty"].to_numpy(float)
+        # the point AUC only: the bootstrap interval is drawn in the figure (anomaly_auc)
+        auc = (roc_auc(scores[~ab], scores[ab]) if r["n_abnormal"] and r["n_normal"]
+               else float("nan"))
         return (
             f"<b>{MODEL_LABELS.get(self.model, self.model)}</b>, {self.held_out} held out, "
             f"score {self.score}: "
