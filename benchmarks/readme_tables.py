@@ -295,6 +295,50 @@ def summary() -> None:
     print()
 
 
+def panel() -> None:
+    d = _load("panel_calibration")
+    if d is None:
+        return
+    print(f"Source: `benchmarks/results/panel_calibration.json` (`{d['command']}`; mean over "
+          f"{d['seeds']} panel seeds, {d['n_common']} common images; calibrated on `val`, "
+          "checked on the other splits)\n")
+    experts = [k[len("accuracy_"):] for k in d["splits"]["val"]["mean"]
+               if k.startswith("accuracy_") and k not in ("accuracy_min", "accuracy_max")]
+    head = " / ".join(experts)
+    print(f"| split | High/High pairs | No/No pairs | No labels | accuracy vs consensus ({head}) "
+          "| Spearman with years |")
+    print("|---|---|---|---|---|---|")
+    print(f"| CytoData (paper) | {100 * d['targets']['high_high']:.1f} % | rarely shared | rare "
+          "| rising with experience, well below 100 % | |")
+    for split, r in d["splits"].items():
+        m = r["mean"]
+        acc = " / ".join(f"{100 * m[f'accuracy_{e}']:.0f}" for e in experts)
+        print(f"| {split} ({r['role']}) | {100 * m['high_high']:.1f} % | {100 * m['no_no']:.2f} % "
+              f"| {100 * m['share_no']:.1f} % | {acc} % | {m['spearman_years']:.2f} |")
+    print()
+
+
+def skill() -> None:
+    d = _load("skill_recovery")
+    if d is None:
+        return
+    print(f"Source: `benchmarks/results/skill_recovery.json` (`{d['command']}`; {d['seeds']} panel "
+          f"seeds, {d['n_common']} common images, 12 bins, model confidence from "
+          f"`{d['classification']}`); -1 would rank the experts exactly by their true skill\n")
+    print("| stimulus axis | Spearman(threshold, skill) | Spearman(width, skill) "
+          "| thresholds inside the stimulus range |")
+    print("|---|---|---|---|")
+    names = {"model": "model confidence", "consensus": "consensus expert confidence"}
+    for axis in ("model", "consensus"):
+        r = d["summary"][axis]
+        t, w = r["spearman_threshold"], r["spearman_width"]
+        print(f"| {names[axis]} | {t['mean']:+.2f} [{t['interval'][0]:+.2f}, {t['interval'][1]:+.2f}] "
+              f"| {w['mean']:+.2f} [{w['interval'][0]:+.2f}, {w['interval'][1]:+.2f}] "
+              f"| {r['thresholds_in_range']:.1f} of 6 |")
+    print("\nIntervals: 2.5-97.5 percentiles over the panel seeds.")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
     ``"CNN baseline"`` -> ``"whole image"``."""
@@ -306,6 +350,6 @@ def _short(model: str) -> str:
 
 if __name__ == "__main__":
     for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
-                    memory, pruning, heatmaps):
+                    memory, pruning, heatmaps, panel, skill):
         print(f"<!-- {section.__name__} -->")
         section()

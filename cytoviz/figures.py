@@ -44,7 +44,7 @@ from cytoviz._config import Config
 from cytoviz._io import atomic_path, save_csv, sha256_files
 from cytoviz._paths import default_baseline_dir, pbc_example_dir, results_dir
 from cytoviz.anomaly import anomaly_auc, certainty_kde
-from cytoviz.data import resolve_one, simulate_panel
+from cytoviz.data import pairwise_confidence, resolve_one, simulate_panel
 from cytoviz.evaluation import BaselineClassifier, domain_shift_table, stale_reason, stored_results
 from cytoviz.heatmaps import counterfactual_heatmaps, grid_sources
 from cytoviz.psychometric import (
@@ -331,6 +331,9 @@ def _fig2(ctx: _Context) -> list[Path]:
     for param, tag in (("threshold", "fig2d_thresholds"), ("width", "fig2e_widths")):
         fig = pl.psychometric_forest(next(iter(summaries.values())), param, groups=summaries)
         paths += _save(fig, ctx.out, tag, ctx.config, width="single")
+    pairs = pairwise_confidence(ctx.panel)
+    paths += _save(pl.confidence_agreement(pairs), ctx.out, "fig2s_pairwise_confidence",
+                   ctx.config, width="single")
     table = pd.concat([s.assign(axis=k) for k, s in summaries.items()], ignore_index=True)
     paths += _save_table(table, ctx.out, "fig2_expert_fits",
                          note="posterior summaries per expert (cytoviz figures)")

@@ -89,6 +89,17 @@ summary.threshold_at(model_fit, 0.8)
 
 # %%
 panel = cv.data.simulate_panel(cells, n_common=min(200, len(cells)), seed=0)
+cv.pl.confidence_agreement(cv.data.pairwise_confidence(panel))
+
+# %% [markdown]
+# How the experts agree with each other on the common cells (the paper's supplementary
+# Figure 10): the simulation is calibrated so that about 43 % of ordered expert pairs are
+# High/High, as in CytoData, and "No" is rare. Each expert's accuracy against the consensus:
+
+# %%
+cv.data.panel_calibration(panel)
+
+# %%
 by_axis = {axis: experts.expert_psychometric_data(panel, result.confidence, axis=axis)
            for axis in ("consensus", "model")}
 # One cache: the second axis reuses the model the first one compiled (same observers, new data).

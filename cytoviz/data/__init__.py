@@ -5,7 +5,8 @@ from cytoviz.data._image import ImageLoadError, prepare_image
 from cytoviz.data._resolve import SINGLE, resolve, resolve_one
 from cytoviz.data.domains import DOMAINS, DomainShift
 from cytoviz.data.loaders import load_bloodmnist, load_folder, load_images, load_manifest
-from cytoviz.data.panel import consensus, expert_correctness, simulate_panel
+from cytoviz.data.panel import PanelConfig, consensus, expert_correctness, simulate_panel
+from cytoviz.data.panel_agreement import pairwise_confidence, panel_calibration
 from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "CellDataset",
     "DomainShift",
     "ImageLoadError",
+    "PanelConfig",
     "SynthConfig",
     "consensus",
     "default_splits",
@@ -23,6 +25,8 @@ __all__ = [
     "load_folder",
     "load_images",
     "load_manifest",
+    "pairwise_confidence",
+    "panel_calibration",
     "prepare_image",
     "resolve",
     "resolve_one",

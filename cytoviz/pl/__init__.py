@@ -16,6 +16,7 @@ from cytoviz.pl.generation import (
 )
 from cytoviz.pl.heatmaps import heatmap_panel, transition_grid
 from cytoviz.pl.psychometric import (
+    confidence_agreement,
     psychometric_comparison,
     psychometric_curve,
     psychometric_forest,
@@ -29,6 +30,7 @@ __all__ = [
     "authenticity_scores",
     "class_agreement_bars",
     "class_colors",
+    "confidence_agreement",
     "data_preview",
     "domain_shift_bars",
     "few_shot_bars",

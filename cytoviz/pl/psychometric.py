@@ -22,7 +22,7 @@ from cytoviz.psychometric.summary import observers, posterior_draws
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
 
-__all__ = ["psychometric_comparison", "psychometric_curve", "psychometric_forest"]
+__all__ = ["confidence_agreement", "psychometric_comparison", "psychometric_curve", "psychometric_forest"]
 
 _CURVE = "#0072B2"
 _DATA = "#222222"
@@ -257,5 +257,46 @@ def psychometric_forest(
         xaxis=dict(title=parameter),
         yaxis=dict(title="observer", tickvals=list(range(len(labels)))[::-1], ticktext=labels),
         showlegend=len(tables) > 1,
+    )
+    return fig
+
+
+def confidence_agreement(pairs: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """Heat map of ordered expert pairs by confidence word (the paper's supplementary Fig. 10).
+
+    Parameters
+    ----------
+    pairs
+        Counts from :func:`cytoviz.data.panel_agreement.pairwise_confidence` (index: the first
+        expert's word, columns: the second's).
+    title
+        Figure title (default: the share of High/High pairs).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Cells coloured by count and labelled with count and share of all pairs.
+    """
+    if not isinstance(pairs, pd.DataFrame) or pairs.shape[0] != pairs.shape[1] or pairs.empty:
+        raise ValueError("pairs must be the square DataFrame of pairwise_confidence()")
+    counts = pairs.to_numpy(dtype=float)
+    total = counts.sum()
+    if not total > 0:
+        raise ValueError("pairs has no pair to draw (all counts are zero)")
+    share = counts / total
+    text = [[f"{int(c)}<br>{s:.1%}" for c, s in zip(row, srow, strict=True)]
+            for row, srow in zip(counts, share, strict=True)]
+    rows, cols = [str(i) for i in pairs.index], [str(c) for c in pairs.columns]
+    fig = go.Figure(go.Heatmap(
+        z=counts, x=cols, y=rows, text=text, texttemplate="%{text}", colorscale="Blues",
+        colorbar=dict(title="pairs"),
+        hovertemplate="%{y} / %{x}: %{z} pairs<extra></extra>",
+    ))
+    hh = f"{share[0, 0]:.0%} of {int(total):,} ordered pairs are {rows[0]}/{cols[0]}"
+    fig.update_layout(
+        template=TEMPLATE_NAME, title=title if title is not None else f"Pairwise confidence: {hh}",
+        xaxis=dict(title=pairs.columns.name or "second expert", side="bottom"),
+        yaxis=dict(title=pairs.index.name or "first expert", autorange="reversed"),
+        width=480, height=420,
     )
     return fig

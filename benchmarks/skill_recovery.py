@@ -1,0 +1,117 @@
+"""Do the per-expert psychometric fits rank the simulated experts by their known skill?
+
+The paper's Figure 2 claim is that the model's confidence tells the experts' abilities apart
+better than the experts' own (consensus) confidence does. The simulated panel knows every
+expert's skill (``1 - exp(-years / skill_years)``, :class:`cytoviz.data.PanelConfig`), so the
+claim can be checked where the answer is known. For each panel seed, the six experts are
+simulated on the default synthetic test split (200 common images), each expert's correctness
+against the consensus is binned on both stimulus axes (12 bins) and fitted
+(:func:`cytoviz.psychometric.fit_observers`), and the Spearman correlation of the posterior-mean
+threshold and width with the true skill is computed. A skilled expert should reach the threshold
+at a lower stimulus, so a good axis gives correlations near -1.
+
+The model-confidence axis uses a stored pass of the shipped model over the test split (the
+domain-shift protocol's seed 0, ``--result``); nothing is classified here.
+
+Usage::
+
+    .venv/bin/python benchmarks/skill_recovery.py [--seeds 8] [--draws 500]
+
+Writes ``benchmarks/results/skill_recovery.json``; ``benchmarks/readme_tables.py`` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results" / "skill_recovery.json"
+RESULT = REPO / "eval_runs" / "domain_shift" / "outputs" / "diffusion-seed0-pretrained" / "test_result.npz"
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=8, help="panel seeds")
+    parser.add_argument("--draws", type=int, default=500, help="PyMC draws (and tuning) per chain")
+    parser.add_argument("--result", type=Path, default=RESULT,
+                        help="a ClassificationResult of the model over the default test split")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if not args.result.is_file():
+        print(f"skill_recovery: no stored classification at {args.result}; run "
+              "`bash scripts/run_evaluations.sh shift-diffusion-seed0` first", file=sys.stderr)
+        return None
+
+    from scipy.stats import spearmanr
+
+    from cytoviz._io import save_json
+    from cytoviz.data import PanelConfig, resolve_one, simulate_panel
+    from cytoviz.diffusion import ClassificationResult
+    from cytoviz.psychometric import CompiledModels, PsychometricConfig, fit_observers
+    from cytoviz.psychometric.experts import expert_psychometric_data
+    from cytoviz.psychometric.summary import summarize
+
+    ds = resolve_one("synthetic", "test")
+    result = ClassificationResult.load(args.result)
+    if len(result) != len(ds):
+        raise SystemExit(f"skill_recovery: {args.result} has {len(result)} images, the test split "
+                         f"{len(ds)}; pass the shipped model's pass over the default test split")
+    conf = pd.Series(result.confidence, index=np.arange(len(ds)))
+    panel_config = PanelConfig()
+    psych = PsychometricConfig(draws=args.draws, tune=args.draws, seed=0)
+    cache = CompiledModels()
+    rows = []
+    t0 = time.perf_counter()
+    for seed in range(args.seeds):
+        panel = simulate_panel(ds, n_common=200, per_expert=len(ds), seed=seed, config=panel_config)
+        skill = {e: 1.0 - np.exp(-y / panel_config.skill_years)
+                 for e, y in panel.groupby("expert")["years"].first().items()}
+        for axis in ("model", "consensus"):
+            data = expert_psychometric_data(panel, conf if axis == "model" else None, axis=axis,
+                                            n_bins=12)
+            lo = min(float(d.x.min()) for d in data.values())
+            hi = max(float(d.x.max()) for d in data.values())
+            s = summarize(fit_observers(data, psych, cache=cache), with_map=False)
+            row = {"seed": seed, "axis": axis, "x_min": lo, "x_max": hi}
+            for param in ("threshold", "width"):
+                est = s[s["parameter"] == param].set_index("observer")["mean"]
+                sk = np.array([skill[e] for e in est.index])
+                row[f"spearman_{param}"] = float(spearmanr(est.to_numpy(), sk).statistic)
+                row[f"{param}_by_expert"] = {str(e): float(v) for e, v in est.items()}
+            thr = np.array(list(row["threshold_by_expert"].values()))
+            row["thresholds_in_range"] = int(np.sum((thr >= lo) & (thr <= hi)))
+            rows.append(row)
+            print(f"seed {seed} {axis}: Spearman(threshold, skill) "
+                  f"{row['spearman_threshold']:+.2f}, (width, skill) {row['spearman_width']:+.2f}, "
+                  f"{row['thresholds_in_range']}/6 thresholds in [{lo:.2f}, {hi:.2f}]", flush=True)
+    table = pd.DataFrame(rows)
+    summary = {}
+    for axis, g in table.groupby("axis"):
+        summary[axis] = {
+            f"spearman_{p}": {"mean": float(g[f"spearman_{p}"].mean()),
+                              "interval": [float(v) for v in np.percentile(g[f"spearman_{p}"],
+                                                                           [2.5, 97.5])]}
+            for p in ("threshold", "width")
+        }
+        summary[axis]["thresholds_in_range"] = float(g["thresholds_in_range"].mean())
+    out = {"benchmark": "skill_recovery", "seeds": args.seeds, "draws": args.draws,
+           "n_common": 200, "classification": str(args.result.relative_to(REPO))
+           if args.result.is_relative_to(REPO) else str(args.result),
+           "panel_config": panel_config.to_dict(), "summary": summary,
+           "runs": table.to_dict(orient="records"), "wall_seconds": time.perf_counter() - t0,
+           "python": platform.python_version(),
+           "command": "python benchmarks/skill_recovery.py"}
+    save_json(out, args.out)
+    print(f"wrote {args.out}")
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
