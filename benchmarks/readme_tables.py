@@ -339,6 +339,23 @@ def skill() -> None:
     print()
 
 
+def calibration() -> None:
+    d = _load("calibration")
+    if d is None:
+        return
+    print(f"Source: `benchmarks/results/calibration.json` (`{d['command']}`; temperature fitted on "
+          f"the validation split, {d['bins']}-bin ECE; T = 1 -> fitted T)\n")
+    print("| model | temperature | test set | ECE | NLL | Brier |")
+    print("|---|---|---|---|---|---|")
+    names = {"test": "in-domain", "test_mild": "mild shift", "test_strong": "strong shift"}
+    for model, r in d["models"].items():
+        for split, label in names.items():
+            raw, cal = r["splits"][split]["raw"], r["splits"][split]["scaled"]
+            print(f"| {model} | {r['temperature']:.3g} | {label} | {raw['ece']:.3f} -> {cal['ece']:.3f} "
+                  f"| {raw['nll']:.3f} -> {cal['nll']:.3f} | {raw['brier']:.3f} -> {cal['brier']:.3f} |")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
     ``"CNN baseline"`` -> ``"whole image"``."""
@@ -350,6 +367,6 @@ def _short(model: str) -> str:
 
 if __name__ == "__main__":
     for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
-                    memory, pruning, heatmaps, panel, skill):
+                    memory, pruning, heatmaps, panel, skill, calibration):
         print(f"<!-- {section.__name__} -->")
         section()

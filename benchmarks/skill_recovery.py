@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                          f"{len(ds)}; pass the shipped model's pass over the default test split")
     conf = pd.Series(result.confidence, index=np.arange(len(ds)))
     panel_config = PanelConfig()
-    psych = PsychometricConfig(draws=args.draws, tune=args.draws, seed=0)
+    psych = PsychometricConfig(draws=args.draws, tune=args.draws, seed=0, mcse_target=None)
     cache = CompiledModels()
     rows = []
     t0 = time.perf_counter()

@@ -9,8 +9,9 @@ cv.data
     Synthetic smears, the simulated expert panel, loaders for real data sets.
 cv.diffusion
     The latent diffusion model: building, loading, training, classification, generation.
-cv.heatmaps, cv.anomaly
-    Views of a classification result: counterfactual heatmaps, certainty scores.
+cv.heatmaps, cv.anomaly, cv.calibration
+    Views of a classification result: counterfactual heatmaps, certainty scores, calibrated
+    class probabilities.
 cv.psychometric
     The Bayesian psychometric function (psignifit 4 conventions) in PyMC.
 cv.evaluation
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "anomaly",
     "authenticity",
+    "calibration",
     "classes",
     "data",
     "diffusion",

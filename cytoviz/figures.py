@@ -214,8 +214,11 @@ class _Context:
         return self.memo("panel", run)
 
     def psych_config(self):
+        # the smoke budget keeps its few draws; the full one draws until the interval bounds'
+        # Monte-Carlo error meets the config's target
+        extra = {"mcse_target": None} if self.config.fast else {}
         return PsychometricConfig(draws=self.config.psych_draws, tune=self.config.psych_tune,
-                                  seed=self.config.seed)
+                                  seed=self.config.seed, **extra)
 
 
 def _save(fig, out: Path, name: str, config: FiguresConfig, width: str | int | None = None) -> list[Path]:

@@ -119,7 +119,8 @@ cv.pl.heatmap_panel(heatmaps, 0, targets=list(model.class_names[:3]))
 # %%
 binned = cv.psychometric.bin_confidence(result.confidence, result.correct, n_bins=6 if FAST else 25)
 psy_config = cv.psychometric.PsychometricConfig(draws=200 if FAST else 1000, tune=200 if FAST else 1000,
-                                                chains=1 if FAST else 2)
+                                                chains=1 if FAST else 2,
+                                                mcse_target=None if FAST else 0.01)
 idata = cv.psychometric.fit(binned.x, binned.k, binned.n, config=psy_config, name="model")
 cv.pl.psychometric_curve(idata, "model")
 

@@ -50,7 +50,8 @@ OUT = Path(os.environ.get("CYTOVIZ_OUTPUT_DIR", "outputs"))
 OUT.mkdir(parents=True, exist_ok=True)
 cv.pl.set_style()
 psy_config = cv.psychometric.PsychometricConfig(draws=200 if FAST else 1000, tune=200 if FAST else 1000,
-                                                chains=1 if FAST else 2)
+                                                chains=1 if FAST else 2,
+                                                mcse_target=None if FAST else 0.01)
 compiled = cv.psychometric.CompiledModels()  # every fit below reuses the models compiled here
 
 # %% [markdown]
@@ -148,3 +149,28 @@ display(explorer.widget)
 # %%
 summaries["consensus"].to_csv(OUT / "expert_psychometric_summary.csv", index=False)
 summary.summarize(model_fit).to_csv(OUT / "model_psychometric_summary.csv", index=False)
+
+# %% [markdown]
+# ## Calibrated class probabilities
+#
+# The confidence above is a rescaled gap between scores, good for ranking cells but not a
+# probability. `cv.calibration` turns the classifier's normalised errors into class
+# probabilities, `softmax(-scores / T)`, with a temperature `T` fitted on held-out labelled cells
+# (here the first half of the cells; `benchmarks/calibration.py` fits it on the validation split
+# and measures every test set). The reliability diagram compares confidence with accuracy: a
+# calibrated model lies on the diagonal.
+
+# %%
+half = len(result) // 2
+fit_part, check_part = result.subset(range(half)), result.subset(range(half, len(result)))
+temperature = cv.calibration.fit_temperature(fit_part, fit_part.labels, fitted_on="first half")
+probs = temperature.probabilities(check_part)
+print(f"T = {temperature.temperature:.3g}")
+display(cv.calibration.calibration_metrics(probs, check_part.labels, n_bins=5 if FAST else 10))
+cv.pl.reliability_diagram({
+    "T = 1": cv.calibration.reliability_curve(
+        cv.calibration.TemperatureScaling().probabilities(check_part), check_part.labels,
+        n_bins=5 if FAST else 10),
+    "fitted T": cv.calibration.reliability_curve(probs, check_part.labels,
+                                                 n_bins=5 if FAST else 10),
+})

@@ -41,6 +41,7 @@ NAMESPACES = (
     "cytoviz.diffusion",
     "cytoviz.heatmaps",
     "cytoviz.anomaly",
+    "cytoviz.calibration",
     "cytoviz.psychometric",
     "cytoviz.evaluation",
     "cytoviz.pl",

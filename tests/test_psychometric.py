@@ -37,7 +37,7 @@ from cytoviz.psychometric.summary import (
     unscaled_threshold,
 )
 
-FAST = PsychometricConfig(draws=600, tune=400, chains=1, seed=3)
+FAST = PsychometricConfig(draws=600, tune=400, chains=1, seed=3, mcse_target=None)
 
 # --------------------------------------------------------------------------- binning
 
@@ -363,3 +363,55 @@ def test_read_expert_table_errors_name_the_problem(tmp_path):
         read_expert_table(tmp_path / "nocol.csv")
     table.to_csv(tmp_path / "ok.csv", index=False)
     assert len(read_expert_table(tmp_path / "ok.csv")) == len(table)
+
+
+def test_mcse_target_draws_more_until_the_interval_bounds_are_precise():
+    """A wide posterior (few trials per level) leaves the bounds imprecise at 150 draws; the
+    default target asks for more draws and meets it, and None keeps the draws as given."""
+    data = {"few": simulate_xkn(0.4, 0.7, 0.05, n_bins=12, n_per_level=8, seed=4)}
+    fixed = fit_observers(data, FAST.replace(draws=150))
+    assert fixed.posterior.attrs["draws_used"] == 150
+    assert fixed.posterior.sizes["draw"] == 150
+    loose = fixed.posterior.attrs["mcse_bounds_max"]
+    assert loose > 0.02  # the premise: 150 draws are not enough here
+    adaptive = fit_observers(data, FAST.replace(draws=150, mcse_target=0.02, max_draws=6000))
+    used = adaptive.posterior.attrs["draws_used"]
+    assert 150 < used <= 6000 and adaptive.posterior.sizes["draw"] == used
+    assert adaptive.posterior.attrs["mcse_bounds_max"] < loose
+    table = summarize(adaptive, with_map=False)
+    sampled = table[table["parameter"].isin(["threshold", "width"])]
+    assert sampled[["mcse_lower", "mcse_upper"]].max().max() == pytest.approx(
+        adaptive.posterior.attrs["mcse_bounds_max"])
+    with pytest.raises(ValueError, match="mcse_target"):
+        PsychometricConfig(mcse_target=0.0)
+    with pytest.raises(ValueError, match="max_draws"):
+        PsychometricConfig(draws=500, max_draws=100)
+
+
+def test_gamma_is_data_per_observer_and_a_new_gamma_reuses_the_compiled_model():
+    from cytoviz.psychometric import CompiledModels
+    from cytoviz.psychometric.model import observer_config
+    from cytoviz.psychometric.summary import map_estimate
+
+    two_afc = simulate_xkn(0.5, 0.4, 0.02, n_bins=12, n_per_level=40, gamma=0.5, seed=7)
+    ten_afc = simulate_xkn(0.5, 0.4, 0.02, n_bins=12, n_per_level=40, gamma=0.1, seed=8)
+    cache = CompiledModels()
+    both = fit_observers({"2afc": two_afc, "10afc": ten_afc}, FAST, cache=cache,
+                         gamma={"2afc": 0.5})
+    assert both.constant_data["gamma"].values.tolist() == [0.5, 0.1]
+    assert observer_config(both, "2afc").gamma == 0.5
+    assert observer_config(both, "10afc").gamma == FAST.gamma
+    assert map_estimate(both, "2afc")["gamma"] == 0.5
+    # each observer's threshold is recovered with its own guess rate
+    s = summarize(both, with_map=False).set_index(["observer", "parameter"])
+    for obs in ("2afc", "10afc"):
+        assert abs(s.loc[(obs, "threshold"), "mean"] - 0.5) < 0.08
+    # fitting the 2AFC observer alone under the wrong guess rate moves its threshold
+    wrong = fit_observers({"2afc": two_afc, "10afc": ten_afc}, FAST, cache=cache)
+    assert len(cache) == 1  # a new gamma: same compiled model
+    w = summarize(wrong, with_map=False).set_index(["observer", "parameter"])
+    assert w.loc[("2afc", "threshold"), "mean"] < s.loc[("2afc", "threshold"), "mean"] - 0.05
+    with pytest.raises(ValueError, match="unknown observer"):
+        fit_observers({"a": ten_afc}, FAST, gamma={"b": 0.5})
+    with pytest.raises(ValueError, match=r"gamma of observer 'a'"):
+        fit_observers({"a": ten_afc}, FAST, gamma=1.5)

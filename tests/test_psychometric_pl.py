@@ -12,7 +12,7 @@ from cytoviz.pl import psychometric_comparison, psychometric_curve, psychometric
 from cytoviz.psychometric import PsychometricConfig, fit_observers, simulate_xkn
 from cytoviz.psychometric.summary import summarize
 
-FAST = PsychometricConfig(draws=300, tune=300, chains=1, seed=2)
+FAST = PsychometricConfig(draws=300, tune=300, chains=1, seed=2, mcse_target=None)
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,11 @@ def test_cli_raw_confidence_csv(tmp_path, capsys):
     df.to_csv(tmp_path / "raw.csv", index=False)
     rc = main(["psychometric", "--csv", str(tmp_path / "raw.csv"), "--out", str(tmp_path / "o"),
                "--bins", "10", "--pc", "0.8", "--no-eta", "--draws", "200", "--tune", "200",
-               "--chains", "1", "--formats", "html"])
+               "--chains", "1", "--mcse-target", "none", "--formats", "html"])
     assert rc == 0
     summary = pd.read_csv(tmp_path / "o" / "summary.csv")
     assert set(summary.observer) == {"A", "B"} and "eta" in set(summary.parameter)
+    assert {"mcse_lower", "mcse_upper", "ess"} <= set(summary.columns)
     thr = pd.read_csv(tmp_path / "o" / "thresholds.csv")
     assert set(thr.method) == {"posterior quantiles", "psignifit worst-case"}
     assert (tmp_path / "o" / "figures" / "curve_A.html").is_file()
@@ -96,6 +97,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert rc == 2 and "unrecognised columns" in capsys.readouterr().err
     rc = main(["psychometric", "--csv", str(tmp_path / "none.csv"), "--out", str(tmp_path)])
     assert rc == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["psychometric", "--csv", str(tmp_path / "bad.csv"), "--out", str(tmp_path),
+              "--mcse-target", "-1"])
+    assert stop.value.code == 2 and "positive number or 'none'" in capsys.readouterr().err
 
 
 def test_cli_reads_all_three_layouts(tmp_path):

@@ -9,7 +9,7 @@ from cytoviz.psychometric import PsychometricConfig
 
 pytest.importorskip("ipywidgets")
 
-FAST = PsychometricConfig(draws=200, tune=200, chains=1, seed=0)
+FAST = PsychometricConfig(draws=200, tune=200, chains=1, seed=0, mcse_target=None)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,12 @@
-"""The diffusion classifier trial by trial: how pruning eliminates classes for one cell."""
+"""The classifier's behaviour: how pruning eliminates classes for one cell, and reliability."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors
@@ -12,7 +14,7 @@ from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors
 if TYPE_CHECKING:
     from cytoviz.diffusion import ClassificationResult
 
-__all__ = ["pruning_trace"]
+__all__ = ["pruning_trace", "reliability_diagram"]
 
 
 def _running_means(errors: np.ndarray, relative: bool) -> np.ndarray:
@@ -108,4 +110,41 @@ def pruning_trace(
         title = f"image {i}: {true}predicted {names[pred]}, {int(result.n_trials[i])} trials"
     fig.update_layout(template=TEMPLATE_NAME, width=COLUMN_WIDTH_PX["double"], height=340,
                       title=title, xaxis_title="trial", yaxis_title=y_title)
+    return fig
+
+
+def reliability_diagram(curves: Mapping[str, pd.DataFrame], *, title: str | None = None
+                        ) -> go.Figure:
+    """Accuracy against confidence, one line per model, with the diagonal of perfect calibration.
+
+    Parameters
+    ----------
+    curves
+        Name -> table from :func:`cytoviz.calibration.reliability_curve` (columns
+        ``confidence``, ``accuracy``, ``n``).
+    title
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Marker size follows the number of images in each bin.
+    """
+    if not curves:
+        raise ValueError("curves must name at least one reliability curve")
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                               line=dict(color="#888888", dash="dash")))
+    for name, curve in curves.items():
+        missing = [c for c in ("confidence", "accuracy", "n") if c not in curve]
+        if missing:
+            raise ValueError(f"curve {name!r} lacks column(s) {missing}; pass reliability_curve()")
+        n = np.asarray(curve["n"], dtype=float)
+        fig.add_trace(go.Scatter(
+            x=curve["confidence"], y=curve["accuracy"], mode="lines+markers", name=str(name),
+            marker=dict(size=5 + 12 * np.sqrt(n / max(n.max(), 1))), customdata=n,
+            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} images"
+                          "<extra></extra>"))
+    fig.update_layout(template=TEMPLATE_NAME, title=title or "Reliability diagram",
+                      xaxis=dict(title="confidence (top class probability)", range=[0, 1]),
+                      yaxis=dict(title="accuracy", range=[0, 1.02]), width=480, height=420)
     return fig

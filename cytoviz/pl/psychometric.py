@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cytoviz.pl._style import TEMPLATE_NAME
-from cytoviz.psychometric.model import config_from_idata, observer_data, psychometric_function
+from cytoviz.psychometric.model import observer_config, observer_data, psychometric_function
 from cytoviz.psychometric.summary import observers, posterior_draws
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,7 @@ def _curve_traces(
     idata: az.InferenceData, observer: str, *, ci_prob: float, max_draws: int,
     color: str = _CURVE, showlegend: bool = True,
 ) -> tuple[list[go.BaseTraceType], dict[str, Any]]:
-    config = config_from_idata(idata)
+    config = observer_config(idata, observer)
     data = observer_data(idata, observer)
     d = posterior_draws(idata, observer)
     step = max(1, len(d["threshold"]) // max_draws)

@@ -38,6 +38,19 @@ _DEFAULTS = PsychometricConfig()
 FIGURE_FORMATS = ("png", "svg", "pdf", "html")
 
 
+def _target(text: str) -> float | str:
+    """``--mcse-target``: a positive number or ``none``."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add the ``psychometric`` subcommand."""
     p = subparsers.add_parser(
@@ -62,6 +75,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--chains", type=int, default=None,
                    help=f"chains, run one after another ({_DEFAULTS.chains})")
     p.add_argument("--seed", type=int, default=None, help=f"random seed ({_DEFAULTS.seed})")
+    p.add_argument("--mcse-target", type=_target, default=None,
+                   help="largest Monte-Carlo error of the interval bounds; more draws are taken "
+                        f"until it is met, 'none' keeps --draws ({_DEFAULTS.mcse_target})")
     p.add_argument("--formats", default="html,png",
                    help="figure formats, comma-separated (png, svg, pdf, html)")
     p.set_defaults(func=run)
@@ -234,6 +250,10 @@ def run(args: argparse.Namespace) -> int:
     flags = {"gamma": args.gamma, "draws": args.draws, "tune": args.tune,
              "chains": args.chains, "seed": args.seed}
     changes = {name: value for name, value in flags.items() if value is not None}
+    if args.mcse_target is not None:
+        changes["mcse_target"] = None if args.mcse_target == "none" else args.mcse_target
+    if "draws" in changes and changes["draws"] > _DEFAULTS.max_draws:
+        changes["max_draws"] = changes["draws"]
     if args.no_eta:
         changes["eta"] = False
     config = _DEFAULTS.replace(**changes)

@@ -96,6 +96,14 @@ class PsychometricConfig(Config):
         Random seed (sampling is reproducible for a given seed).
     progressbar
         Show PyMC's progress bar.
+    mcse_target
+        Largest Monte-Carlo standard error allowed for the bounds of the 95 % intervals of the
+        threshold and the width. When the first ``draws`` leave a larger one, the fit is
+        sampled again with ``draws * (error / target)^2`` (times 1.2, at most ``max_draws``)
+        draws per chain; the draws used and the error reached are in ``posterior.attrs``.
+        ``None`` keeps ``draws`` as given (quick looks, widgets, tests).
+    max_draws
+        Cap of the draws per chain that ``mcse_target`` may ask for.
     reuse_compiled
         Reuse a compiled model and NUTS step (via ``pm.set_data``) from the
         :class:`CompiledModels` passed to :func:`fit_observers` as ``cache=``: only the first
@@ -114,6 +122,8 @@ class PsychometricConfig(Config):
     target_accept: float = 0.9
     seed: int = 0
     progressbar: bool = False
+    mcse_target: float | None = 0.01
+    max_draws: int = 20000
     reuse_compiled: bool = True
 
     def validate(self) -> None:
@@ -127,6 +137,11 @@ class PsychometricConfig(Config):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "tune" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.mcse_target is not None and not self.mcse_target > 0:
+            raise ValueError(f"mcse_target must be > 0 or None, got {self.mcse_target}")
+        if not isinstance(self.max_draws, int) or self.max_draws < self.draws:
+            raise ValueError(f"max_draws must be an integer >= draws ({self.draws}), got "
+                             f"{self.max_draws!r}")
         if not 0.5 <= self.target_accept < 1.0:
             raise ValueError(f"target_accept must be in [0.5, 1), got {self.target_accept}")
 
@@ -224,11 +239,34 @@ def _coerce_observers(data: Mapping[str, Any]) -> dict[str, PsychometricData]:
     return {str(name): as_psychometric_data(d, name=str(name)) for name, d in data.items()}
 
 
+def _gammas(observers: Mapping[str, Any], config: PsychometricConfig,
+            gamma: float | Mapping[str, float] | None) -> np.ndarray:
+    """The guess rate of each observer: ``gamma`` (one value or observer -> value), else the
+    config's."""
+    if gamma is None:
+        values = [config.gamma] * len(observers)
+    elif isinstance(gamma, Mapping):
+        unknown = sorted(set(map(str, gamma)) - set(observers))
+        if unknown:
+            raise ValueError(f"gamma names unknown observer(s) {unknown}; observers are "
+                             f"{list(observers)}")
+        values = [float(gamma.get(name, config.gamma)) for name in observers]
+    else:
+        values = [float(gamma)] * len(observers)
+    for name, g in zip(observers, values, strict=True):
+        if not 0.0 <= g < 1.0:
+            raise ValueError(f"gamma of observer {name!r} must be in [0, 1) (1/K for K "
+                             f"classes), got {g}")
+    return np.asarray(values, dtype=float)
+
+
 def _model_inputs(
-    observers: dict[str, PsychometricData],
+    observers: dict[str, PsychometricData], gammas: np.ndarray | None = None,
 ) -> tuple[list[dict[str, float]], dict[str, np.ndarray]]:
     """Per-observer prior settings and the pm.Data arrays of the model."""
     settings = [prior_settings(d) for d in observers.values()]
+    if gammas is None:
+        gammas = np.full(len(observers), PsychometricConfig().gamma)
     arrays = {
         "x": np.concatenate([d.x for d in observers.values()]),
         "k_observed": np.concatenate([d.k for d in observers.values()]),
@@ -239,6 +277,7 @@ def _model_inputs(
         "s1": np.array([s["s1"] for s in settings]),
         "stimulus_range": np.array([s["range"] for s in settings]),
         "wmin": np.array([s["wmin"] for s in settings]),
+        "gamma": np.asarray(gammas, dtype=float),
     }
     return settings, arrays
 
@@ -249,8 +288,8 @@ class CompiledModels:
     Compiling the model and its NUTS step costs more than sampling a small fit. Pass one
     instance as ``cache=`` to :func:`fit_observers` (a notebook, a widget or a benchmark owns
     one) and every later fit with the same number of observers and the same model settings
-    (``eta``, ``gamma``, ``alpha``, ``pc``, ``target_accept``) reuses the compiled model: new
-    data enter through ``pm.set_data``. Drop the instance to forget them.
+    (``eta``, ``alpha``, ``pc``, ``target_accept``) reuses the compiled model: new data, and
+    new guess rates, enter through ``pm.set_data``. Drop the instance to forget them.
 
     Examples
     --------
@@ -269,7 +308,8 @@ class CompiledModels:
         return f"CompiledModels({len(self)} compiled)"
 
     def model_and_step(
-        self, data: Mapping[str, Any], config: PsychometricConfig | None = None
+        self, data: Mapping[str, Any], config: PsychometricConfig | None = None, *,
+        gamma: float | Mapping[str, float] | None = None,
     ) -> tuple[pm.Model, Any]:
         """The model holding ``data`` and its NUTS step: reused when compiled before, else built.
 
@@ -279,37 +319,41 @@ class CompiledModels:
             Observer name -> ``(x, k, n)``, as for :func:`fit_observers`.
         config
             Model settings (defaults: :class:`PsychometricConfig`).
+        gamma
+            Guess rate of every observer, or observer -> guess rate (default
+            ``config.gamma``).
         """
         import pymc as pm
 
         config = config or PsychometricConfig()
         observers = _coerce_observers(data)
-        # What a compiled model depends on besides the data.
-        key = (len(observers), config.eta, config.gamma, config.alpha, config.pc,
-               config.target_accept)
+        gammas = _gammas(observers, config, gamma)
+        # What a compiled model depends on besides the data (the guess rates are data).
+        key = (len(observers), config.eta, config.alpha, config.pc, config.target_accept)
         if key in self._entries:
             model, step = self._entries[key]
-            _, arrays = _model_inputs(observers)
+            _, arrays = _model_inputs(observers, gammas)
             with model:
                 pm.set_data(arrays, coords={"observer": list(observers),
                                             "row": np.arange(len(arrays["x"]))})
             return model, step
-        model, step = _build_with_step(observers, config)
+        model, step = _build_with_step(observers, config, gammas)
         self._entries[key] = (model, step)
         return model, step
 
 
-def _build_with_step(observers: dict[str, PsychometricData], config: PsychometricConfig
-                     ) -> tuple[pm.Model, Any]:
+def _build_with_step(observers: dict[str, PsychometricData], config: PsychometricConfig,
+                     gammas: np.ndarray) -> tuple[pm.Model, Any]:
     import pymc as pm
 
-    model = build_model(observers, config)
+    model = build_model(observers, config, gamma=dict(zip(observers, gammas, strict=True)))
     with model:
         step = pm.NUTS(target_accept=config.target_accept)
     return model, step
 
 
-def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = None) -> pm.Model:
+def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = None, *,
+                gamma: float | Mapping[str, float] | None = None) -> pm.Model:
     """Build the vectorised PyMC model for one or more observers (not sampled).
 
     Parameters
@@ -319,6 +363,9 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
         :class:`~cytoviz.psychometric.binning.PsychometricData`).
     config
         Model settings (defaults: :class:`PsychometricConfig`).
+    gamma
+        Guess rate of every observer, or observer -> guess rate (default ``config.gamma``);
+        held as data (``pm.Data("gamma")``), so a new guess rate needs no recompilation.
 
     Returns
     -------
@@ -333,14 +380,13 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
     config = config or PsychometricConfig()
     observers = _coerce_observers(data)
     names = list(observers)
-    settings, arrays = _model_inputs(observers)
+    settings, arrays = _model_inputs(observers, _gammas(observers, config, gamma))
     x, k, n, idx = arrays["x"], arrays["k_observed"], arrays["n"], arrays["observer_index"]
     col = {key: np.array([s[key] for s in settings]) for key in settings[0]}
 
     coords = {"observer": names, "row": np.arange(len(x))}
     a_scale = 2.0 * math.log(1.0 / config.alpha - 1.0)
     a_shift = math.log(1.0 / config.pc - 1.0)
-    gamma = config.gamma
     with pm.Model(coords=coords) as model:
         x_d = pm.Data("x", x, dims="row")
         n_d = pm.Data("n", n, dims="row")
@@ -352,6 +398,7 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
         s1 = pm.Data("s1", col["s1"], dims="observer")
         r = pm.Data("stimulus_range", col["range"], dims="observer")
         wmin = pm.Data("wmin", col["wmin"], dims="observer")
+        gamma = pm.Data("gamma", arrays["gamma"], dims="observer")[idx_d]
 
         m = pm.Uniform("threshold", lower=s0 - r / 2, upper=s1 + r / 2, dims="observer")
         w = pm.Uniform("width", lower=wmin, upper=3 * r, dims="observer")
@@ -388,7 +435,7 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
 
 def fit_observers(
     data: Mapping[str, Any], config: PsychometricConfig | None = None, *,
-    cache: CompiledModels | None = None,
+    cache: CompiledModels | None = None, gamma: float | Mapping[str, float] | None = None,
 ) -> az.InferenceData:
     """Fit the psychometric function to several observers in one vectorised PyMC model.
 
@@ -403,6 +450,10 @@ def fit_observers(
     cache
         Compiled models to reuse and to add to (see :class:`CompiledModels`); without one,
         or with ``config.reuse_compiled=False``, the model is compiled for this fit only.
+    gamma
+        Guess rate of every observer, or observer -> guess rate (observers not named keep
+        ``config.gamma``): observers with different numbers of response options fit in one
+        call, and a new guess rate reuses the compiled model.
 
     Returns
     -------
@@ -417,20 +468,32 @@ def fit_observers(
 
     config = config or PsychometricConfig()
     observers = _coerce_observers(data)
+    gammas = _gammas(observers, config, gamma)
     t0 = time.perf_counter()
     if cache is not None and config.reuse_compiled:
-        model, step = cache.model_and_step(observers, config)
+        model, step = cache.model_and_step(observers, config, gamma=dict(zip(observers, gammas, strict=True)))
     else:
-        model, step = _build_with_step(observers, config)
-    with model:
-        idata = pm.sample(
-            step=step, draws=config.draws, tune=config.tune, chains=config.chains, cores=config.cores,
-            random_seed=config.seed,
-            progressbar=config.progressbar, compute_convergence_checks=False,
-            idata_kwargs={"log_likelihood": False},
-        )
+        model, step = _build_with_step(observers, config, gammas)
+
+    def sample(draws: int) -> az.InferenceData:
+        with model:
+            return pm.sample(
+                step=step, draws=draws, tune=config.tune, chains=config.chains,
+                cores=config.cores, random_seed=config.seed,
+                progressbar=config.progressbar, compute_convergence_checks=False,
+                idata_kwargs={"log_likelihood": False},
+            )
+
+    draws = config.draws
+    idata = sample(draws)
+    error = _largest_bound_error(idata)
+    if config.mcse_target is not None and error > config.mcse_target and draws < config.max_draws:
+        draws = min(config.max_draws,
+                    math.ceil(1.2 * draws * (error / config.mcse_target) ** 2))
+        idata = sample(draws)
+        error = _largest_bound_error(idata)
     wall = time.perf_counter() - t0
-    settings, _ = _model_inputs(observers)
+    settings, _ = _model_inputs(observers, gammas)
     names = list(observers)
     skip = {"s0", "s1", "range", "wmin"}  # already in constant_data from pm.Data
     prior_ds = xr.Dataset(
@@ -443,10 +506,19 @@ def fit_observers(
         "cytoviz_model": "psychometric (psignifit 4 conventions, logistic)",
         "cytoviz_config": json.dumps(config.to_dict()),
         "gamma": config.gamma, "alpha": config.alpha, "pc": config.pc, "eta": int(config.eta),
-        "sampling_wall_s": wall,
+        "sampling_wall_s": wall, "draws_used": draws, "mcse_bounds_max": error,
     }
     idata.posterior.attrs.update(attrs)
     return idata
+
+
+def _largest_bound_error(idata: az.InferenceData) -> float:
+    """The largest Monte-Carlo error of the 95 % interval bounds of threshold and width."""
+    from cytoviz.psychometric.summary import monte_carlo_errors
+
+    errors = [max(lo, hi) for (_, p), (lo, hi, _) in monte_carlo_errors(idata).items()
+              if p in ("threshold", "width")]
+    return float(np.nanmax(errors)) if errors else float("nan")
 
 
 def fit(x: Any, k: Any, n: Any, *, config: PsychometricConfig | None = None,
@@ -475,6 +547,22 @@ def fit(x: Any, k: Any, n: Any, *, config: PsychometricConfig | None = None,
 def config_from_idata(idata: az.InferenceData) -> PsychometricConfig:
     """The :class:`PsychometricConfig` a fit was made with."""
     return PsychometricConfig.from_dict(json.loads(idata.posterior.attrs["cytoviz_config"]))
+
+
+def observer_config(idata: az.InferenceData, observer: str) -> PsychometricConfig:
+    """The config of a fit with ``gamma`` set to this observer's guess rate.
+
+    Fits made before the guess rate became data carry only the config's ``gamma``.
+    """
+    config = config_from_idata(idata)
+    cd = idata.constant_data
+    if "gamma" not in cd:
+        return config
+    names = [str(v) for v in idata.posterior["observer"].values]
+    if observer not in names:
+        raise KeyError(f"observer {observer!r} not in this fit; observers are {names}")
+    gamma = cd["gamma"].values
+    return config.replace(gamma=float(gamma[names.index(observer)]))
 
 
 def observer_data(idata: az.InferenceData, observer: str) -> PsychometricData:

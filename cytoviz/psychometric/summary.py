@@ -16,6 +16,7 @@ import pandas as pd
 from cytoviz.psychometric.model import (
     config_from_idata,
     log_posterior,
+    observer_config,
     observer_data,
     psychometric_function,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "PSIGNIFIT_WORST_CASE",
     "goodness_of_fit",
     "map_estimate",
+    "monte_carlo_errors",
     "observers",
     "posterior_draws",
     "summarize",
@@ -66,7 +68,7 @@ def map_estimate(idata: az.InferenceData, observer: str) -> dict[str, float]:
     """
     from scipy import optimize
 
-    config = config_from_idata(idata)
+    config = observer_config(idata, observer)
     data = observer_data(idata, observer)
     draws = posterior_draws(idata, observer)
     step = max(1, len(draws["threshold"]) // 400)
@@ -107,22 +109,61 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
     -------
     pandas.DataFrame
         Columns ``observer``, ``parameter``, ``map``, ``mean``, ``sd``, ``lower``, ``upper``
-        (``lower``/``upper``: the (1 - ci_prob)/2 and (1 + ci_prob)/2 quantiles of the draws).
+        (``lower``/``upper``: the (1 - ci_prob)/2 and (1 + ci_prob)/2 quantiles of the draws),
+        ``mcse_lower``, ``mcse_upper`` (Monte-Carlo standard errors of those two quantiles,
+        ArviZ's ``mcse(method="quantile")``, which accounts for autocorrelation; NaN for a
+        fixed parameter) and ``ess`` (bulk effective sample size).
     """
     if not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
     q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
     rows: list[dict[str, Any]] = []
+    mcse = monte_carlo_errors(idata, ci_prob=ci_prob)
     for obs in observers(idata):
         draws = posterior_draws(idata, obs)
         mp = map_estimate(idata, obs) if with_map else {}
         for p in PARAMETERS:
             v = draws[p]
             lo, hi = np.quantile(v, q)
+            err = mcse.get((obs, p), (np.nan, np.nan, np.nan))
             rows.append({"observer": obs, "parameter": p, "map": mp.get(p, np.nan),
                          "mean": float(v.mean()), "sd": float(v.std(ddof=1)),
-                         "lower": float(lo), "upper": float(hi)})
+                         "lower": float(lo), "upper": float(hi),
+                         "mcse_lower": err[0], "mcse_upper": err[1], "ess": err[2]})
     return pd.DataFrame(rows)
+
+
+def monte_carlo_errors(idata: az.InferenceData, *, ci_prob: float = 0.95
+                       ) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Monte-Carlo standard errors of the interval bounds, and the bulk ESS, of every parameter.
+
+    Parameters
+    ----------
+    idata
+        A fit from :func:`~cytoviz.psychometric.fit_observers`.
+    ci_prob
+        Mass of the equal-tailed interval whose bounds are assessed.
+
+    Returns
+    -------
+    dict
+        ``(observer, parameter)`` -> ``(mcse of the lower bound, mcse of the upper bound,
+        bulk effective sample size)``, for the sampled parameters (``eta`` only when fitted).
+    """
+    import arviz as az
+
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
+    names = [p for p in PARAMETERS if p in idata.posterior]
+    lo = az.mcse(idata.posterior[names], method="quantile", prob=(1 - ci_prob) / 2)
+    hi = az.mcse(idata.posterior[names], method="quantile", prob=(1 + ci_prob) / 2)
+    ess = az.ess(idata.posterior[names], method="bulk")
+    out: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for obs in observers(idata):
+        for p in names:
+            out[(obs, p)] = (float(lo[p].sel(observer=obs)), float(hi[p].sel(observer=obs)),
+                             float(ess[p].sel(observer=obs)))
+    return out
 
 
 def unscaled_threshold(m: Any, w: Any, percent_correct: float, *, alpha: float = 0.05,
@@ -257,10 +298,10 @@ def goodness_of_fit(idata: az.InferenceData, *, max_draws: int = 2000,
         Columns ``observer``, ``deviance`` (binomial deviance at the MAP), ``n_levels``,
         ``ppc_p``.
     """
-    config = config_from_idata(idata)
     rng = np.random.default_rng(seed)
     rows = []
     for obs in observers(idata):
+        config = observer_config(idata, obs)
         data = observer_data(idata, obs)
         d = posterior_draws(idata, obs)
         step = max(1, len(d["threshold"]) // max_draws)

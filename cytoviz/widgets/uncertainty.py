@@ -25,8 +25,9 @@ from cytoviz.psychometric.summary import goodness_of_fit, threshold_at
 
 __all__ = ["UncertaintyBinsExplorer"]
 
-#: Sampler settings for interactive use (one chain; about a second of sampling).
-WIDGET_CONFIG = PsychometricConfig(draws=800, tune=500, chains=1)
+#: Sampler settings for interactive use (one chain; about a second of sampling; fixed draws, so
+#: the interval bounds' Monte-Carlo error is larger than a full fit's).
+WIDGET_CONFIG = PsychometricConfig(draws=800, tune=500, chains=1, mcse_target=None)
 
 
 def _normalise(data: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
