@@ -126,6 +126,33 @@ summaries = {axis: summary.summarize(idata) for axis, idata in expert_fits.items
 cv.pl.psychometric_forest(summaries["consensus"], "threshold", groups=summaries)
 
 # %% [markdown]
+# ## Does each curve fit? Deviance residuals
+#
+# psignifit's deviance compares each fit with the saturated model; `summary.goodness_of_fit`
+# adds a posterior-predictive p-value. Per stimulus level, the signed deviance residuals show
+# *where* a curve misses: beyond about +-2, or a run of the same sign, is a level the curve does
+# not explain.
+
+# %%
+display(summary.goodness_of_fit(expert_fits["consensus"]))
+cv.pl.deviance_residual_plot(summary.deviance_residuals(expert_fits["consensus"]))
+
+# %% [markdown]
+# ## Beyond psignifit: partial pooling
+#
+# Fitting every expert independently ignores that they are experts of the same kind.
+# `fit_hierarchical` draws the thresholds and log widths from shared distributions learnt from
+# all experts (each keeps its own lapse rate): an expert with few informative cells borrows
+# strength from the others. `compare_pooling` fits both ways and ranks them by PSIS-LOO
+# (higher `elpd_loo` predicts held-out levels better; `warning` flags unreliable LOO).
+
+# %%
+pooling_table, pooling_fits = cv.psychometric.compare_pooling(by_axis["consensus"], psy_config)
+display(pooling_table)
+pooled_summaries = {k: summary.summarize(v, with_map=False) for k, v in pooling_fits.items()}
+cv.pl.psychometric_forest(pooled_summaries["independent"], "threshold", groups=pooled_summaries)
+
+# %% [markdown]
 # ## How much do the binning choices matter? `UncertaintyBinsExplorer`
 #
 # Choose an observer (the model or an expert), the stimulus axis, the number of bins and the

@@ -17,6 +17,7 @@ from cytoviz.pl.generation import (
 from cytoviz.pl.heatmaps import heatmap_panel, transition_grid
 from cytoviz.pl.psychometric import (
     confidence_agreement,
+    deviance_residual_plot,
     psychometric_comparison,
     psychometric_curve,
     psychometric_forest,
@@ -32,6 +33,7 @@ __all__ = [
     "class_colors",
     "confidence_agreement",
     "data_preview",
+    "deviance_residual_plot",
     "domain_shift_bars",
     "few_shot_bars",
     "generated_grid",

@@ -22,7 +22,7 @@ from cytoviz.psychometric.summary import observers, posterior_draws
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
 
-__all__ = ["confidence_agreement", "psychometric_comparison", "psychometric_curve", "psychometric_forest"]
+__all__ = ["confidence_agreement", "deviance_residual_plot", "psychometric_comparison", "psychometric_curve", "psychometric_forest"]
 
 _CURVE = "#0072B2"
 _DATA = "#222222"
@@ -299,4 +299,44 @@ def confidence_agreement(pairs: pd.DataFrame, *, title: str | None = None) -> go
         yaxis=dict(title=pairs.index.name or "first expert", autorange="reversed"),
         width=480, height=420,
     )
+    return fig
+
+
+def deviance_residual_plot(residuals: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """Deviance residuals against the stimulus, one panel row per observer.
+
+    Parameters
+    ----------
+    residuals
+        Table from :func:`cytoviz.psychometric.summary.deviance_residuals`.
+    title
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Markers sized by the level's trials, a zero line and +-2 guides.
+    """
+    missing = [c for c in ("observer", "x", "n", "residual") if c not in residuals]
+    if missing:
+        raise ValueError(f"residuals lacks column(s) {missing}; pass deviance_residuals()")
+    names = list(dict.fromkeys(residuals["observer"]))
+    if not names:
+        raise ValueError("residuals has no rows")
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names,
+                        vertical_spacing=min(0.08, 0.3 / len(names)))
+    n_max = float(residuals["n"].max())
+    for i, obs in enumerate(names, start=1):
+        sub = residuals[residuals["observer"] == obs]
+        fig.add_trace(go.Scatter(
+            x=sub["x"], y=sub["residual"], mode="markers", name=str(obs), showlegend=False,
+            marker=dict(color=_DATA, size=5 + 10 * np.sqrt(sub["n"] / max(n_max, 1))),
+            customdata=sub["n"], hovertemplate="x=%{x:.3f}<br>residual %{y:.2f}<br>"
+                                               "n=%{customdata}<extra></extra>"), row=i, col=1)
+        for level, dash in ((0.0, "solid"), (2.0, "dot"), (-2.0, "dot")):
+            fig.add_hline(y=level, line=dict(color="#888888", width=1, dash=dash), row=i, col=1)
+        fig.update_yaxes(title_text="residual", row=i, col=1)
+    fig.update_xaxes(title_text="stimulus", row=len(names), col=1)
+    fig.update_layout(template=TEMPLATE_NAME, title=title or "Deviance residuals",
+                      width=560, height=max(260, 170 * len(names)))
     return fig

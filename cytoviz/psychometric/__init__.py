@@ -3,7 +3,8 @@
 Compute: :func:`fit` / :func:`fit_observers` return ArviZ ``InferenceData``; :mod:`.summary`
 turns it into tables (MAP, means, intervals, thresholds at any percent correct, goodness of
 fit); :mod:`.binning` makes ``(x, k, n)`` rows from confidence and correctness; :mod:`.experts`
-builds the per-expert data of the paper's Figure 2 B-E. PyMC is imported only when a model is
+builds the per-expert data of the paper's Figure 2 B-E; :mod:`.hierarchical` fits all observers
+with partial pooling and compares it with independent fits by LOO. PyMC is imported only when a model is
 built or fitted.
 """
 
@@ -13,6 +14,7 @@ from cytoviz.psychometric.binning import (
     bin_confidence,
     validate_xkn,
 )
+from cytoviz.psychometric.hierarchical import compare_pooling, fit_hierarchical
 from cytoviz.psychometric.model import (
     CompiledModels,
     PsychometricConfig,
@@ -31,7 +33,9 @@ __all__ = [
     "as_psychometric_data",
     "bin_confidence",
     "build_model",
+    "compare_pooling",
     "fit",
+    "fit_hierarchical",
     "fit_observers",
     "psychometric_function",
     "sigmoid",

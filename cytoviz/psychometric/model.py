@@ -233,6 +233,64 @@ def lambda_prior(lam: Any) -> np.ndarray:
 # The PyMC model
 
 
+def _likelihood(psi: Any, idx_d: Any, n_d: Any, k_d: Any, config: PsychometricConfig) -> None:
+    """The observed ``k``: beta-binomial with per-observer ``eta`` (psignifit), or binomial.
+
+    Called inside a model context; adds ``eta`` (dimension ``observer``) when ``config.eta``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if config.eta:
+        eta = pm.Beta("eta", alpha=1.0, beta=10.0, dims="observer")
+        eta2 = eta[idx_d] ** 2
+        nu = 1.0 / pt.maximum(eta2, ETA_BINOMIAL) - 1.0
+
+        def logp(value, psi, nu, eta2, n):
+            binom = value * pt.log(psi) + (n - value) * pt.log1p(-psi)
+            a, b = psi * nu, (1.0 - psi) * nu
+            bb = (pt.gammaln(value + a) + pt.gammaln(n - value + b) - pt.gammaln(n + nu)
+                  - pt.gammaln(a) - pt.gammaln(b) + pt.gammaln(nu))
+            comb = pt.gammaln(n + 1) - pt.gammaln(value + 1) - pt.gammaln(n - value + 1)
+            return comb + pt.switch(eta2 <= ETA_BINOMIAL, binom, bb)
+
+        pm.CustomDist("k", psi, nu, eta2, n_d, logp=logp, observed=k_d, dims="row")
+    else:
+        pm.Binomial("k", n=n_d, p=psi, observed=k_d, dims="row")
+
+
+def _sample(model: Any, step: Any, config: PsychometricConfig, *,
+            log_likelihood: bool = False) -> tuple[az.InferenceData, int, float]:
+    """Sample ``model``; with ``config.mcse_target``, once more with enough draws to meet it.
+
+    Returns the fit, the draws per chain used and the largest Monte-Carlo error of the 95 %
+    interval bounds of threshold and width.
+    """
+    import pymc as pm
+
+    def run(draws: int) -> az.InferenceData:
+        with model:
+            idata = pm.sample(
+                step=step, draws=draws, tune=config.tune, chains=config.chains,
+                cores=config.cores, random_seed=config.seed,
+                progressbar=config.progressbar, compute_convergence_checks=False,
+                idata_kwargs={"log_likelihood": False},
+            )
+            if log_likelihood:
+                pm.compute_log_likelihood(idata, var_names=["k"], progressbar=False)
+        return idata
+
+    draws = config.draws
+    idata = run(draws)
+    error = _largest_bound_error(idata)
+    if config.mcse_target is not None and error > config.mcse_target and draws < config.max_draws:
+        draws = min(config.max_draws,
+                    math.ceil(1.2 * draws * (error / config.mcse_target) ** 2))
+        idata = run(draws)
+        error = _largest_bound_error(idata)
+    return idata, draws, error
+
+
 def _coerce_observers(data: Mapping[str, Any]) -> dict[str, PsychometricData]:
     if not isinstance(data, Mapping) or len(data) == 0:
         raise ValueError("data must be a non-empty mapping observer name -> (x, k, n)")
@@ -414,28 +472,14 @@ def build_model(data: Mapping[str, Any], config: PsychometricConfig | None = Non
 
         z = a_scale * (x_d - m[idx_d]) / w[idx_d] - a_shift
         psi = gamma + (1.0 - lam[idx_d] - gamma) * pt.sigmoid(z)
-        if config.eta:
-            eta = pm.Beta("eta", alpha=1.0, beta=10.0, dims="observer")
-            eta2 = eta[idx_d] ** 2
-            nu = 1.0 / pt.maximum(eta2, ETA_BINOMIAL) - 1.0
-
-            def logp(value, psi, nu, eta2, n):
-                binom = value * pt.log(psi) + (n - value) * pt.log1p(-psi)
-                a, b = psi * nu, (1.0 - psi) * nu
-                bb = (pt.gammaln(value + a) + pt.gammaln(n - value + b) - pt.gammaln(n + nu)
-                      - pt.gammaln(a) - pt.gammaln(b) + pt.gammaln(nu))
-                comb = pt.gammaln(n + 1) - pt.gammaln(value + 1) - pt.gammaln(n - value + 1)
-                return comb + pt.switch(eta2 <= ETA_BINOMIAL, binom, bb)
-
-            pm.CustomDist("k", psi, nu, eta2, n_d, logp=logp, observed=k_d, dims="row")
-        else:
-            pm.Binomial("k", n=n_d, p=psi, observed=k_d, dims="row")
+        _likelihood(psi, idx_d, n_d, k_d, config)
     return model
 
 
 def fit_observers(
     data: Mapping[str, Any], config: PsychometricConfig | None = None, *,
     cache: CompiledModels | None = None, gamma: float | Mapping[str, float] | None = None,
+    log_likelihood: bool = False,
 ) -> az.InferenceData:
     """Fit the psychometric function to several observers in one vectorised PyMC model.
 
@@ -454,6 +498,9 @@ def fit_observers(
         Guess rate of every observer, or observer -> guess rate (observers not named keep
         ``config.gamma``): observers with different numbers of response options fit in one
         call, and a new guess rate reuses the compiled model.
+    log_likelihood
+        Also store the pointwise log-likelihood of every row (for ArviZ LOO, as in
+        :func:`cytoviz.psychometric.hierarchical.compare_pooling`).
 
     Returns
     -------
@@ -463,7 +510,6 @@ def fit_observers(
         the prior bounds per observer), ``sample_stats``; ``posterior.attrs`` hold the config
         (JSON), the model convention and the sampling wall time.
     """
-    import pymc as pm
     import xarray as xr
 
     config = config or PsychometricConfig()
@@ -471,27 +517,11 @@ def fit_observers(
     gammas = _gammas(observers, config, gamma)
     t0 = time.perf_counter()
     if cache is not None and config.reuse_compiled:
-        model, step = cache.model_and_step(observers, config, gamma=dict(zip(observers, gammas, strict=True)))
+        per_observer = dict(zip(observers, gammas, strict=True))
+        model, step = cache.model_and_step(observers, config, gamma=per_observer)
     else:
         model, step = _build_with_step(observers, config, gammas)
-
-    def sample(draws: int) -> az.InferenceData:
-        with model:
-            return pm.sample(
-                step=step, draws=draws, tune=config.tune, chains=config.chains,
-                cores=config.cores, random_seed=config.seed,
-                progressbar=config.progressbar, compute_convergence_checks=False,
-                idata_kwargs={"log_likelihood": False},
-            )
-
-    draws = config.draws
-    idata = sample(draws)
-    error = _largest_bound_error(idata)
-    if config.mcse_target is not None and error > config.mcse_target and draws < config.max_draws:
-        draws = min(config.max_draws,
-                    math.ceil(1.2 * draws * (error / config.mcse_target) ** 2))
-        idata = sample(draws)
-        error = _largest_bound_error(idata)
+    idata, draws, error = _sample(model, step, config, log_likelihood=log_likelihood)
     wall = time.perf_counter() - t0
     settings, _ = _model_inputs(observers, gammas)
     names = list(observers)

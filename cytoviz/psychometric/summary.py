@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "POSTERIOR_QUANTILES",
     "PSIGNIFIT_WORST_CASE",
+    "deviance_residuals",
     "goodness_of_fit",
     "map_estimate",
     "monte_carlo_errors",
@@ -68,6 +69,9 @@ def map_estimate(idata: az.InferenceData, observer: str) -> dict[str, float]:
     """
     from scipy import optimize
 
+    if idata.posterior.attrs.get("cytoviz_pooling") == "partial":
+        raise ValueError("a partially pooled fit has no per-observer MAP under psignifit's "
+                         "priors; use the posterior mean (summarize(..., with_map=False))")
     config = observer_config(idata, observer)
     data = observer_data(idata, observer)
     draws = posterior_draws(idata, observer)
@@ -121,7 +125,8 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
     mcse = monte_carlo_errors(idata, ci_prob=ci_prob)
     for obs in observers(idata):
         draws = posterior_draws(idata, obs)
-        mp = map_estimate(idata, obs) if with_map else {}
+        pooled = idata.posterior.attrs.get("cytoviz_pooling") == "partial"
+        mp = map_estimate(idata, obs) if with_map and not pooled else {}
         for p in PARAMETERS:
             v = draws[p]
             lo, hi = np.quantile(v, q)
@@ -288,6 +293,8 @@ def goodness_of_fit(idata: az.InferenceData, *, max_draws: int = 2000,
                     seed: int = 0) -> pd.DataFrame:
     """Deviance at the MAP and a posterior predictive p-value, per observer.
 
+    For a partially pooled fit the deviance is taken at the posterior mean.
+
     The p-value compares, draw by draw, the deviance of data simulated from the posterior
     (beta-binomial with the draw's eta, or binomial) with the deviance of the observed data
     under the same draw: p = P(D_rep >= D_obs). Small p (< 0.05) flags a poor fit.
@@ -319,9 +326,53 @@ def goodness_of_fit(idata: az.InferenceData, *, max_draws: int = 2000,
         k_rep = rng.binomial(n, np.clip(p, 0, 1))
         d_rep = _deviance(k_rep, n, psi)
         d_obs = _deviance(np.broadcast_to(data.k[None], psi.shape), n, psi)
-        mp = map_estimate(idata, obs)
-        psi_map = psychometric_function(data.x, mp["threshold"], mp["width"], lam=mp["lambda"],
-                                        gamma=config.gamma, alpha=config.alpha, pc=config.pc)
-        rows.append({"observer": obs, "deviance": float(_deviance(data.k, data.n, psi_map)),
+        psi_point = _point_psi(idata, obs)
+        rows.append({"observer": obs, "deviance": float(_deviance(data.k, data.n, psi_point)),
                      "n_levels": len(data), "ppc_p": float(np.mean(d_rep >= d_obs))})
     return pd.DataFrame(rows)
+
+
+def _point_psi(idata: az.InferenceData, observer: str) -> np.ndarray:
+    """psi at the observer's levels, at the MAP (at the posterior mean for a pooled fit)."""
+    config = observer_config(idata, observer)
+    data = observer_data(idata, observer)
+    if idata.posterior.attrs.get("cytoviz_pooling") == "partial":
+        d = posterior_draws(idata, observer)
+        point = {p: float(v.mean()) for p, v in d.items()}
+    else:
+        point = map_estimate(idata, observer)
+    return psychometric_function(data.x, point["threshold"], point["width"],
+                                 lam=point["lambda"], gamma=config.gamma, alpha=config.alpha,
+                                 pc=config.pc)
+
+
+def deviance_residuals(idata: az.InferenceData) -> pd.DataFrame:
+    """Signed deviance residual of every stimulus level of every observer.
+
+    ``sign(k - n psi) * sqrt(d)`` with ``d`` the level's binomial deviance contribution, at the
+    MAP (the posterior mean for a partially pooled fit); their squares sum to the
+    ``deviance`` of :func:`goodness_of_fit`. Residuals beyond about +-2 mark levels the curve
+    does not explain; a run of same-signed residuals marks a wrong shape.
+
+    Parameters
+    ----------
+    idata
+        A fit from :func:`~cytoviz.psychometric.fit_observers` or
+        :func:`~cytoviz.psychometric.hierarchical.fit_hierarchical`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``observer``, ``x``, ``k``, ``n``, ``psi`` (the fitted proportion correct)
+        and ``residual``.
+    """
+    rows = []
+    for obs in observers(idata):
+        data = observer_data(idata, obs)
+        psi = _point_psi(idata, obs)
+        d = np.array([_deviance(data.k[i:i + 1], data.n[i:i + 1], psi[i:i + 1])
+                      for i in range(len(data))])
+        res = np.sign(data.k - data.n * psi) * np.sqrt(np.maximum(d, 0.0))
+        rows.append(pd.DataFrame({"observer": obs, "x": data.x, "k": data.k, "n": data.n,
+                                  "psi": psi, "residual": res}))
+    return pd.concat(rows, ignore_index=True)
