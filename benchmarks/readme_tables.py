@@ -356,6 +356,32 @@ def calibration() -> None:
     print()
 
 
+def cell_scale() -> None:
+    d = _load("cell_scale")
+    if d is None:
+        return
+    print(f"Source: `benchmarks/results/cell_scale.json` (`{d['command']}`; synthetic test cells "
+          f"enlarged by a known factor; CNN on {d['n_test']} images, CytoDiffusion on "
+          f"{d['n_diffusion']}; balanced accuracy as read -> after `--cell-scale auto`)\n")
+    print("| cells enlarged by | estimated scale | CNN baseline | CytoDiffusion (tiny, CPU) |")
+    print("|---|---|---|---|")
+    def cell(r: dict, key: str) -> str:
+        a = r["as_is"].get(key)
+        if a is None:
+            return "not run"
+        b = None if r["rescaled"] is None else r["rescaled"].get(key)
+        return f"{100 * a:.1f} %" if b is None else f"{100 * a:.1f} -> {100 * b:.1f} %"
+
+    for r in d["rows"]:
+        print(f"| {r['factor']:g}x | {r['estimated_scale']:.2f} "
+              f"| {cell(r, 'cnn_balanced_accuracy')} | {cell(r, 'diffusion_balanced_accuracy')} |")
+    if d.get("pbc_example"):
+        p = d["pbc_example"]
+        print(f"\nThe {p['images']} real PBC example images: estimated scale "
+              f"{p['estimated_scale']:.2f} (the synthetic cells are drawn at their scale).")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
     ``"CNN baseline"`` -> ``"whole image"``."""
@@ -367,6 +393,6 @@ def _short(model: str) -> str:
 
 if __name__ == "__main__":
     for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
-                    memory, pruning, heatmaps, panel, skill, calibration):
+                    memory, pruning, heatmaps, panel, skill, calibration, cell_scale):
         print(f"<!-- {section.__name__} -->")
         section()

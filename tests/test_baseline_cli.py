@@ -72,6 +72,12 @@ def test_predict_writes_predictions_and_metrics(trained: Path, cells: Path, tmp_
                   "--out", str(out)]) == 2
     assert main(["baseline", "predict", "--model", str(trained), "--data", str(cells),
                  "--out", str(out), "--overwrite"]) == 0
+    # a known cell scale is applied as the images are read
+    assert main(["baseline", "predict", "--model", str(trained), "--data", str(cells),
+                 "--out", str(out), "--overwrite", "--cell-scale", "1.5"]) == 0
+    assert len(pd.read_csv(out / "predictions.csv")) == 16
+    assert main(["baseline", "predict", "--model", str(trained), "--data", str(cells),
+                 "--out", str(out), "--overwrite", "--cell-scale", "auto"]) == 0
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -83,6 +89,8 @@ def test_predict_writes_predictions_and_metrics(trained: Path, cells: Path, tmp_
      "positive integer"),
     (["baseline", "train", "--data", "{cells}", "--out", "{tmp}/m", "--zoom", "0.8"],
      "--zoom expects two numbers"),
+    (["baseline", "predict", "--model", "{model}", "--data", "{cells}", "--out", "{tmp}/p",
+      "--cell-scale", "0"], "[0.25, 4] or 'auto'"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(argv, message, trained, cells, tmp_path,
                                                   capsys) -> None:

@@ -7,6 +7,7 @@ from cytoviz.data.domains import DOMAINS, DomainShift
 from cytoviz.data.loaders import load_bloodmnist, load_folder, load_images, load_manifest
 from cytoviz.data.panel import PanelConfig, consensus, expert_correctness, simulate_panel
 from cytoviz.data.panel_agreement import pairwise_confidence, panel_calibration
+from cytoviz.data.scale import estimate_cell_scale, rescale_cells
 from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SynthConfig",
     "consensus",
     "default_splits",
+    "estimate_cell_scale",
     "expert_correctness",
     "load_bloodmnist",
     "load_folder",
@@ -28,6 +30,7 @@ __all__ = [
     "pairwise_confidence",
     "panel_calibration",
     "prepare_image",
+    "rescale_cells",
     "resolve",
     "resolve_one",
     "simulate_panel",

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 from cytoviz._paths import PBC_ENV, pbc_example_dir
 from cytoviz.data._resolve import parse_class_map, resolve_one
 from cytoviz.data.panel import save_panel, simulate_panel
+from cytoviz.data.scale import SCALE_TOLERANCE
 from cytoviz.data.synth import SynthConfig, default_splits, synthesize, write_dataset
 
 # cytoviz.pl (plotly) is imported in the preview handler, so that ``cytoviz --help`` stays fast.
 
-__all__ = ["add_loader_options", "loader_options", "register"]
+__all__ = ["add_cell_scale_option", "add_loader_options", "apply_cell_scale", "loader_options",
+           "register"]
 
 _SYNTH_HELP = """\
 Write the default synthetic benchmark to OUT:
@@ -23,7 +28,9 @@ OUT/synth_config.json."""
 
 _PREVIEW_HELP = """\
 Write a figure with real and synthetic cells side by side, one row per class (PNG, SVG or PDF
-from the suffix of OUT; all three without a suffix). The real images come from --real PATH, or
+from the suffix of OUT; all three without a suffix). The real cells are shown as a model will
+see them: with --cell-scale X (or auto) rescaled exactly as `cytoviz train` and `classify` would
+rescale them, so the two blocks should show cells of the same size. The real images come from --real PATH, or
 else from $CYTOVIZ_PBC_EXAMPLE; without either the figure shows synthetic cells only, and its
 title says so."""
 
@@ -41,6 +48,30 @@ def add_loader_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     parser.add_argument("--allow-outside-root", action="store_true",
                         help="read manifest paths and symlinked files that lie outside the "
                         "data folder (refused by default)")
+    add_cell_scale_option(parser)
+
+
+def add_cell_scale_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--cell-scale X|auto`` (see :mod:`cytoviz.data.scale`)."""
+    parser.add_argument("--cell-scale", type=_cell_scale, default=1.0, metavar="X|auto",
+                        help="how many times larger the cells appear than the model's "
+                        "training cells (e.g. 2 for crops at twice the magnification); the "
+                        "images are rescaled to the model's scale. 'auto' estimates it from "
+                        "the nucleus size. Default 1, with a warning when the estimate "
+                        f"differs by more than {SCALE_TOLERANCE}x")
+
+
+def _cell_scale(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0.25, 4] or 'auto', got "
+                                         f"{text!r}") from None
+    if not 0.25 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0.25, 4] or 'auto', got {text!r}")
+    return value
 
 
 def loader_options(args: argparse.Namespace) -> dict[str, object]:
@@ -51,6 +82,34 @@ def loader_options(args: argparse.Namespace) -> dict[str, object]:
         "contain": not args.allow_outside_root,
         "max_image_pixels": args.max_image_pixels,
     }
+
+
+def apply_cell_scale(data: Any, args: argparse.Namespace, source: object) -> Any:
+    """``data`` (a CellDataset or images) at the model's scale, as ``--cell-scale`` asks.
+
+    A number rescales by it; ``auto`` estimates the scale and rescales (printing it); the
+    default 1 leaves the images as read and warns (one line on stderr) when their estimated
+    scale is off by more than :data:`~cytoviz.data.scale.SCALE_TOLERANCE`. Synthetic data
+    is at the model's scale and is never measured.
+    """
+    from cytoviz.data.scale import check_cell_scale, estimate_cell_scale, rescale_cells
+
+    wanted = getattr(args, "cell_scale", 1.0)
+    if str(source) == "synthetic" and wanted == 1.0:
+        return data
+    if wanted == "auto":
+        scale = estimate_cell_scale(data)
+        print(f"{source}: estimated cell scale {scale:.2f} (the cells appear {scale:.2f} times "
+              "the model's training cells); rescaling to the model's scale")
+        return rescale_cells(data, scale)
+    if wanted != 1.0:
+        return rescale_cells(data, float(wanted))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_cell_scale(data, source=str(source))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--n-per-class", type=int, default=4, help="images per class and block")
     v.add_argument("--image-size", type=int, default=64, help="synthetic image size (default 64)")
     v.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_cell_scale_option(v)
     v.set_defaults(func=_run_preview)
 
 
@@ -123,7 +183,8 @@ def _run_preview(args: argparse.Namespace) -> int:
                 f"{real_dir}: no such folder of real images (one sub-folder per class)"
             )
         real = resolve_one(real_dir, image_size=args.image_size).first_per_class(args.n_per_class)
-        print(f"real images: {len(real)} from {real_dir}")
+        real = apply_cell_scale(real, args, real_dir)
+        print(f"real images: {len(real)} from {real_dir}, shown as the model sees them")
     else:
         print(f"no real images given (pass --real PATH or set {PBC_ENV}); the figure shows "
               "synthetic cells only")

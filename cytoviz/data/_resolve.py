@@ -39,6 +39,7 @@ def resolve(
     class_map: Mapping[str, str | None] | None = None,
     contain: bool = True,
     max_image_pixels: int | None = None,
+    cell_scale: float = 1.0,
 ) -> dict[str, CellDataset]:
     """Read a data spec into a mapping of split name to :class:`CellDataset`.
 
@@ -76,6 +77,9 @@ def resolve(
         leaves it out), whether files must lie inside the data folder (after symlinks;
         a manifest's inside its own folder), and PIL's pixel limit per image (see
         :func:`cytoviz.data.load_folder` and :func:`cytoviz.data.load_manifest`).
+    cell_scale
+        How many times larger the cells appear than the model's: every data set read is
+        brought to the model's scale by :func:`cytoviz.data.scale.rescale_cells` (1: as read).
 
     Returns
     -------
@@ -91,6 +95,19 @@ def resolve(
     ValueError
         When a requested split is not in the spec, naming the splits it has.
     """
+    sets = _resolve(spec, splits, image_size, scale, seed, classes, class_map, contain,
+                    max_image_pixels)
+    if float(cell_scale) == 1.0:
+        return sets
+    from cytoviz.data.scale import rescale_cells
+
+    return {name: rescale_cells(ds, cell_scale) for name, ds in sets.items()}
+
+
+def _resolve(spec: DataSpec, splits: Sequence[str] | None, image_size: int | None,
+             scale: float, seed: int, classes: Sequence[str] | None,
+             class_map: Mapping[str, str | None] | None, contain: bool,
+             max_image_pixels: int | None) -> dict[str, CellDataset]:
     wanted = None if splits is None else [str(s) for s in splits]
     if isinstance(spec, CellDataset):
         return _pick({SINGLE: spec}, wanted, "the data set")
@@ -136,6 +153,7 @@ def resolve_one(
     class_map: Mapping[str, str | None] | None = None,
     contain: bool = True,
     max_image_pixels: int | None = None,
+    cell_scale: float = 1.0,
 ) -> CellDataset:
     """One data set from a spec: the named ``split``, or the spec's only (or ``test``) set.
 
@@ -146,13 +164,14 @@ def resolve_one(
     split
         The split to read. ``None`` takes the spec's only data set, or its ``test`` split
         when it has several (for ``"synthetic"``: ``test``).
-    image_size, scale, seed, classes, class_map, contain, max_image_pixels
+    image_size, scale, seed, classes, class_map, contain, max_image_pixels, cell_scale
         As for :func:`resolve`.
     """
     if split is None and isinstance(spec, str) and spec == "synthetic":
         split = "test"
     kw = {"image_size": image_size, "scale": scale, "seed": seed, "classes": classes,
-          "class_map": class_map, "contain": contain, "max_image_pixels": max_image_pixels}
+          "class_map": class_map, "contain": contain, "max_image_pixels": max_image_pixels,
+          "cell_scale": cell_scale}
     if split is not None:
         return resolve(spec, splits=[split], **kw)[split]
     sets = resolve(spec, **kw)

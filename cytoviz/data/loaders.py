@@ -329,6 +329,7 @@ def load_images(
     progress: bool = False,
     contain: bool = True,
     max_image_pixels: int | None = None,
+    cell_scale: float = 1.0,
 ) -> tuple[np.ndarray, list[str]]:
     """Load unlabelled images: a folder of image files, or a CSV that lists them.
 
@@ -358,6 +359,9 @@ def load_images(
         the folder (for a CSV: the CSV's folder); ``False`` reads files anywhere.
     max_image_pixels
         PIL's decompression-bomb limit per image (see :func:`prepare_image`).
+    cell_scale
+        How many times larger the cells appear than the model's; the images are brought to
+        the model's scale (:func:`cytoviz.data.scale.rescale_cells`; 1: as read).
 
     Returns
     -------
@@ -413,7 +417,12 @@ def load_images(
     _warn_skipped(skipped + bad, str(source))
     if not keep.any():
         raise ValueError(f"{source}: none of the {len(files)} images could be read")
-    return images[keep], [str(p) for p, k in zip(files, keep, strict=True) if k]
+    images = images[keep]
+    if float(cell_scale) != 1.0:
+        from cytoviz.data.scale import rescale_cells
+
+        images = rescale_cells(images, cell_scale)
+    return images, [str(p) for p, k in zip(files, keep, strict=True) if k]
 
 
 # --------------------------------------------------------------------------------------------

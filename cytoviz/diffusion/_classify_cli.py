@@ -39,7 +39,7 @@ from cytoviz._io import load_json, save_json, writable_folder
 from cytoviz._paths import model_dir
 from cytoviz._threads import add_threads_option
 from cytoviz.data import CellDataset, load_images, resolve_one
-from cytoviz.data._cli import add_loader_options, loader_options
+from cytoviz.data._cli import add_loader_options, apply_cell_scale, loader_options
 from cytoviz.data._resolve import SPLIT_NAMES
 from cytoviz.data.loaders import IMAGE_EXTENSIONS
 from cytoviz.diffusion.classify_config import ENCODE_PRECISIONS, ClassifyConfig
@@ -208,12 +208,12 @@ def _read_data(args: argparse.Namespace, model: DiffusionModel
         options.pop("class_map")
         images, paths = load_images(args.data, image_size=model.config.image_size, **options)
         n = len(images) if args.limit is None else min(args.limit, len(images))
-        return images[:n], paths[:n]
+        return apply_cell_scale(images[:n], args, args.data), paths[:n]
     data = resolve_one(args.data, args.split, image_size=model.config.image_size,
                        classes=model.class_names, **options)
     if args.limit is not None:
         data = data.subset(np.arange(min(args.limit, len(data))))
-    return data, None
+    return apply_cell_scale(data, args, args.data), None
 
 
 def _run_classify(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from cytoviz._io import writable_folder
 from cytoviz._threads import add_threads_option
 from cytoviz.augment import AugmentConfig
 from cytoviz.data import SINGLE, CellDataset, resolve
-from cytoviz.data._cli import add_loader_options, loader_options
+from cytoviz.data._cli import add_loader_options, apply_cell_scale, loader_options
 from cytoviz.diffusion.model import DiffusionModel, ModelConfig
 from cytoviz.diffusion.train import TrainConfig, train
 
@@ -182,11 +182,12 @@ def _datasets(args: argparse.Namespace, image_size: int, seed: int
     --data's val split, or --val-fraction of the training data held out."""
     opts = loader_options(args)
     train_data, sets = _split_or_only(args.data, "train", image_size, args.synthetic_scale, opts)
+    train_data = apply_cell_scale(train_data, args, args.data)
     if args.val:
-        return train_data, _split_or_only(args.val, "val", image_size, args.synthetic_scale,
-                                          opts)[0]
+        val = _split_or_only(args.val, "val", image_size, args.synthetic_scale, opts)[0]
+        return train_data, apply_cell_scale(val, args, args.val)
     if "val" in sets:
-        return train_data, sets["val"]
+        return train_data, apply_cell_scale(sets["val"], args, args.data)
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction must lie in [0, 1), got {args.val_fraction}")
     n_val = round(len(train_data) * args.val_fraction)

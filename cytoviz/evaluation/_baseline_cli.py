@@ -33,7 +33,7 @@ from cytoviz._metrics import classification_metrics
 from cytoviz._paths import default_baseline_dir
 from cytoviz._threads import add_threads_option
 from cytoviz.data import CellDataset, load_images, resolve_one
-from cytoviz.data._cli import add_loader_options, loader_options
+from cytoviz.data._cli import add_loader_options, apply_cell_scale, loader_options
 from cytoviz.data._resolve import SPLIT_NAMES
 from cytoviz.data.synth import SynthConfig
 from cytoviz.diffusion._classify_cli import _is_unlabelled
@@ -224,6 +224,7 @@ def _run_train(args: argparse.Namespace) -> int:
     image_size = args.image_size or _IMAGE_SIZE
     opts = loader_options(args)
     train, sets = _split_or_only(args.data, "train", image_size, args.synthetic_scale, opts)
+    train = apply_cell_scale(train, args, args.data)
     if args.val:
         val, val_from = _split_or_only(args.val, "val", image_size, args.synthetic_scale,
                                        opts)[0], args.val
@@ -231,6 +232,8 @@ def _run_train(args: argparse.Namespace) -> int:
         val, val_from = sets["val"], f"the val split of {args.data}"
     else:
         val, val_from = None, None
+    if val is not None:
+        val = apply_cell_scale(val, args, args.val or args.data)
     data_size = train.image_size
     train = _crop(train, args.input_crop, args.data)
     if val is not None:
@@ -308,11 +311,13 @@ def _read(args: argparse.Namespace, clf: BaselineClassifier, size: int, crop: in
             raise ValueError(f"{args.data}: unlabelled images have no splits; omit --split")
         options.pop("class_map")
         images, paths = load_images(args.data, image_size=size, **options)
+        images = apply_cell_scale(images, args, args.data)
         labels = None
     else:
         scale = {} if args.synthetic_scale is None else {"scale": args.synthetic_scale}
         data = resolve_one(args.data, args.split, image_size=size, classes=clf.class_names,
                            **scale, **options)
+        data = apply_cell_scale(data, args, args.data)
         unknown = _unknown_classes(data, clf.class_names)
         if unknown:
             raise ValueError(f"{args.data}: has class(es) {unknown} that the model {args.model} "

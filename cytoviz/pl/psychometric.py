@@ -130,7 +130,9 @@ def psychometric_curve(
         template=TEMPLATE_NAME, title=title or f"{observer}: psychometric function",
         xaxis=dict(title=x_title, range=list(info["x_range"])),
         yaxis=dict(title="proportion correct", range=[0, 1.05]),
-        legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top"),
+        # below the plot, clear of the data and of the x-axis title
+        legend=dict(orientation="h", x=0.0, y=-0.2, xanchor="left", yanchor="top"),
+        margin=dict(b=130), height=460,
     )
     if inset:
         for j, (param, label) in enumerate((("threshold", "threshold"), ("width", "width"))):
@@ -143,9 +145,11 @@ def psychometric_curve(
             x0 = 0.62 if j == 0 else 0.83
             fig.update_layout({
                 f"xaxis{ax}": dict(domain=[x0, x0 + 0.16], anchor=f"y{ax}",
-                                   title=dict(text=label, font=dict(size=8)),
+                                   title=dict(text=label, font=dict(size=8), standoff=2),
                                    tickfont=dict(size=7), nticks=3),
-                f"yaxis{ax}": dict(domain=[0.12, 0.38], anchor=f"x{ax}", showticklabels=False,
+                # lower right (a rising curve leaves it empty), high enough that the inset's
+                # tick labels and title clear the main x axis
+                f"yaxis{ax}": dict(domain=[0.3, 0.52], anchor=f"x{ax}", showticklabels=False,
                                    ticks=""),
             })
     return fig
@@ -184,13 +188,20 @@ def psychometric_comparison(
         raise ValueError(f"x_titles has {len(x_titles)} entries for {len(titles)} fits")
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True)
     for j, idata in enumerate(fits.values()):
-        traces, _ = _curve_traces(idata, observer, ci_prob=ci_prob, max_draws=max_draws,
-                                  showlegend=j == 0)
+        traces, info = _curve_traces(idata, observer, ci_prob=ci_prob, max_draws=max_draws,
+                                     showlegend=j == 0)
         for tr in traces:
             fig.add_trace(tr, row=1, col=j + 1)
-        fig.update_xaxes(title_text=x_titles[j], range=[-0.02, 1.02], row=1, col=j + 1)
+        fig.update_xaxes(title_text=x_titles[j], range=list(info["x_range"]), row=1, col=j + 1)
     fig.update_yaxes(title_text="proportion correct", range=[0, 1.05], row=1, col=1)
-    fig.update_layout(template=TEMPLATE_NAME, title=f"{observer}: psychometric functions")
+    # the figure title above the panel titles, the legend below the x-axis titles
+    fig.update_layout(template=TEMPLATE_NAME,
+                      title=dict(text=f"{observer}: psychometric functions", y=0.98,
+                                 yref="container", yanchor="top"),
+                      margin=dict(t=80, b=95),
+                      legend=dict(orientation="h", x=0.0, y=-0.22, xanchor="left",
+                                  yanchor="top"))
+    fig.update_annotations(font_size=11)  # panel titles in the size of the figure title
     return fig
 
 
@@ -337,6 +348,8 @@ def deviance_residual_plot(residuals: pd.DataFrame, *, title: str | None = None)
             fig.add_hline(y=level, line=dict(color="#888888", width=1, dash=dash), row=i, col=1)
         fig.update_yaxes(title_text="residual", row=i, col=1)
     fig.update_xaxes(title_text="stimulus", row=len(names), col=1)
-    fig.update_layout(template=TEMPLATE_NAME, title=title or "Deviance residuals",
-                      width=560, height=max(260, 170 * len(names)))
+    fig.update_layout(template=TEMPLATE_NAME,
+                      title=dict(text=title or "Deviance residuals", y=0.99, yref="container",
+                                 yanchor="top"),
+                      margin=dict(t=80), width=560, height=max(300, 170 * len(names)))
     return fig

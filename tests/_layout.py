@@ -1,0 +1,84 @@
+"""Structural layout checks of plotly figures (legends, insets, titles), not pixels."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+
+def _shows_legend(fig: go.Figure) -> bool:
+    if fig.layout.showlegend is False:
+        return False
+    shown = [t for t in fig.data if t.showlegend is not False and t.name]
+    return len(shown) >= (1 if fig.layout.showlegend else 2)
+
+
+def _axes(fig: go.Figure, letter: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for key in fig.layout:
+        if key.startswith(f"{letter}axis"):
+            domain = fig.layout[key].domain
+            out[key[len(f"{letter}axis"):] or "1"] = tuple(domain) if domain else (0.0, 1.0)
+    return out
+
+
+def _plot_height(fig: go.Figure) -> float:
+    """Height of the plotting area in layout pixels (plotly's defaults where unset)."""
+    height = fig.layout.height or 450
+    margin = fig.layout.margin
+    top = margin.t if margin.t is not None else 35
+    bottom = margin.b if margin.b is not None else 45
+    return float(height - top - bottom)
+
+
+#: Pixels below the plotting area taken by an x axis's tick labels and title.
+X_AXIS_BAND_PX = 48
+#: Pixels an inset needs under it for its own tick labels and title.
+INSET_LABELS_PX = 40
+
+
+def layout_problems(fig: go.Figure) -> list[str]:
+    """Why ``fig`` would be sent back by a reviewer, as far as its structure tells.
+
+    - a visible legend must lie outside the plotting area (right of it, above, or below and
+      then beneath the x axis's tick labels and title);
+    - an inset (axes inside another's domain) must sit high enough above the main axes'
+      bottom that its own ticks and title clear the main x axis;
+    - a figure title over panel titles needs a top margin that holds both.
+    """
+    problems = []
+    plot_h = _plot_height(fig)
+    if _shows_legend(fig):
+        lg = fig.layout.legend
+        x = 1.02 if lg.x is None else lg.x
+        y = 1.0 if lg.y is None else lg.y
+        yanchor = lg.yanchor or "auto"
+        outside = (x >= 1.0 or (y <= 0.0 and yanchor in ("top", "auto"))
+                   or (y >= 1.0 and yanchor == "bottom"))
+        if not outside:
+            problems.append(f"legend at ({x}, {y}) lies inside the plotting area")
+        elif y <= 0.0 and x < 1.0 and -y * plot_h < X_AXIS_BAND_PX:
+            problems.append(f"legend at y={y} ({-y * plot_h:.0f} px below the plot) sits on the "
+                            f"x axis's labels (needs {X_AXIS_BAND_PX} px)")
+    xs, ys = _axes(fig, "x"), _axes(fig, "y")
+    for name, (x0, x1) in xs.items():
+        if name not in ys:
+            continue
+        y0, _ = ys[name]
+        for other, (ox0, ox1) in xs.items():
+            if other == name or other not in ys:
+                continue
+            oy0, oy1 = ys[other]
+            inside = ox0 <= x0 and x1 <= ox1 and oy0 <= y0 <= oy1 and (x1 - x0) < (ox1 - ox0)
+            if inside and (y0 - oy0) * plot_h < INSET_LABELS_PX:
+                problems.append(f"inset axes {name} start {(y0 - oy0) * plot_h:.0f} px above "
+                                f"axes {other}: its labels sit on that x axis (needs "
+                                f"{INSET_LABELS_PX} px)")
+    panel_titles = [a for a in fig.layout.annotations or ()
+                    if a.yref == "paper" and a.y is not None and a.y >= 0.99]
+    title = fig.layout.title.text if fig.layout.title else None
+    if title and panel_titles:
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 35
+        if top < 70:
+            problems.append(f"the figure title and {len(panel_titles)} panel titles share a "
+                            f"top margin of {top} px")
+    return problems
