@@ -324,7 +324,8 @@ def skill() -> None:
         return
     print(f"Source: `benchmarks/results/skill_recovery.json` (`{d['command']}`; {d['seeds']} panel "
           f"seeds, {d['n_common']} common images, 12 bins, model confidence from "
-          f"`{d['classification']}`); -1 would rank the experts exactly by their true skill\n")
+          f"`{d['classification']}`; intervals: 2.5-97.5 percentiles over the seeds); -1 would rank "
+          "the experts exactly by their true skill\n")
     print("| stimulus axis | Spearman(threshold, skill) | Spearman(width, skill) "
           "| thresholds inside the stimulus range |")
     print("|---|---|---|---|")
@@ -335,7 +336,6 @@ def skill() -> None:
         print(f"| {names[axis]} | {t['mean']:+.2f} [{t['interval'][0]:+.2f}, {t['interval'][1]:+.2f}] "
               f"| {w['mean']:+.2f} [{w['interval'][0]:+.2f}, {w['interval'][1]:+.2f}] "
               f"| {r['thresholds_in_range']:.1f} of 6 |")
-    print("\nIntervals: 2.5-97.5 percentiles over the panel seeds.")
     print()
 
 
