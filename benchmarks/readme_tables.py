@@ -382,6 +382,20 @@ def cell_scale() -> None:
     print()
 
 
+def main_job() -> None:
+    d = _load("main_job")
+    if d is None:
+        return
+    steps = ", ".join(f"{k} {v} s" for k, v in sorted(d["step_seconds"].items(),
+                                                        key=lambda kv: -kv[1])[:3])
+    print(f"Source: `benchmarks/results/main_job.json` (`python benchmarks/main_job.py`: a clean "
+          f"clone of {d['commit'][:7]}, after `bash scripts/setup.sh`): the main job took "
+          f"**{d['wall_seconds'] / 60:.1f} min** on {d['cpus']} cores for {d['files']} files "
+          f"(load {d['load_at_start'][0]:.1f} at the start, {d['load_at_end'][0]:.1f} at the end; "
+          f"longest steps: {steps}).")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
     ``"CNN baseline"`` -> ``"whole image"``."""
@@ -393,6 +407,6 @@ def _short(model: str) -> str:
 
 if __name__ == "__main__":
     for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
-                    memory, pruning, heatmaps, panel, skill, calibration, cell_scale):
+                    memory, pruning, heatmaps, panel, skill, calibration, cell_scale, main_job):
         print(f"<!-- {section.__name__} -->")
         section()

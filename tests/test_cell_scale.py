@@ -108,3 +108,17 @@ def test_bad_cell_scale_is_refused_by_the_parser(zoomed_folder, tmp_path, capsys
         main(["data", "preview", "--real", str(zoomed_folder), "--out", str(tmp_path / "p.html"),
               "--cell-scale", "9"])
     assert stop.value.code == 2 and "[0.25, 4] or 'auto'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cell_scale_benchmark_with_the_cnn_only(tmp_path):
+    from _scripts import load_script
+
+    mod = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "cell_scale.py")
+    out = mod.main(["--factors", "2", "--diffusion-per-class", "0",
+                    "--out", str(tmp_path / "c.json")])
+    enlarged = out["rows"][1]
+    assert enlarged["factor"] == 2 and 1.4 < enlarged["estimated_scale"] < 2.6
+    assert "diffusion_balanced_accuracy" not in enlarged["as_is"]
+    # rescaling recovers accuracy lost to the scale
+    assert enlarged["rescaled"]["cnn_balanced_accuracy"] > enlarged["as_is"]["cnn_balanced_accuracy"] + 0.2
