@@ -365,6 +365,49 @@ def _verdict_low_data(t: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+def _verdict_few_shot(t: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per shifted target: each side's accuracy before and after fine-tuning, with and without
+    colour transfer, and the share of the gap to the side's in-domain accuracy (the
+    domain-shift table's run of the same seed) that fine-tuning with colour transfer closes."""
+    out = []
+    shift = _table("domain_shift")
+    names = {"test_mild": "mild", "test_strong": "strong"}
+    for target, label in names.items():
+        sub = t[t["target"] == target]
+        if set(sub["model"]) < {"diffusion", "baseline"}:
+            continue
+        acc = sub.assign(pct=100 * sub["accuracy"]).groupby(
+            ["model", "colour_transfer", "stage"])["pct"].mean()
+        parts, verdicts = [], []
+        for model, side in (("diffusion", "CytoDiffusion"), ("baseline", "CNN")):
+            ct = f"{acc[(model, True, 'before')]:.1f} → {acc[(model, True, 'after')]:.1f}"
+            raw = f"{acc[(model, False, 'before')]:.1f} → {acc[(model, False, 'after')]:.1f}"
+            parts.append(f"{side} {ct} with colour transfer, {raw} without")
+            if shift is None:
+                continue
+            seeds = set(sub.loc[sub["model"] == model, "seed"])
+            home = shift[(shift["model"] == model) & (shift["test_set"] == "in-domain")
+                         & shift["seed"].isin(seeds)]
+            if home.empty:
+                continue
+            gap = 100 * float(home["balanced_accuracy"].mean()) - acc[(model, True, "before")]
+            gain = acc[(model, True, "after")] - acc[(model, True, "before")]
+            if gap < 5:
+                verdicts.append(f"{side}: nothing to recover (within {max(gap, 0):.1f} points of "
+                                f"in-domain before; fine-tuning {gain:+.1f})")
+            else:
+                share = gain / gap
+                verdicts.append(f"{side}: {'reproduced' if share >= 0.5 else 'not reproduced'}, "
+                                f"{100 * share:.0f} % of the gap to in-domain closed")
+        n = int(sub["n_images"].iloc[0])
+        runs = sub.loc[sub["model"] == "diffusion", "seed"].nunique()
+        out.append((f"{label} shift, accuracy (%) before → after fine-tuning: {'; '.join(parts)} "
+                    f"({n} test images)",
+                    "; ".join(verdicts) + f" (provisional: {runs} run per side)"
+                    if verdicts else "no in-domain reference (domain-shift table missing)"))
+    return out
+
+
 def _stale_line(name: str) -> None:
     """A bold warning above a table made with an earlier model than the shipped one."""
     from cytoviz.evaluation import stale_reason
@@ -394,7 +437,8 @@ def verdict() -> None:
             continue
         rows = (_verdict_anomaly(t) if name == "anomaly"
                 else _verdict_shift(t) if name == "domain_shift"
-                else _verdict_low_data(t) if name == "low_data" else [])
+                else _verdict_low_data(t) if name == "low_data"
+                else _verdict_few_shot(t) if name == "few_shot" else [])
         if not rows:
             _row([label, claim, "regenerated; see the results page", "see the results page"])
         for text, v in rows:
