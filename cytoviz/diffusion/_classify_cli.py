@@ -42,6 +42,7 @@ from cytoviz.data import CellDataset, load_images, resolve_one
 from cytoviz.data._cli import add_loader_options, apply_cell_scale, loader_options
 from cytoviz.data._resolve import SPLIT_NAMES
 from cytoviz.data.loaders import IMAGE_EXTENSIONS
+from cytoviz.diffusion._eta import estimate_time
 from cytoviz.diffusion.classify_config import ENCODE_PRECISIONS, ClassifyConfig
 from cytoviz.diffusion.model import DiffusionModel
 from cytoviz.diffusion.result import ClassificationResult
@@ -229,6 +230,11 @@ def _run_classify(args: argparse.Namespace) -> int:
     check_output_folder(out, overwrite=args.overwrite)
     model = DiffusionModel.from_pretrained(args.model, device=args.device)
     data, paths = _read_data(args, model)
+    if not args.quiet:
+        eta = estimate_time(model, len(data), config).message()
+        if args.num_processes is not None and args.num_processes > 1:
+            eta += f"; measured in one process, {args.num_processes} processes share the machine"
+        print(f"cytoviz classify: {eta}", flush=True)
     chunks = {} if args.chunk_size is None else {"chunk_size": args.chunk_size}
     if args.num_processes is not None:
         chunks["num_processes"] = args.num_processes
