@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 def _shows_legend(fig: go.Figure) -> bool:
     if fig.layout.showlegend is False:
         return False
-    shown = [t for t in fig.data if t.showlegend is not False and t.name]
+    shown = [t for t in fig.data
+             if getattr(t, "showlegend", False) is not False and getattr(t, "name", None)]
     return len(shown) >= (1 if fig.layout.showlegend else 2)
 
 
@@ -73,6 +74,16 @@ def layout_problems(fig: go.Figure) -> list[str]:
                 problems.append(f"inset axes {name} start {(y0 - oy0) * plot_h:.0f} px above "
                                 f"axes {other}: its labels sit on that x axis (needs "
                                 f"{INSET_LABELS_PX} px)")
+    for i, t in enumerate(fig.data):
+        # a shaded band drawn as a closed polygon must not mark its corners (plotly's default
+        # mode for fewer than 20 points is lines+markers)
+        if getattr(t, "fill", None) == "toself":
+            n = len(t.x) if getattr(t, "x", None) is not None else 0
+            mode = t.mode or ("lines+markers" if n < 20 else "lines")
+            if "markers" in mode:
+                problems.append(f"trace {i} ({t.name or t.type}) is a band that draws markers "
+                                "at its corners")
+    problems += _data_outside_ranges(fig)
     panel_titles = [a for a in fig.layout.annotations or ()
                     if a.yref == "paper" and a.y is not None and a.y >= 0.99]
     title = fig.layout.title.text if fig.layout.title else None
@@ -81,4 +92,37 @@ def layout_problems(fig: go.Figure) -> list[str]:
         if top < 70:
             problems.append(f"the figure title and {len(panel_titles)} panel titles share a "
                             f"top margin of {top} px")
+    return problems
+
+
+def _data_outside_ranges(fig: go.Figure) -> list[str]:
+    """Traces with numeric data beyond an explicitly set (linear) axis range: axes must span
+    the data (error bars included)."""
+    import numpy as np
+
+    problems = []
+    for i, t in enumerate(fig.data):
+        if t.type not in ("scatter", "bar"):
+            continue
+        for letter in ("x", "y"):
+            ref = getattr(t, f"{letter}axis", None) or letter
+            axis = fig.layout[f"{letter}axis{ref[1:]}"]
+            if axis.range is None or axis.type in ("log", "category", "multicategory", "date"):
+                continue
+            try:
+                values = np.asarray(getattr(t, letter), dtype=float)
+            except (TypeError, ValueError):
+                continue  # categories
+            if values.size == 0:
+                continue
+            err = getattr(t, f"error_{letter}", None)
+            if err is not None and err.visible and err.array is not None:
+                values = values + np.nan_to_num(np.asarray(err.array, dtype=float))
+            lo, hi = sorted(float(v) for v in axis.range)
+            pad = 1e-9 + 1e-6 * (hi - lo)
+            finite = values[np.isfinite(values)]
+            if finite.size and (finite.min() < lo - pad or finite.max() > hi + pad):
+                problems.append(f"trace {i} ({t.name or t.type}) spans {letter} "
+                                f"[{finite.min():.3g}, {finite.max():.3g}] beyond the axis "
+                                f"range [{lo:.3g}, {hi:.3g}]")
     return problems

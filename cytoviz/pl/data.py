@@ -76,13 +76,15 @@ def _figure(
         for x, text in headers
     ]
     scale = max(1.0, 110.0 / size)  # display tiles at least ~110 layout px
+    # the top margin holds the title and, above the tiles, the block headers
+    top = (35 + (25 if headers else 0)) if not title else (60 + (25 if headers else 0))
     fig.update_layout(
         template=TEMPLATE_NAME,
-        title=title,
+        title=dict(text=title, y=1.0, yanchor="top", yref="container", pad=dict(t=8)),
         annotations=annotations,
         width=int(w * scale) + 140,
-        height=int(h * scale) + (70 if title else 45),
-        margin=dict(l=130, r=10, t=60 if title else 35, b=10),
+        height=int(h * scale) + top + 10,
+        margin=dict(l=130, r=10, t=top, b=10),
     )
     fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
     fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")

@@ -116,6 +116,8 @@ def anomaly_kde(
     lo = (float(ranges[score][0]) if score in ranges
           else float(kde.attrs["score_range"][0]) if "score_range" in kde.attrs and not ranges
           else min(0.0, float(sub["x"].min())))
+    # the axis spans the whole smoothed curve (a Gaussian KDE spills past the score's support)
+    x_lo, x_hi = float(sub["x"].min()), float(sub["x"].max())
     labels = _labels()
     fig = make_subplots(
         rows=len(models), cols=len(held), shared_xaxes=True, horizontal_spacing=0.08,
@@ -150,7 +152,7 @@ def anomaly_kde(
                     row=i, col=j,
                 )
             fig.update_xaxes(title_text="normalised certainty" if i == len(models) else None,
-                             range=[lo - 0.05, 1.05], row=i, col=j)
+                             range=[min(lo - 0.05, x_lo), max(1.05, x_hi)], row=i, col=j)
             fig.update_yaxes(title_text="density" if j == 1 else None, row=i, col=j)
     fig.update_layout(
         template=TEMPLATE_NAME, height=260 * len(models) + 60, width=360 * len(held) + 80,
@@ -177,6 +179,11 @@ def _bars_from_summary(s: pd.DataFrame, x: str, hue: str, order_hue: Sequence[st
             "<extra></extra>",
         ))
     return bars
+
+
+#: A horizontal legend above the plot, under the title: at a single journal column a legend at
+#: the right would take a third of the width.
+_LEGEND_ABOVE = dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
 
 
 def domain_shift_bars(
@@ -210,8 +217,9 @@ def domain_shift_bars(
     fig = go.Figure(_bars_from_summary(s, "test_set", "model", list(dict.fromkeys(s["model"])),
                                        _labels(), MODEL_COLORS, k))
     fig.update_layout(
-        template=TEMPLATE_NAME, barmode="group", width=480, height=340,
+        template=TEMPLATE_NAME, barmode="group", width=480, height=360,
         title=title if title is not None else "Domain shift" + _budget_note(table),
+        legend=_LEGEND_ABOVE, margin=dict(t=80),
         xaxis_title="test set",
         yaxis=dict(title=f"{metric.replace('_', ' ')}{' (%)' if percent else ''}",
                    range=[0, 100 * 1.05 if percent else 1.05]),
@@ -258,7 +266,7 @@ def low_data_curve(
         mean, sd = part["mean"].to_numpy() * k, part["sd"].to_numpy() * k
         colour = MODEL_COLORS.get(m, "#444")
         fig.add_trace(go.Scatter(
-            x=np.r_[x, x[::-1]], y=np.r_[mean + sd, (mean - sd)[::-1]], fill="toself",
+            x=np.r_[x, x[::-1]], y=np.r_[mean + sd, (mean - sd)[::-1]], fill="toself", mode="lines",
             fillcolor=_rgba(colour, 0.18), line=dict(width=0), hoverinfo="skip",
             showlegend=False, meta={"model": m, "kind": "band"},
         ))
@@ -271,8 +279,9 @@ def low_data_curve(
             "<extra></extra>",
         ))
     fig.update_layout(
-        template=TEMPLATE_NAME, width=460, height=340,
+        template=TEMPLATE_NAME, width=460, height=360,
         title=title if title is not None else "Low-data regime" + _budget_note(table),
+        legend=_LEGEND_ABOVE, margin=dict(t=80),
         xaxis=dict(title="training images per class", type="log" if log_x else "linear",
                    tickvals=sorted(table["n_per_class"].unique().tolist())),
         yaxis_title=f"{metric.replace('_', ' ')}{' (%)' if percent else ''}",
@@ -314,8 +323,11 @@ def few_shot_bars(
     s = summarise(table, ["target", "model", "colour_transfer", "stage"], metric)
     k = 100.0 if percent else 1.0
     labels = _labels()
-    fig = make_subplots(rows=1, cols=len(targets), shared_yaxes=True, subplot_titles=targets,
+    names = {"test_mild": "mild shift", "test_strong": "strong shift"}
+    fig = make_subplots(rows=1, cols=len(targets), shared_yaxes=True,
+                        subplot_titles=[names.get(t, t) for t in targets],
                         horizontal_spacing=0.06)
+    fig.update_annotations(font_size=11)  # panel titles the size of the axis titles
     colours = {False: "#999999", True: "#0072B2"}
     stages = {"before": "before", "after": "fine-tuned"}
     for j, t in enumerate(targets, start=1):
@@ -328,14 +340,17 @@ def few_shot_bars(
             fig.add_trace(go.Bar(
                 x=x, y=part["mean"] * k, name="colour transfer" if ct else "raw colours",
                 marker_color=colours[ct], legendgroup=str(ct), showlegend=(j == 1),
-                error_y=dict(type="data", array=part["sd"] * k, visible=True, thickness=1,
+                # one run per bar has no spread to show
+                error_y=dict(type="data", array=part["sd"].fillna(0) * k,
+                             visible=bool((part["sd"].fillna(0) > 0).any()), thickness=1,
                              width=3),
                 meta={"target": t, "colour_transfer": ct},
             ), row=1, col=j)
     fig.update_yaxes(title_text=f"{metric.replace('_', ' ')}{' (%)' if percent else ''}",
                      range=[0, 105 if percent else 1.05], row=1, col=1)
     fig.update_layout(
-        template=TEMPLATE_NAME, barmode="group", width=340 * len(targets) + 80, height=360,
+        template=TEMPLATE_NAME, barmode="group", width=340 * len(targets) + 80, height=380,
         title=title if title is not None else "Few-shot domain adaptation" + _budget_note(table),
+        margin=dict(t=80),  # the figure title above the panel titles
     )
     return fig

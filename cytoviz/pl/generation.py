@@ -139,10 +139,15 @@ def class_agreement_bars(table: pd.DataFrame, *, title: str | None = "Class agre
                          arrayminus=(g["agreement"] - g["agreement_low"]).to_numpy()),
         ))
     if reference is not None:
-        fig.add_hline(y=reference, line_dash="dot", line_color="#555",
-                      annotation_text=f"haematologists {reference:.1%}",
-                      annotation_position="bottom right")
-    fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=620, height=320)
+        # the line's label in the right margin, where it cannot cover a bar
+        fig.add_hline(y=reference, line_dash="dash", line_color="#333", line_width=1.2)
+        fig.add_annotation(text=f"haematologists<br>{reference:.1%}", xref="paper", yref="y",
+                           x=1.01, y=reference, xanchor="left", yanchor="middle",
+                           showarrow=False, align="left", font=dict(size=9))
+    fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=620, height=340,
+                      margin=dict(t=80, r=90),
+                      legend=dict(orientation="h", x=0.0, xanchor="left", y=1.02,
+                                  yanchor="bottom"))
     fig.update_yaxes(title="agreement with intended class", range=[0, 1.05])
     return fig
 
@@ -185,7 +190,7 @@ def prototype_comparison(table: pd.DataFrame, *, title: str | None = "Prototype 
                                  marker_color=colour), row=1, col=col)
     fig.update_layout(template=TEMPLATE_NAME, title=title, barmode="group", width=900, height=380,
                       margin=dict(t=90), legend=dict(orientation="h", y=-0.45))
-    fig.update_annotations(font_size=13)
+    fig.update_annotations(font_size=11)  # panel titles the size of the axis titles
     fig.update_yaxes(title="agreement", range=[0, 1.05], row=1, col=1)
     fig.update_yaxes(title="Frechet distance (lower = closer)", row=1, col=2)
     return fig

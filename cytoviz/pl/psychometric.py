@@ -58,7 +58,7 @@ def _curve_traces(
     mean = psi.mean(axis=0)
     size = 5 + 15 * np.sqrt(data.n / data.n.max())
     traces: list[go.BaseTraceType] = [
-        go.Scatter(x=np.r_[xs, xs[::-1]], y=np.r_[band_hi, band_lo[::-1]], fill="toself",
+        go.Scatter(x=np.r_[xs, xs[::-1]], y=np.r_[band_hi, band_lo[::-1]], fill="toself", mode="lines",
                    fillcolor="rgba(0,114,178,0.15)", line=dict(width=0), hoverinfo="skip",
                    name=f"{ci_prob:.0%} band", showlegend=showlegend),
         go.Scatter(x=xs, y=mean, mode="lines", line=dict(color=color, width=2),
