@@ -43,7 +43,7 @@ from cytoviz.data._cli import add_loader_options, apply_cell_scale, loader_optio
 from cytoviz.data._resolve import SPLIT_NAMES
 from cytoviz.data.loaders import IMAGE_EXTENSIONS
 from cytoviz.diffusion._eta import estimate_time
-from cytoviz.diffusion.classify_config import ENCODE_PRECISIONS, ClassifyConfig
+from cytoviz.diffusion.classify_config import DECISION_RULES, ENCODE_PRECISIONS, ClassifyConfig
 from cytoviz.diffusion.model import DiffusionModel
 from cytoviz.diffusion.result import ClassificationResult
 from cytoviz.diffusion.resumable import PARTIAL_DIR, check_output_folder, classify_to_folder
@@ -70,7 +70,7 @@ _DEFAULT = ClassifyConfig()
 _CHUNK_SIZE = inspect.signature(classify_to_folder).parameters["chunk_size"].default
 
 #: ClassifyConfig fields set by a flag of the same name (``None``: the config's default).
-_CONFIG_FLAGS = ("max_trials", "min_trials", "p_threshold", "pruning", "tta", "stochastic_encode",
+_CONFIG_FLAGS = ("max_trials", "min_trials", "prune_every", "p_threshold", "pruning", "tta", "stochastic_encode",
                  "mask_radius", "encode_precision", "weighting", "keep_error_maps", "batch_size",
                  "seed", "device")
 
@@ -107,8 +107,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"trials per image at most (default {d.max_trials}, the paper's; "
                    "pruning stops most classes far earlier, but expect roughly 20 times the "
                    "time of --max-trials 100 on a CPU)")
+    c.add_argument("--rule", choices=list(DECISION_RULES),
+                   help="decision rule: 'paper' (the default, METHOD.md) or the opt-in 'fast' "
+                        "(the paper's t-test from an earlier trial, after every trial: "
+                        "benchmarks/fast_rule.py measures both); --min-trials, --prune-every "
+                        "and --p-threshold override it")
     c.add_argument("--min-trials", type=int,
                    help=f"trials before pruning starts (default {d.min_trials})")
+    c.add_argument("--prune-every", type=int,
+                   help=f"trials between pruning tests (default {d.prune_every})")
     c.add_argument("--p-threshold", type=float,
                    help=f"pruning p threshold (default {d.p_threshold:g})")
     c.add_argument("--no-pruning", dest="pruning", action="store_false", default=None,
@@ -171,7 +178,8 @@ def _config(args: argparse.Namespace) -> ClassifyConfig:
             changes["poly_coeffs"] = tuple(w["poly_coeffs"])
         if "bucket_weights" in w:
             changes["bucket_weights"] = tuple(w["bucket_weights"])
-    return ClassifyConfig().replace(**changes)
+    base = ClassifyConfig() if args.rule is None else ClassifyConfig().with_rule(args.rule)
+    return base.replace(**changes)
 
 
 def _interrupt_hint(args: argparse.Namespace) -> str:

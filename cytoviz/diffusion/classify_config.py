@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cytoviz.diffusion.model import DiffusionModel
 
 __all__ = [
+    "DECISION_RULES",
     "ENCODE_PRECISIONS",
     "TTA_ROTATIONS",
     "ClassifyConfig",
@@ -113,6 +114,23 @@ class ClassifyConfig(Config):
     device: str | None = None
     encode_precision: str = "float32"
 
+    def with_rule(self, name: str) -> ClassifyConfig:
+        """This config with the pruning settings of the decision rule ``name``.
+
+        Parameters
+        ----------
+        name
+            A key of :data:`DECISION_RULES` (``"paper"``, ``"fast"``).
+
+        Returns
+        -------
+        ClassifyConfig
+            A copy with ``min_trials``, ``prune_every`` and ``p_threshold`` replaced.
+        """
+        if name not in DECISION_RULES:
+            raise ValueError(f"unknown decision rule {name!r}; one of {list(DECISION_RULES)}")
+        return self.replace(**DECISION_RULES[name])
+
     def resolved(self, model: DiffusionModel) -> ClassifyConfig:
         """This config with ``encode_precision="auto"`` replaced by what it means for ``model``.
 
@@ -158,6 +176,21 @@ class ClassifyConfig(Config):
                 f"encode_precision must be one of {ENCODE_PRECISIONS}, got {self.encode_precision!r}"
             )
 
+
+#: The opt-in fast rule's first test and level (see :data:`DECISION_RULES`).
+FAST_MIN, FAST_P = 5, 0.1
+#: Named decision rules, the settings of the pruning test each one sets
+#: (:meth:`ClassifyConfig.with_rule`, ``cytoviz classify --rule``). ``"paper"`` is METHOD.md
+#: section 1 and the default. ``"fast"`` is opt-in and not in METHOD.md: the paper's paired
+#: t-test, started after FAST_MIN trials and run after every trial at level FAST_P; chosen
+#: on the synthetic val split by ``benchmarks/fast_rule.py`` (the fewest UNet evaluations
+#: within 1 point of val's unpruned balanced accuracy) and measured there on the test sets.
+#: The settings a decision rule sets.
+_RULE_FIELDS = ("min_trials", "prune_every", "p_threshold")
+DECISION_RULES: dict[str, dict[str, Any]] = {
+    "paper": {f: ClassifyConfig.__dataclass_fields__[f].default for f in _RULE_FIELDS},
+    "fast": {"min_trials": FAST_MIN, "prune_every": 1, "p_threshold": FAST_P},
+}
 
 def resolve_encode_precision(precision: str, device: Any, vae_dtype: Any) -> str:
     """The encode arithmetic that ``precision`` means on ``device`` for a VAE of ``vae_dtype``.

@@ -4,7 +4,7 @@ Plot functions never run a model or a sampler and never call ``.show()``.
 """
 
 from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors, save_figure, set_style
-from cytoviz.pl.classification import pruning_trace, reliability_diagram
+from cytoviz.pl.classification import pruning_trace, reliability_diagram, rule_curve
 from cytoviz.pl.data import data_preview, real_vs_synthetic
 from cytoviz.pl.evaluation import anomaly_kde, domain_shift_bars, few_shot_bars, low_data_curve
 from cytoviz.pl.generation import (
@@ -46,6 +46,7 @@ __all__ = [
     "psychometric_forest",
     "real_vs_synthetic",
     "reliability_diagram",
+    "rule_curve",
     "save_figure",
     "set_style",
     "transition_grid",

@@ -14,7 +14,7 @@ from cytoviz.pl._style import COLUMN_WIDTH_PX, TEMPLATE_NAME, class_colors
 if TYPE_CHECKING:
     from cytoviz.diffusion import ClassificationResult
 
-__all__ = ["pruning_trace", "reliability_diagram"]
+__all__ = ["pruning_trace", "reliability_diagram", "rule_curve"]
 
 
 def _running_means(errors: np.ndarray, relative: bool) -> np.ndarray:
@@ -147,4 +147,65 @@ def reliability_diagram(curves: Mapping[str, pd.DataFrame], *, title: str | None
     fig.update_layout(template=TEMPLATE_NAME, title=title or "Reliability diagram",
                       xaxis=dict(title="confidence (top class probability)", range=[0, 1]),
                       yaxis=dict(title="accuracy", range=[0, 1.02]), width=480, height=420)
+    return fig
+
+
+def rule_curve(sweeps: Mapping[str, pd.DataFrame], *, highlight: list[str] | None = None,
+               title: str | None = None) -> go.Figure:
+    """Balanced accuracy against UNet evaluations per image, one point per decision rule.
+
+    Parameters
+    ----------
+    sweeps
+        Test set -> table from :func:`cytoviz.diffusion.replay.rule_sweep` (columns ``rule``,
+        ``mean_evals``, ``balanced_accuracy``, ``min_trials``).
+    highlight
+        Rules drawn as large labelled markers (e.g. ``["unpruned", "paper", "fast"]``); the
+        others are the sweep's small grey points.
+    title
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One panel column per test set; the x axis is logarithmic.
+    """
+    from plotly.subplots import make_subplots
+
+    if not sweeps:
+        raise ValueError("sweeps must hold at least one test set's rule_sweep table")
+    highlight = list(highlight or [])
+    names = list(sweeps)
+    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names,
+                        horizontal_spacing=0.08)
+    fig.update_annotations(font_size=11)
+    colours = ("#000000", "#D55E00", "#0072B2", "#009E73", "#CC79A7")
+    for j, name in enumerate(names, start=1):
+        t = sweeps[name]
+        missing = [c for c in ("rule", "mean_evals", "balanced_accuracy") if c not in t]
+        if missing:
+            raise ValueError(f"sweep {name!r} lacks column(s) {missing}; pass rule_sweep()")
+        rest = t[~t["rule"].isin(highlight)]
+        fig.add_trace(go.Scatter(
+            x=rest["mean_evals"], y=100 * rest["balanced_accuracy"], mode="markers",
+            marker=dict(size=5, color="#BBBBBB"), name="other settings (sweep)",
+            legendgroup="sweep", showlegend=j == 1, text=rest["rule"],
+            hovertemplate="%{text}<br>%{x:.0f} evaluations<br>%{y:.1f} %<extra></extra>"),
+            row=1, col=j)
+        for i, rule in enumerate(highlight):
+            row = t[t["rule"] == rule]
+            if row.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=row["mean_evals"], y=100 * row["balanced_accuracy"], mode="markers",
+                marker=dict(size=10, color=colours[i % len(colours)],
+                            symbol=("diamond", "circle", "square", "triangle-up")[i % 4]),
+                name=rule, legendgroup=rule, showlegend=j == 1,
+                hovertemplate=f"{rule}<br>%{{x:.0f}} evaluations<br>%{{y:.1f}} %<extra></extra>"),
+                row=1, col=j)
+        fig.update_xaxes(type="log", title_text="UNet evaluations per image", row=1, col=j)
+    fig.update_yaxes(title_text="balanced accuracy (%)", row=1, col=1)
+    fig.update_layout(template=TEMPLATE_NAME, width=360 * len(names) + 160, height=360,
+                      title=title or "Decision rules: accuracy against cost",
+                      margin=dict(t=80))
     return fig

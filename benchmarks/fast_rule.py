@@ -1,0 +1,135 @@
+"""The paper's decision rule against the opt-in fast rule, at equal trials (issue 22).
+
+One unpruned pass of the shipped model per split (``cytoviz classify --no-pruning``: every
+class every trial, at most ``--max-trials``) holds every error a pruned run with the same
+budget could measure, so each rule is replayed on the same trials
+(:func:`cytoviz.diffusion.replay.replay_pruning`, exact: ``tests/test_replay.py``) and the
+unpruned pass is the reference. The fast rule's settings (``DECISION_RULES["fast"]`` in
+``cytoviz/diffusion/classify_config.py``) were chosen on the ``val`` pass only: the fewest
+evaluations whose balanced accuracy is within 1 point of val's unpruned reference, among the
+grid this script sweeps (``--sweep`` prints that choice again); the test sets only measure it.
+
+Usage::
+
+    .venv/bin/python benchmarks/fast_rule.py [--n-val 150] [--n-test 200] [--max-trials 100]
+
+The unpruned passes are kept, resumable, in ``benchmarks/runs/fast_rule/SPLIT/`` (missing ones
+are classified first: about 1,000 UNet evaluations per image at 100 trials). Writes
+``benchmarks/results/fast_rule.json`` and ``benchmarks/results/fast_rule.html`` (the
+accuracy-vs-evaluations figure, :func:`cytoviz.pl.rule_curve`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "benchmarks" / "runs" / "fast_rule"
+RESULTS = Path(__file__).resolve().parent / "results" / "fast_rule.json"
+TEST_SPLITS = ("test", "test_mild")
+
+
+def _grid(base):
+    """The sweep: the paper's test, started earlier, run more often, at several levels."""
+    rules = {}
+    for m in (2, 3, 4, 5, 7, 10, 20):
+        for every in (1, 5):
+            for p in (0.002, 0.01, 0.02, 0.05, 0.1):
+                rules[f"m{m}-e{every}-p{p:g}"] = base.replace(min_trials=m, prune_every=every,
+                                                             p_threshold=p)
+    return rules
+
+
+def _unpruned(split: str, n: int, max_trials: int, threads: int):
+    from cytoviz.data import resolve_one
+    from cytoviz.diffusion import (
+        ClassificationResult,
+        ClassifyConfig,
+        classify_to_folder,
+        load_default_model,
+    )
+
+    folder = RUNS / split
+    if (folder / "result.npz").is_file():
+        r = ClassificationResult.load(folder / "result.npz")
+        if r.config.pruning or r.config.max_trials != max_trials or len(r) != n:
+            raise SystemExit(f"fast_rule: {folder} holds another run ({len(r)} images, "
+                             f"max_trials {r.config.max_trials}); delete it or pass its sizes")
+        return r
+    config = ClassifyConfig(max_trials=max_trials, pruning=False, keep_error_maps=False)
+    data = resolve_one("synthetic", split)
+    data = data.subset(range(min(n, len(data))))
+    import torch
+
+    torch.set_num_threads(threads)
+    return classify_to_folder(load_default_model(), data, folder, config=config, chunk_size=25)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-val", type=int, default=150)
+    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--max-trials", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sweep", action="store_true", help="print the val sweep's choice")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from cytoviz import pl
+    from cytoviz._io import save_json
+    from cytoviz.diffusion.classify_config import DECISION_RULES, ClassifyConfig
+    from cytoviz.diffusion.replay import rule_sweep
+
+    t0 = time.perf_counter()
+    runs = {"val": _unpruned("val", args.n_val, args.max_trials, args.threads)}
+    for s in TEST_SPLITS:
+        runs[s] = _unpruned(s, args.n_test, args.max_trials, args.threads)
+    base = runs["val"].config.replace(pruning=True)
+    named = {"unpruned": base.replace(pruning=False),
+             **{name: base.replace(**changes) for name, changes in DECISION_RULES.items()}}
+    grid = _grid(base)
+    val = rule_sweep(runs["val"], {**named, **grid})
+    ref = float(val.loc[val["rule"] == "unpruned", "balanced_accuracy"].iloc[0])
+    ok = val[(val["rule"].isin(grid)) & (val["balanced_accuracy"] >= ref - 0.01)]
+    choice = ok.sort_values(["mean_evals", "balanced_accuracy"], ascending=[True, False]).iloc[0]
+    print(f"val: unpruned {100 * ref:.1f} %; the sweep's choice {choice['rule']} "
+          f"({choice['mean_evals']:.0f} evaluations, {100 * choice['balanced_accuracy']:.1f} %)")
+    fast = DECISION_RULES["fast"]
+    agrees = (int(choice["min_trials"]) == fast["min_trials"]
+              and int(choice["prune_every"]) == fast["prune_every"]
+              and float(choice["p_threshold"]) == fast["p_threshold"])
+    print(f"DECISION_RULES['fast'] = {fast}: {'the sweep choice' if agrees else 'NOT the sweep choice'}")
+    if args.sweep:
+        print(val.sort_values("mean_evals").to_string(index=False))
+    splits = {}
+    for s in TEST_SPLITS:
+        table = rule_sweep(runs[s], {**named, **grid})
+        splits[s] = table.to_dict(orient="list")
+        for name in named:
+            r = table[table["rule"] == name].iloc[0]
+            print(f"{s} {name}: {r['mean_evals']:.0f} evaluations per image, balanced accuracy "
+                  f"{100 * r['balanced_accuracy']:.1f} %", flush=True)
+    fig = pl.rule_curve({s: rule_sweep(runs[s], {**named, **grid}) for s in TEST_SPLITS},
+                        highlight=list(named))
+    fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
+    out = {"benchmark": "fast_rule", "max_trials": args.max_trials,
+           "n_images": {s: len(r) for s, r in runs.items()},
+           "rules": {name: {k: getattr(cfg, k) for k in ("min_trials", "prune_every",
+                                                         "p_threshold", "pruning")}
+                     for name, cfg in named.items()},
+           "val": val.to_dict(orient="list"), "val_choice": str(choice["rule"]),
+           "fast_is_val_choice": bool(agrees),
+           "splits": splits, "classifier_config": ClassifyConfig.to_dict(base),
+           "wall_seconds": time.perf_counter() - t0, "python": platform.python_version(),
+           "torch_threads": args.threads,
+           "command": "python benchmarks/fast_rule.py"}
+    save_json(out, args.out)
+    print(f"wrote {args.out}")
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,89 @@
+"""Replaying a pruning rule on an unpruned run gives what the pruned run itself gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cytoviz.data import CellDataset
+from cytoviz.diffusion import ClassifyConfig, DiffusionModel, classify
+from cytoviz.diffusion.replay import replay_pruning
+
+CLASSES = ("a", "b", "c", "d")
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_config):
+    model = DiffusionModel.build(CLASSES, tiny_model_config, seed=0).eval()
+    images = np.random.default_rng(5).integers(0, 255, size=(6, 16, 16, 3), dtype=np.uint8)
+    ds = CellDataset(images, np.array([0, 1, 2, 3, 0, 1]), CLASSES)
+    base = ClassifyConfig(max_trials=30, min_trials=4, prune_every=2, p_threshold=0.2,
+                          batch_size=16, seed=0, keep_error_maps=False)
+    unpruned = classify(model, ds, config=base.replace(pruning=False), progress=False)
+    return model, ds, base, unpruned
+
+
+@pytest.mark.parametrize("changes", [{}, {"min_trials": 2, "prune_every": 1, "p_threshold": 0.3}])
+def test_replay_matches_the_online_run(runs, changes):
+    model, ds, base, unpruned = runs
+    cfg = base.replace(**changes)
+    online = classify(model, ds, config=cfg, progress=False)
+    replayed = replay_pruning(unpruned, cfg)
+    # the rule must prune something, or the comparison says nothing
+    assert (online.n_evals < len(CLASSES) * cfg.max_trials).any()
+    np.testing.assert_array_equal(replayed.n_trials, online.n_trials)
+    np.testing.assert_array_equal(replayed.n_evals, online.n_evals)
+    np.testing.assert_array_equal(replayed.remaining, online.remaining)
+    np.testing.assert_array_equal(replayed.prediction, online.prediction)
+    np.testing.assert_allclose(replayed.trial_errors, online.trial_errors, rtol=1e-5, atol=1e-6)
+
+
+def test_replay_refuses_what_it_cannot_replay(runs):
+    _, _, base, unpruned = runs
+    online_cfg = base
+    with pytest.raises(ValueError, match="unpruned"):
+        replay_pruning(replay_pruning(unpruned, online_cfg), online_cfg)
+    with pytest.raises(ValueError, match="seed"):
+        replay_pruning(unpruned, base.replace(seed=1))
+
+
+def test_rule_sweep_and_its_figure(runs):
+    from _layout import layout_problems
+
+    from cytoviz import pl
+    from cytoviz.diffusion.replay import rule_sweep
+
+    _, _, base, unpruned = runs
+    table = rule_sweep(unpruned, {"unpruned": base.replace(pruning=False), "paper": base,
+                                  "early": base.replace(min_trials=2, prune_every=1)})
+    by = table.set_index("rule")
+    assert by.loc["unpruned", "mean_evals"] == len(CLASSES) * base.max_trials
+    assert by.loc["early", "mean_evals"] <= by.loc["paper", "mean_evals"]
+    fig = pl.rule_curve({"a": table, "b": table}, highlight=["unpruned", "paper"])
+    assert layout_problems(fig) == []
+    assert [t.name for t in fig.data[:3]] == ["other settings (sweep)", "unpruned", "paper"]
+
+
+def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir):
+    from cytoviz.cli import main
+    from cytoviz.diffusion import ClassificationResult
+    from cytoviz.diffusion.classify_config import DECISION_RULES
+
+    assert ClassifyConfig().with_rule("paper") == ClassifyConfig()  # the paper's is the default
+    fast = ClassifyConfig().with_rule("fast")
+    assert fast != ClassifyConfig() and fast.min_trials == DECISION_RULES["fast"]["min_trials"]
+    with pytest.raises(ValueError, match="unknown decision rule"):
+        ClassifyConfig().with_rule("quick")
+    images = np.random.default_rng(3).integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)
+    CellDataset(images, np.array([0, 1, 0]), ("a", "b")).save(tmp_path / "cells.npz")
+    args = ["classify", "--model", str(tiny_model_dir()), "--data", str(tmp_path / "cells.npz"),
+            "--max-trials", "8", "--quiet", "--rule", "fast"]
+    assert main([*args, "--out", str(tmp_path / "fast")]) == 0
+    cfg = ClassificationResult.load(tmp_path / "fast" / "result.npz").config
+    assert (cfg.min_trials, cfg.prune_every, cfg.p_threshold) == tuple(
+        DECISION_RULES["fast"][k] for k in ("min_trials", "prune_every", "p_threshold"))
+    assert main([*args, "--min-trials", "3", "--out", str(tmp_path / "mixed")]) == 0
+    assert ClassificationResult.load(tmp_path / "mixed" / "result.npz").config.min_trials == 3
+    with pytest.raises(SystemExit) as exc:  # argparse names the valid choices
+        main([*args[:-1], "quick", "--out", str(tmp_path / "bad")])
+    assert exc.value.code == 2
