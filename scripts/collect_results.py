@@ -2,6 +2,8 @@
 
 ``cytoviz figures`` draws Figures 3 and 4 and Table 2 from these files:
 
+- ``generation_agreement.csv``, ``augmentation.csv``, ``prototypes.csv``: the tables the
+  generation protocols' runs wrote (:data:`GENERATION`);
 - ``anomaly.csv`` (one row per test image, model and score), ``domain_shift.csv``,
   ``low_data.csv``, ``few_shot.csv``: each the rows of every finished unit of the protocol
   (``RUNS/NAME/units/NAME/*.csv``, one trained model each, in file-name order) with the run's
@@ -30,7 +32,15 @@ import pandas as pd
 
 from cytoviz._io import atomic_path, save_csv, sha256_files
 
-SOURCES = ("anomaly", "domain_shift", "low_data", "few_shot")
+PROTOCOLS = ("anomaly", "domain_shift", "low_data", "few_shot")
+#: The generation protocols' tables: name -> the run folders (under RUNS) and the file each
+#: ``cytoviz evaluate`` run wrote there; the rows of every folder, in order, form the table.
+GENERATION = {
+    "generation_agreement": (("class_agreement",), "class_agreement.csv"),
+    "augmentation": (("augmentation", "augmentation_equal"), "augmentation.csv"),
+    "prototypes": (("prototypes",), "prototypes.csv"),
+}
+SOURCES = (*PROTOCOLS, *GENERATION)
 
 
 def unit_table(run: Path, name: str) -> pd.DataFrame:
@@ -47,20 +57,41 @@ def unit_table(run: Path, name: str) -> pd.DataFrame:
     return frame
 
 
+def generation_table(runs: Path, name: str) -> tuple[pd.DataFrame, Path]:
+    """The rows of the generation protocol ``name``'s runs and the first run's budget file."""
+    folders, file = GENERATION[name]
+    missing = [runs / f / file for f in folders if not (runs / f / file).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: {missing[0]} is missing; run its pieces of "
+                                "scripts/run_evaluations.sh first")
+    frames = [pd.read_csv(runs / f / file) for f in folders]
+    budget = runs / folders[0] / "budget.json"
+    return pd.concat(frames, ignore_index=True), budget
+
+
 def collect(runs: Path, dest: Path, only: tuple[str, ...] | None = None) -> list[Path]:
     """Copy the protocol tables (all, or those named in ``only``); return the written paths."""
     dest.mkdir(parents=True, exist_ok=True)
-    names = tuple(SOURCES) if only is None else only
+    if only is None:  # every protocol; the generation tables whose runs are there
+        names = (*PROTOCOLS, *(n for n, (folders, file) in GENERATION.items()
+                               if all((runs / f / file).is_file() for f in folders)))
+    else:
+        names = only
     unknown = [n for n in names if n not in SOURCES]
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; choose from {list(SOURCES)}")
     written = []
-    frames = {name: unit_table(runs / name, name) for name in names}
+    frames, budgets = {}, {}
+    for name in names:
+        if name in GENERATION:
+            frames[name], budgets[name] = generation_table(runs, name)
+        else:
+            frames[name], budgets[name] = unit_table(runs / name, name), runs / name / "budget.json"
     for name, frame in frames.items():
         out = dest / f"{name}.csv"
         save_csv(frame, out)
         written.append(out)
-        budget = runs / name / "budget.json"
+        budget = budgets[name]
         if budget.is_file():
             target = dest / f"{name}_budget.json"
             with atomic_path(target) as tmp:

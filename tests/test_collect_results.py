@@ -97,3 +97,22 @@ def test_provenance_names_an_earlier_model(tmp_path, monkeypatch, tiny_model_con
     assert tables._shipped("few_shot") == "the shipped cytoviz/_shipped/default_model"  # no entry
     DiffusionModel.build(("a", "b"), tiny_model_config, seed=1).save_pretrained(model)  # retrained
     assert "EARLIER default model" in tables._shipped("domain_shift")
+
+
+def test_collect_generation_tables_from_their_runs(tmp_path):
+    import json
+
+    runs, dest = tmp_path / "runs", tmp_path / "results"
+    for folder, equal in (("augmentation", False), ("augmentation_equal", True)):
+        _write(runs / folder / "augmentation.csv", pd.DataFrame({"k": [0, 10], "equal_steps": equal}))
+        (runs / folder / "budget.json").write_text('{"name": "cpu+custom"}')
+    mod = _module()
+    # without the class-agreement and prototype runs, the default collection skips them
+    written = mod.collect(runs, dest, ("augmentation",))
+    aug = pd.read_csv(dest / "augmentation.csv")
+    assert aug["equal_steps"].tolist() == [False, False, True, True]
+    assert dest / "augmentation_budget.json" in written
+    prov = json.loads((dest / "provenance.json").read_text())
+    assert prov["augmentation"]["recipe"]["name"] == "cpu+custom"
+    with pytest.raises(FileNotFoundError, match="class_agreement.csv is missing"):
+        mod.collect(runs, dest, ("generation_agreement",))
