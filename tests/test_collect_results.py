@@ -114,5 +114,5 @@ def test_collect_generation_tables_from_their_runs(tmp_path):
     assert dest / "augmentation_budget.json" in written
     prov = json.loads((dest / "provenance.json").read_text())
     assert prov["augmentation"]["recipe"]["name"] == "cpu+custom"
-    with pytest.raises(FileNotFoundError, match="class_agreement.csv is missing"):
+    with pytest.raises(FileNotFoundError, match=r"class_agreement\.csv is missing"):
         mod.collect(runs, dest, ("generation_agreement",))
