@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
     ok = val[(val["rule"].isin(grid)) & (val["balanced_accuracy"] >= ref - 0.01)]
     choice = ok.sort_values(["mean_evals", "balanced_accuracy"], ascending=[True, False]).iloc[0]
     print(f"val: unpruned {100 * ref:.1f} %; the sweep's choice {choice['rule']} "
-          f"({choice['mean_evals']:.0f} evaluations, {100 * choice['balanced_accuracy']:.1f} %)")
+          f"({choice['mean_evals']:.0f} evaluations, {100 * choice['balanced_accuracy']:.1f} %)",
+          flush=True)
     fast = DECISION_RULES["fast"]
     agrees = (int(choice["min_trials"]) == fast["min_trials"]
               and int(choice["prune_every"]) == fast["prune_every"]
@@ -104,16 +105,15 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"DECISION_RULES['fast'] = {fast}: {'the sweep choice' if agrees else 'NOT the sweep choice'}")
     if args.sweep:
         print(val.sort_values("mean_evals").to_string(index=False))
-    splits = {}
+    splits, tables = {}, {}
     for s in TEST_SPLITS:
-        table = rule_sweep(runs[s], {**named, **grid})
+        table = tables[s] = rule_sweep(runs[s], {**named, **grid})
         splits[s] = table.to_dict(orient="list")
         for name in named:
             r = table[table["rule"] == name].iloc[0]
             print(f"{s} {name}: {r['mean_evals']:.0f} evaluations per image, balanced accuracy "
                   f"{100 * r['balanced_accuracy']:.1f} %", flush=True)
-    fig = pl.rule_curve({s: rule_sweep(runs[s], {**named, **grid}) for s in TEST_SPLITS},
-                        highlight=list(named))
+    fig = pl.rule_curve(tables, highlight=list(named))
     fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
     out = {"benchmark": "fast_rule", "max_trials": args.max_trials,
            "n_images": {s: len(r) for s, r in runs.items()},

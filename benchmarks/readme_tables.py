@@ -336,6 +336,17 @@ def skill() -> None:
         print(f"| {names[axis]} | {t['mean']:+.2f} [{t['interval'][0]:+.2f}, {t['interval'][1]:+.2f}] "
               f"| {w['mean']:+.2f} [{w['interval'][0]:+.2f}, {w['interval'][1]:+.2f}] "
               f"| {r['thresholds_in_range']:.1f} of 6 |")
+    g = d.get("diagnosis")
+    if g is not None:
+        low, high = (g["accuracy_by_confidence_third"][t] for t in ("low", "high"))
+        print("\nWhy the model-confidence thresholds fall outside its range: a threshold inside "
+              "needs an expert's accuracy to fall to the curve's midpoint (about 0.55); in the "
+              "lowest third of the model's confidence the experts agree with the consensus "
+              + " / ".join(f"{100 * low[e]:.0f}" for e in low) + " % of the time (E1 to E6; "
+              "highest third " + " / ".join(f"{100 * high[e]:.0f}" for e in high) + " %), and "
+              "the model's confidence follows the ambiguity drawn into each image only weakly "
+              f"(Spearman {g['spearman_confidence_ambiguity']:+.2f}): the images the simulated "
+              "experts find hard are mostly not the ones the model finds hard.")
     print()
 
 
@@ -396,6 +407,38 @@ def main_job() -> None:
     print()
 
 
+def fast_rule() -> None:
+    d = _load("fast_rule")
+    if d is None:
+        return
+    rules = d["rules"]
+    fast = rules["fast"]
+    print(f"Source: `benchmarks/results/fast_rule.json` (`{d['command']}`; every rule replayed on "
+          f"one unpruned pass per set, at most {d['max_trials']} trials; the fast rule is the "
+          f"paper's t-test from trial {fast['min_trials']}, after every trial, at p < "
+          f"{fast['p_threshold']:g}, chosen on {d['n_images']['val']} val images "
+          f"({'the sweep choice' if d['fast_is_val_choice'] else 'NOT the sweep choice'}); "
+          "balanced accuracy and UNet evaluations per image)\n")
+    print("| test set | images | unpruned (reference) | the paper's rule | fast rule (opt-in) "
+          "| evaluations, paper / fast |")
+    print("|---|---|---|---|---|---|")
+    names = {"test": "in-domain", "test_mild": "mild shift"}
+    for split, label in names.items():
+        t = d["splits"].get(split)
+        if t is None:
+            continue
+        row = {r: i for i, r in enumerate(t["rule"])}
+
+        def cell(rule: str, t: dict = t, row: dict = row) -> str:
+            i = row[rule]
+            return f"{100 * t['balanced_accuracy'][i]:.1f} % ({t['mean_evals'][i]:.0f})"
+
+        ratio = t["mean_evals"][row["paper"]] / t["mean_evals"][row["fast"]]
+        print(f"| {label} | {d['n_images'][split]} | {cell('unpruned')} | {cell('paper')} "
+              f"| {cell('fast')} | {ratio:.2f} |")
+    print()
+
+
 def _short(model: str) -> str:
     """``"CNN baseline (32 px centre crop, zoom 0.8-1.25)"`` -> ``"32 px centre crop, zoom 0.8-1.25"``;
     ``"CNN baseline"`` -> ``"whole image"``."""
@@ -407,6 +450,7 @@ def _short(model: str) -> str:
 
 if __name__ == "__main__":
     for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
-                    memory, pruning, heatmaps, panel, skill, calibration, cell_scale, main_job):
+                    memory, pruning, heatmaps, panel, skill, calibration, cell_scale, main_job,
+                    fast_rule):
         print(f"<!-- {section.__name__} -->")
         section()

@@ -13,6 +13,14 @@ at a lower stimulus, so a good axis gives correlations near -1.
 The model-confidence axis uses a stored pass of the shipped model over the test split (the
 domain-shift protocol's seed 0, ``--result``); nothing is classified here.
 
+Why a threshold can fall outside the stimulus range, measured alongside: a threshold inside
+the range needs the expert's accuracy to fall to the curve's midpoint (about
+``gamma + (1 - gamma) / 2 = 0.55``) somewhere on the axis. The benchmark records each
+expert's accuracy against the consensus in the lowest and the highest third of the model's
+confidence (common images, mean over the seeds), and the Spearman correlation between the
+model's confidence and the ambiguity the simulation draws into each image
+(:func:`cytoviz.data.panel.image_ambiguity`), the source of the experts' mistakes.
+
 Usage::
 
     .venv/bin/python benchmarks/skill_recovery.py [--seeds 8] [--draws 500]
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     from cytoviz._io import save_json
     from cytoviz.data import PanelConfig, resolve_one, simulate_panel
+    from cytoviz.data.panel import expert_correctness, image_ambiguity
     from cytoviz.diffusion import ClassificationResult
     from cytoviz.psychometric import CompiledModels, PsychometricConfig, fit_observers
     from cytoviz.psychometric.experts import expert_psychometric_data
@@ -67,10 +76,16 @@ def main(argv: list[str] | None = None) -> dict | None:
     panel_config = PanelConfig()
     psych = PsychometricConfig(draws=args.draws, tune=args.draws, seed=0, mcse_target=None)
     cache = CompiledModels()
-    rows = []
+    rows, thirds = [], []
+    _, ambiguity = image_ambiguity(ds, panel_config)
     t0 = time.perf_counter()
     for seed in range(args.seeds):
         panel = simulate_panel(ds, n_common=200, per_expert=len(ds), seed=seed, config=panel_config)
+        corr = expert_correctness(panel, common_only=True)
+        third = pd.qcut(conf.loc[corr["image"].to_numpy()].to_numpy(), 3,
+                        labels=["low", "middle", "high"])
+        acc = corr.assign(third=third).groupby(["expert", "third"], observed=True)["correct"].mean()
+        thirds.append(acc.rename(seed))
         skill = {e: 1.0 - np.exp(-y / panel_config.skill_years)
                  for e, y in panel.groupby("expert")["years"].first().items()}
         for axis in ("model", "consensus"):
@@ -101,10 +116,23 @@ def main(argv: list[str] | None = None) -> dict | None:
             for p in ("threshold", "width")
         }
         summary[axis]["thresholds_in_range"] = float(g["thresholds_in_range"].mean())
+    acc = pd.concat(thirds, axis=1).mean(axis=1)
+    diagnosis = {
+        "spearman_confidence_ambiguity": float(spearmanr(result.confidence, ambiguity).statistic),
+        "accuracy_by_confidence_third": {
+            third: {str(e): float(acc[(e, third)]) for e in acc.index.get_level_values(0).unique()}
+            for third in ("low", "high")},
+    }
+    print(f"Spearman(model confidence, image ambiguity) "
+          f"{diagnosis['spearman_confidence_ambiguity']:+.2f}; accuracy vs consensus in the lowest "
+          f"/ highest third of model confidence: "
+          + ", ".join(f"{e} {diagnosis['accuracy_by_confidence_third']['low'][e]:.2f} / "
+                      f"{diagnosis['accuracy_by_confidence_third']['high'][e]:.2f}"
+                      for e in diagnosis["accuracy_by_confidence_third"]["low"]))
     out = {"benchmark": "skill_recovery", "seeds": args.seeds, "draws": args.draws,
            "n_common": 200, "classification": str(args.result.relative_to(REPO))
            if args.result.is_relative_to(REPO) else str(args.result),
-           "panel_config": panel_config.to_dict(), "summary": summary,
+           "panel_config": panel_config.to_dict(), "summary": summary, "diagnosis": diagnosis,
            "runs": table.to_dict(orient="records"), "wall_seconds": time.perf_counter() - t0,
            "python": platform.python_version(),
            "command": "python benchmarks/skill_recovery.py"}

@@ -30,7 +30,7 @@ main() {
         real=(--real ../shared/data/pbc_example)
     fi
     (
-        .venv/bin/cytoviz figures --out figures --allow-stale "${real[@]}" > "$LOGS/figures.log" 2>&1
+        .venv/bin/cytoviz figures --out figures "${real[@]}" > "$LOGS/figures.log" 2>&1
         cp figures/table1_accuracy.csv benchmarks/results/table1_accuracy.csv
         crop=$($PY -c "from cytoviz.diffusion import load_default_model as m; print(m().config.input_crop or '')")
         if [ -n "$crop" ]; then

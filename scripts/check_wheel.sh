@@ -80,7 +80,7 @@ echo "check_wheel: the installed default model is $MODEL"
 # --model default: the shipped model as an installed user names it
 "$V/cytoviz" classify --model default --data synthetic --split test --limit 8 \
     --max-trials 4 --min-trials 2 --out cls --quiet
-"$V/cytoviz" figures --only table1 table2 --fast --formats svg --out figs --quiet --allow-stale
+"$V/cytoviz" figures --only table1 table2 --fast --formats svg --out figs --quiet
 for f in cls/predictions.csv cls/result.npz figs/table1_accuracy.csv figs/table2_domain_shift.csv \
          figs/table2_domain_shift.svg; do
     [ -s "$f" ] || { echo "check_wheel: $f is missing" >&2; ls -R . >&2; exit 1; }

@@ -41,6 +41,9 @@ GENERATION = {
     "prototypes": (("prototypes",), "prototypes.csv"),
 }
 SOURCES = (*PROTOCOLS, *GENERATION)
+#: The generation tables whose generated cells a CNN trained on the shipped model's 32 px crops
+#: checks (the ``crop-baseline`` piece, RUNS/crop_baseline), not the whole-image shipped CNN.
+CHECKER = {"generation_agreement": "crop_baseline", "prototypes": "crop_baseline"}
 
 
 def unit_table(run: Path, name: str) -> pd.DataFrame:
@@ -97,14 +100,18 @@ def collect(runs: Path, dest: Path, only: tuple[str, ...] | None = None) -> list
             with atomic_path(target) as tmp:
                 shutil.copyfile(budget, tmp)
             written.append(target)
-    written.append(record_provenance(dest, tuple(names), frames=frames))
+    checkers = {n: runs / CHECKER[n] for n in names if n in CHECKER}
+    written.append(record_provenance(dest, tuple(names), frames=frames, checkers=checkers))
     return written
 
 
 def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = None,
-                      *, frames: dict[str, pd.DataFrame] | None = None) -> Path:
+                      *, frames: dict[str, pd.DataFrame] | None = None,
+                      checkers: dict[str, Path] | None = None) -> Path:
     """Record in ``dest/provenance.json`` which shipped models (SHA-256 of their files), recipe
-    and trained models ``tables`` were computed with; other entries are kept."""
+    and trained models ``tables`` were computed with; other entries are kept. ``checkers``:
+    table -> the folder of the CNN that checked its generated cells (recorded with the SHA-256
+    of its files where they are present)."""
     from cytoviz._paths import default_baseline_dir
     from cytoviz.diffusion import default_model_path
 
@@ -125,6 +132,11 @@ def record_provenance(dest: Path, tables: tuple[str, ...], model: Path | None = 
         frame = (frames or {}).get(name)
         if frame is not None and "model_sha256" in frame:
             entry["models_sha256"] = sorted({str(v) for v in frame["model_sha256"].dropna()})
+        checker = (checkers or {}).get(name)
+        if checker is not None:
+            entry["checker_baseline"] = checker.as_posix()
+            if (checker / "model.safetensors").is_file():
+                entry["checker_baseline_sha256"] = sha256_files(checker)
         prov[name] = entry
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")

@@ -90,8 +90,14 @@ def _source(name: str, details: str) -> str:
 
 
 def _generation_source(name: str, details: str) -> str:
-    """The ``Source:`` line of a generation table: the diffusion model it used, then ``details``."""
-    return _source(name, f"{_model_note(name)}; {details}")
+    """The ``Source:`` line of a generation table: the diffusion model it used, the CNN that
+    checked its generated cells (where ``provenance.json`` records one), then ``details``."""
+    path = RES / "provenance.json"
+    entry = (json.loads(path.read_text()).get(name) if path.is_file() else None) or {}
+    checker = entry.get("checker_baseline")
+    note = (f"; the CNN is `{checker}` (the shipped CNN's recipe on the centre crops the model "
+            "generates)" if checker else "")
+    return _source(name, f"{_model_note(name)}{note}; {details}")
 
 
 def _sampler(first: pd.Series) -> str:
@@ -179,8 +185,7 @@ def eval_few_shot(t: pd.DataFrame) -> None:
 
 
 def _model_note(name: str) -> str:
-    """Which diffusion model a generation table used (``provenance.json``); the generation
-    protocols are not part of ``scripts/run_evaluations.sh``: their commands are in the docs."""
+    """Which diffusion model a generation table used (``provenance.json``)."""
     note = _shipped(name).replace("; `bash scripts/run_evaluations.sh` recomputes it", "")
     return f"diffusion model {note}"
 

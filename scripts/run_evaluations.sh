@@ -33,9 +33,13 @@
 #   augmentation-equal-steps  the same with every k given k = 50's optimiser steps (after
 #                         augmentation, whose generated pool it reuses)
 #   prototypes            IMPROVE prototype conditioning against a one-hot control
-# The last four are the generation protocols: they use the shipped diffusion model as it is
-# (no protocol model is trained by the shipped recipe) with the reduced CPU budget of their
-# sampler and baseline (`--budget cpu`), as docs/results.md describes.
+#   crop-baseline         the CNN that checks generated cells in class-agreement and prototypes:
+#                         the shipped baseline's recipe on the centre 32 px crops the shipped
+#                         diffusion model generates (the shipped CNN sees the whole 64 px image)
+# The generation protocols (class-agreement, augmentation, augmentation-equal-steps,
+# prototypes) use the shipped diffusion model as it is (no protocol model is trained by the
+# shipped recipe) with the reduced CPU budget of their sampler and baseline (`--budget cpu`), as
+# docs/results.md describes; class-agreement and prototypes need crop-baseline first.
 set -euo pipefail
 
 main() {
@@ -48,7 +52,7 @@ main() {
                   shift-diffusion-seed1 shift-diffusion-seed2
                   low-data-rep0-small low-data-rep0-150 low-data-rep1-small low-data-rep1-150
                   low-data-rep2-small low-data-rep2-150 few-shot
-                  class-agreement augmentation augmentation-equal-steps prototypes)
+                  crop-baseline class-agreement augmentation augmentation-equal-steps prototypes)
     if [ "$#" = 0 ]; then
         echo "usage: bash scripts/run_evaluations.sh PIECE [PIECE ...] | --list | --collect" >&2
         echo "pieces: ${pieces[*]}" >&2
@@ -81,7 +85,9 @@ piece_command() {
     # Domain shift: the shipped diffusion model is seed 0 of its own recipe.
     local P="--pretrained default --pretrained-seeds 0"
     # The generation protocols: the shipped models as they are, the CPU budget's sampler.
-    local G="--budget cpu --data synthetic --formats none --pretrained default --pretrained-baseline default"
+    local G="--budget cpu --data synthetic --formats none --pretrained default"
+    # The CNN that checks generated cells sees what the shipped model generates: its 32 px crop.
+    local B="--pretrained-baseline $RUNS/crop_baseline"
     local A="--real-per-class 20 --ks 0 10 25 50 --test-per-class 30 --epochs 10 --scheduler dpm --steps 20"
     case "$1" in
         anomaly-blast) echo "$C anomaly --out $RUNS/anomaly $S --held-out blast" ;;
@@ -97,10 +103,11 @@ piece_command() {
         low-data-rep2-small) echo "$C low-data --out $RUNS/low_data $L --seed-list 2 --sizes 10 20 50" ;;
         low-data-rep2-150) echo "$C low-data --out $RUNS/low_data $L --seed-list 2 --sizes 150" ;;
         few-shot) echo "$C few-shot --out $RUNS/few_shot $L --seed-list 0 --pretrained default --pretrained-baseline default" ;;
-        class-agreement) echo "$C class-agreement --out $RUNS/class_agreement $G -n 16" ;;
-        augmentation) echo "$C augmentation --out $RUNS/augmentation $G $A" ;;
-        augmentation-equal-steps) echo "$C augmentation --out $RUNS/augmentation_equal $G $A --equal-steps --generated $RUNS/augmentation/generated/pool-n50-dpm20-g5-eta0-seed0.npz" ;;
-        prototypes) echo "$C prototypes --out $RUNS/prototypes $G --data-scale 0.5 --test-per-class 30 --fine-tune-steps 300 -n 16 --scheduler dpm --steps 20" ;;
+        crop-baseline) echo ".venv/bin/cytoviz baseline train --data synthetic --input-crop 32 --seed 0 --quiet --threads 1 --overwrite --out $RUNS/crop_baseline" ;;
+        class-agreement) echo "$C class-agreement --out $RUNS/class_agreement $G $B -n 16" ;;
+        augmentation) echo "$C augmentation --out $RUNS/augmentation $G --pretrained-baseline default $A" ;;
+        augmentation-equal-steps) echo "$C augmentation --out $RUNS/augmentation_equal $G --pretrained-baseline default $A --equal-steps --generated $RUNS/augmentation/generated/pool-n50-dpm20-g5-eta0-seed0.npz" ;;
+        prototypes) echo "$C prototypes --out $RUNS/prototypes $G $B --data-scale 0.5 --test-per-class 30 --fine-tune-steps 300 -n 16 --scheduler dpm --steps 20" ;;
         *) echo "unknown piece $1" >&2; return 2 ;;
     esac
 }

@@ -115,7 +115,8 @@ def test_current_tables_are_not_marked(tmp_path, monkeypatch, config):
 PENDING_REGENERATION: set[str] = set()
 
 
-@pytest.mark.parametrize("table", ["anomaly", "domain_shift", "low_data", "few_shot"])
+@pytest.mark.parametrize("table", ["anomaly", "domain_shift", "low_data", "few_shot",
+                                   "generation_agreement", "augmentation", "prototypes"])
 def test_committed_tables_match_the_committed_model(table, request):
     if table in PENDING_REGENERATION:
         request.applymarker(pytest.mark.xfail(

@@ -206,3 +206,26 @@ def test_help_lists_the_generation_protocols(capsys) -> None:
     for word in ("class-agreement", "augmentation", "prototypes", "--real-per-class", "--ks",
                  "--fine-tune-steps", "--embedding"):
         assert word in text
+
+
+def test_prototypes_with_a_crop_model_need_a_crop_baseline(shipped) -> None:
+    """A model with an input_crop generates its crop: the baseline that embeds and checks the
+    cells must take that crop (the shipped model's case), and a whole-image one is refused."""
+    from cytoviz.diffusion.generate import GenerateConfig
+    from cytoviz.evaluation.baseline import train_baseline
+
+    _, whole = shipped
+    splits = G._splits("synthetic", FAST)
+    crop = FAST.image_size // 2
+    model = DiffusionModel.build(splits["train"].class_names,
+                                 FAST.model.replace(input_crop=crop), seed=0)
+    clf = train_baseline(splits["train"].centre_crop(crop), None,
+                         FAST.baseline.replace(epochs=1), progress=False)
+    gen = GenerateConfig(num_inference_steps=1)
+    table, samples = G.prototype_comparison("synthetic", model, clf, n_per_class=2,
+                                            budget="fast", generate_config=gen, progress=False)
+    assert all(s.image_size == crop for s in samples.values())
+    assert table["frechet_baseline_features"].notna().any()
+    with pytest.raises(ValueError, match=f"--input-crop {crop}"):
+        G.prototype_comparison("synthetic", model, whole, n_per_class=2, budget="fast",
+                               generate_config=gen, progress=False)

@@ -179,18 +179,20 @@ class ClassifyConfig(Config):
 
 #: The opt-in fast rule's first test and level (see :data:`DECISION_RULES`).
 FAST_MIN, FAST_P = 5, 0.1
+#: The settings a decision rule sets.
+_RULE_FIELDS = ("min_trials", "prune_every", "p_threshold")
 #: Named decision rules, the settings of the pruning test each one sets
 #: (:meth:`ClassifyConfig.with_rule`, ``cytoviz classify --rule``). ``"paper"`` is METHOD.md
 #: section 1 and the default. ``"fast"`` is opt-in and not in METHOD.md: the paper's paired
 #: t-test, started after FAST_MIN trials and run after every trial at level FAST_P; chosen
 #: on the synthetic val split by ``benchmarks/fast_rule.py`` (the fewest UNet evaluations
-#: within 1 point of val's unpruned balanced accuracy) and measured there on the test sets.
-#: The settings a decision rule sets.
-_RULE_FIELDS = ("min_trials", "prune_every", "p_threshold")
+#: within 1 point of val's unpruned balanced accuracy) and measured there on the test sets
+#: (``benchmarks/results/fast_rule.json``).
 DECISION_RULES: dict[str, dict[str, Any]] = {
     "paper": {f: ClassifyConfig.__dataclass_fields__[f].default for f in _RULE_FIELDS},
     "fast": {"min_trials": FAST_MIN, "prune_every": 1, "p_threshold": FAST_P},
 }
+
 
 def resolve_encode_precision(precision: str, device: Any, vae_dtype: Any) -> str:
     """The encode arithmetic that ``precision`` means on ``device`` for a VAE of ``vae_dtype``.

@@ -452,13 +452,23 @@ def prototype_comparison(
                          f"{train.image_size} px; pass a budget with image_size="
                          f"{base_model.config.image_size}")
     clf = _baseline(baseline, train.class_names, budget)
+    # A model with an input_crop generates cells of its crop: the baseline that embeds the
+    # training cells and checks the generated ones must take that crop, and sees the same
+    # centre crop of the real images.
+    gen_size = base_model.config.input_crop or base_model.config.image_size
+    if clf.image_size != gen_size:
+        raise ValueError(f"the baseline takes {clf.image_size} px images but the model generates "
+                         f"{gen_size} px ones; pass a baseline trained on {gen_size} px images "
+                         f"(`cytoviz baseline train --input-crop {gen_size}`)")
+    train_view = train.centre_crop(gen_size) if gen_size < train.image_size else train
+    real_view = real.centre_crop(gen_size) if gen_size < real.image_size else real
     cfg = _gen_config(generate_config, seed)
     steps = budget.fine_tune_steps
     tag = f"{embedding}-{projection}-M{pcfg.n_prototypes}-steps{steps}-seed{seed}"
     samples: dict[str, CellDataset] = {}
     losses: dict[str, float] = {}
     with open_store(out, budget, "prototypes") as store:
-        feats = (prototypes.embed(train, baseline=clf) if embedding == "baseline"
+        feats = (prototypes.embed(train_view, baseline=clf) if embedding == "baseline"
                  else prototypes.embed(train, model=base_model))
         ppath = store.root / "prototypes" / f"{slug(f'{embedding}-{pcfg.n_prototypes}-{seed}')}.npz"
         if store.cache and ppath.is_file() and prototypes.Prototypes.load(ppath).config == pcfg:
@@ -492,7 +502,7 @@ def prototype_comparison(
         unit = f"compare-{tag}-{_gen_key('n', n_per_class, cfg)}-real{len(real)}"
         table = store.load(unit)
         if table is None:
-            table = prototypes.compare_generators(samples, real, clf)
+            table = prototypes.compare_generators(samples, real_view, clf)
             counts = real.class_counts()
             table["n_real"] = [len(real) if c == "all" else counts.get(c, 0)
                                for c in table["intended"]]
