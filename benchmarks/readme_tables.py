@@ -420,8 +420,8 @@ def fast_rule() -> None:
           f"({'the sweep choice' if d['fast_is_val_choice'] else 'NOT the sweep choice'}); "
           "balanced accuracy and UNet evaluations per image)\n")
     print("| test set | images | unpruned (reference) | the paper's rule | fast rule (opt-in) "
-          "| evaluations, paper / fast |")
-    print("|---|---|---|---|---|---|")
+          "| evaluations, paper / fast | issue 22's target for the fast rule |")
+    print("|---|---|---|---|---|---|---|")
     names = {"test": "in-domain", "test_mild": "mild shift"}
     for split, label in names.items():
         t = d["splits"].get(split)
@@ -434,9 +434,15 @@ def fast_rule() -> None:
             return f"{100 * t['balanced_accuracy'][i]:.1f} % ({t['mean_evals'][i]:.0f})"
 
         ratio = t["mean_evals"][row["paper"]] / t["mean_evals"][row["fast"]]
+        evals = t["mean_evals"][row["fast"]]
+        gap = 100 * (t["balanced_accuracy"][row["unpruned"]] - t["balanced_accuracy"][row["fast"]])
+        met = evals <= 100 and gap <= 1.0
         print(f"| {label} | {d['n_images'][split]} | {cell('unpruned')} | {cell('paper')} "
-              f"| {cell('fast')} | {ratio:.2f} |")
-    print()
+              f"| {cell('fast')} | {ratio:.2f} | {'met' if met else 'missed'}: {evals:.1f} "
+              f"evaluations (at most 100), {gap:.1f} points below the reference (at most 1) |")
+    print("\nThe issue's reference is an unpruned pass at the paper's 500 trials; this one has "
+          f"{d['max_trials']} trials (a 500-trial pass of 600 images is about 3 million UNet "
+          "evaluations, not yet run on this CPU).\n")
 
 
 def _short(model: str) -> str:
