@@ -17,6 +17,16 @@ The unpruned passes are kept, resumable, in ``benchmarks/runs/fast_rule/SPLIT/``
 are classified first: about 1,000 UNet evaluations per image at 100 trials). Writes
 ``benchmarks/results/fast_rule.json`` and ``benchmarks/results/fast_rule.html`` (the
 accuracy-vs-evaluations figure, :func:`cytoviz.pl.rule_curve`).
+
+Issue 22's reference is an unpruned pass at the paper's 500 trials on the same images (about
+5,000 UNet evaluations per image, roughly two hours per 600 images on two CPU cores). It is not
+classified here; where its folder ``benchmarks/runs/fast_rule/SPLIT_t500/`` holds a finished
+run it is read and reported as the reference beside the 100-trial one. It resumes where it
+stopped (run it in pieces)::
+
+    .venv/bin/cytoviz classify --model default --data synthetic --split test --no-pruning \
+        --max-trials 500 --no-error-maps --num-processes 2 --threads 1 \
+        --out benchmarks/runs/fast_rule/test_t500
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "benchmarks" / "runs" / "fast_rule"
 RESULTS = Path(__file__).resolve().parent / "results" / "fast_rule.json"
 TEST_SPLITS = ("test", "test_mild")
+#: Trials of issue 22's reference pass (the paper's unpruned budget).
+REFERENCE_TRIALS = 500
 
 
 def _grid(base):
@@ -66,6 +78,23 @@ def _unpruned(split: str, n: int, max_trials: int, threads: int):
 
     torch.set_num_threads(threads)
     return classify_to_folder(load_default_model(), data, folder, config=config, chunk_size=25)
+
+
+def _reference(split: str, n: int) -> dict | None:
+    """Balanced accuracy and cost of the finished 500-trial unpruned pass of ``split``, if any."""
+    from cytoviz.diffusion import ClassificationResult
+
+    path = RUNS / f"{split}_t{REFERENCE_TRIALS}" / "result.npz"
+    if not path.is_file():
+        return None
+    r = ClassificationResult.load(path)
+    if r.config.pruning or r.config.max_trials != REFERENCE_TRIALS or len(r) != n:
+        raise SystemExit(f"fast_rule: {path} is not an unpruned {REFERENCE_TRIALS}-trial pass of "
+                         f"the first {n} images of {split} ({len(r)} images, max_trials "
+                         f"{r.config.max_trials}, pruning {r.config.pruning})")
+    return {"balanced_accuracy": float(r.balanced_accuracy), "accuracy": float(r.accuracy),
+            "mean_evals": float(r.n_evals.mean()), "n_images": len(r),
+            "path": str(path.relative_to(REPO))}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -123,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
            "val": val.to_dict(orient="list"), "val_choice": str(choice["rule"]),
            "fast_is_val_choice": bool(agrees),
            "splits": splits, "classifier_config": ClassifyConfig.to_dict(base),
+           "reference_trials": REFERENCE_TRIALS,
+           "reference": {s: _reference(s, len(runs[s])) for s in TEST_SPLITS},
            "wall_seconds": time.perf_counter() - t0, "python": platform.python_version(),
            "torch_threads": args.threads,
            "command": "python benchmarks/fast_rule.py"}

@@ -84,6 +84,7 @@ def layout_problems(fig: go.Figure) -> list[str]:
                 problems.append(f"trace {i} ({t.name or t.type}) is a band that draws markers "
                                 "at its corners")
     problems += _data_outside_ranges(fig)
+    problems += _panel_titles_on_panels(fig, plot_h)
     panel_titles = [a for a in fig.layout.annotations or ()
                     if a.yref == "paper" and a.y is not None and a.y >= 0.99]
     title = fig.layout.title.text if fig.layout.title else None
@@ -125,4 +126,22 @@ def _data_outside_ranges(fig: go.Figure) -> list[str]:
                 problems.append(f"trace {i} ({t.name or t.type}) spans {letter} "
                                 f"[{finite.min():.3g}, {finite.max():.3g}] beyond the axis "
                                 f"range [{lo:.3g}, {hi:.3g}]")
+    return problems
+
+
+def _panel_titles_on_panels(fig: go.Figure, plot_h: float) -> list[str]:
+    """Panel titles (annotations standing on a panel's top edge, as ``make_subplots`` places
+    them) must clear the bottom of the panel above them by their font's height."""
+    xs, ys = _axes(fig, "x"), _axes(fig, "y")
+    problems = []
+    for ann in fig.layout.annotations or ():
+        if (ann.yref != "paper" or ann.xref != "paper" or ann.yanchor != "bottom"
+                or ann.y is None or ann.x is None or not 0.0 < ann.y < 0.99):
+            continue
+        size = (ann.font.size if ann.font and ann.font.size else None) or 12
+        above = [ys[n][0] for n, (x0, x1) in xs.items()
+                 if n in ys and x0 <= ann.x <= x1 and ys[n][0] >= ann.y - 1e-9]
+        if above and (min(above) - ann.y) * plot_h < size + 2:
+            problems.append(f"panel title {ann.text!r} has {(min(above) - ann.y) * plot_h:.0f} px "
+                            f"below the panel above it (its font needs {size + 2})")
     return problems

@@ -221,8 +221,9 @@ def test_preview_figures_structure(small):
     assert "<b>real (PBC)</b>" in texts and "<b>synthetic</b>" in texts
     z2 = np.asarray(fig2.data[0].z)
     assert z2.shape[0] == 10 * 32 + 9 * 2
-    # classes missing from the real set show grey tiles
+    # classes missing from the real set show grey tiles, and say so (8 of 10 rows)
     assert (z2[:32, :32] == 235).all()
+    assert texts.count("no image of this class") == 8
     only = real_vs_synthetic(None, small, n_per_class=2)
     assert "<b>real (PBC)</b>" not in [a.text for a in only.layout.annotations]
     assert only.layout.title.text == NO_REAL_TITLE  # the title says the real block is missing

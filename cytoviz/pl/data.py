@@ -37,31 +37,36 @@ def _class_tiles(ds: CellDataset | None, cls: str, n: int, size: int) -> list[np
 
 def _montage(
     blocks: Sequence[tuple[CellDataset | None, int]], classes: Sequence[str], size: int
-) -> tuple[np.ndarray, list[float]]:
-    """Rows = classes; blocks of columns side by side. Returns the image and block centres."""
+) -> tuple[np.ndarray, list[float], list[tuple[float, float]]]:
+    """Rows = classes; blocks of columns side by side. Returns the image, the block centres and
+    the centres of the rows of a block that hold no image of their class."""
     widths = [n * size + (n - 1) * _GAP for _, n in blocks]
     total_w = sum(widths) + _BLOCK_GAP * (len(blocks) - 1)
     total_h = len(classes) * size + (len(classes) - 1) * _GAP
     out = np.full((total_h, total_w, 3), 255, dtype=np.uint8)
     centres: list[float] = []
+    empty: list[tuple[float, float]] = []
     x0 = 0
     for (ds, n), width in zip(blocks, widths, strict=True):
         centres.append(x0 + width / 2)
         for r, cls in enumerate(classes):
             y = r * (size + _GAP)
-            for c, tile in enumerate(_class_tiles(ds, cls, n, size)):
+            tiles = _class_tiles(ds, cls, n, size)
+            if all(tile is None for tile in tiles):
+                empty.append((x0 + width / 2, y + size / 2))
+            for c, tile in enumerate(tiles):
                 x = x0 + c * (size + _GAP)
                 if tile is None:
                     out[y:y + size, x:x + size] = 235  # light grey: no image of this class
                 else:
                     out[y:y + size, x:x + size] = tile
         x0 += width + _BLOCK_GAP
-    return out, centres
+    return out, centres, empty
 
 
 def _figure(
     montage: np.ndarray, classes: Sequence[str], size: int, headers: Sequence[tuple[float, str]],
-    title: str | None,
+    title: str | None, empty: Sequence[tuple[float, float]] = (),
 ) -> go.Figure:
     h, w = montage.shape[:2]
     fig = go.Figure(go.Image(z=montage, hoverinfo="skip"))
@@ -74,6 +79,11 @@ def _figure(
         dict(x=x, y=1.0, text=f"<b>{text}</b>", xref="x", yref="paper", xanchor="center",
              yanchor="bottom", showarrow=False, font=dict(size=11))
         for x, text in headers
+    ]
+    annotations += [
+        dict(x=x, y=y, text="no image of this class", xref="x", yref="y", xanchor="center",
+             yanchor="middle", showarrow=False, font=dict(size=9, color="#666666"))
+        for x, y in empty
     ]
     scale = max(1.0, 110.0 / size)  # display tiles at least ~110 layout px
     # the top margin holds the title and, above the tiles, the block headers
@@ -124,8 +134,8 @@ def data_preview(
         raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
     classes = list(dataset.class_names if classes is None else classes)
     size = int(tile_size or dataset.image_size)
-    montage, _ = _montage([(dataset, n_per_class)], classes, size)
-    return _figure(montage, classes, size, [], title)
+    montage, _, empty = _montage([(dataset, n_per_class)], classes, size)
+    return _figure(montage, classes, size, [], title, empty)
 
 
 def real_vs_synthetic(
@@ -179,5 +189,5 @@ def real_vs_synthetic(
         title = NO_REAL_TITLE
     blocks.append((synthetic, n_per_class))
     names.append(labels[1])
-    montage, centres = _montage(blocks, classes, size)
-    return _figure(montage, classes, size, list(zip(centres, names, strict=True)), title)
+    montage, centres, empty = _montage(blocks, classes, size)
+    return _figure(montage, classes, size, list(zip(centres, names, strict=True)), title, empty)

@@ -57,17 +57,21 @@ def heatmap_panel(
     for c in tidx:
         titles += ["original", f"heatmap: {names[pred]} \u2192 {names[c]}", "overlay"]
     rows = len(tidx)
-    fig = make_subplots(rows=rows, cols=3, subplot_titles=titles,
-                        horizontal_spacing=0.02, vertical_spacing=0.06 / max(rows, 1))
+    # square panels a third of the column wide, with a band above each for its title
+    width, hspace, title_px, margin = COLUMN_WIDTH_PX["single"], 0.02, 14, dict(l=5, r=5, t=30, b=5)
+    panel_px = (width - margin["l"] - margin["r"]) * (1 - 2 * hspace) / 3
+    plot_h = rows * panel_px + (rows - 1) * title_px
+    fig = make_subplots(rows=rows, cols=3, subplot_titles=titles, horizontal_spacing=hspace,
+                        vertical_spacing=title_px / plot_h if rows > 1 else 0.0)
     for r, c in enumerate(tidx, start=1):
         fig.add_trace(_image(heatmaps.images[i], "original"), row=r, col=1)
         fig.add_trace(_image(heatmaps.heatmap_uint8(i, c), f"heatmap {names[c]}"), row=r, col=2)
         fig.add_trace(_image(heatmaps.overlay(i, c, threshold_k), f"overlay {names[c]}"), row=r, col=3)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, scaleanchor="x")
-    width = COLUMN_WIDTH_PX["single"]
-    fig.update_layout(template=TEMPLATE_NAME, width=width, height=int(width / 3 * rows) + 60,
-                      margin=dict(l=5, r=5, t=40, b=5), showlegend=False)
+    fig.update_layout(template=TEMPLATE_NAME, width=width,
+                      height=round(plot_h) + margin["t"] + margin["b"], margin=margin,
+                      showlegend=False)
     for ann in fig.layout.annotations:
         ann.font.size = 8
     return fig

@@ -334,8 +334,11 @@ def deviance_residual_plot(residuals: pd.DataFrame, *, title: str | None = None)
     names = list(dict.fromkeys(residuals["observer"]))
     if not names:
         raise ValueError("residuals has no rows")
+    height = max(300, 170 * len(names))
+    plot_h = height - 80 - 45  # the top margin below and plotly's default bottom margin
+    # a band of 28 px between panels holds each panel's title
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names,
-                        vertical_spacing=min(0.08, 0.3 / len(names)))
+                        vertical_spacing=28 / plot_h if len(names) > 1 else 0.0)
     n_max = float(residuals["n"].max())
     for i, obs in enumerate(names, start=1):
         sub = residuals[residuals["observer"] == obs]
@@ -351,5 +354,5 @@ def deviance_residual_plot(residuals: pd.DataFrame, *, title: str | None = None)
     fig.update_layout(template=TEMPLATE_NAME,
                       title=dict(text=title or "Deviance residuals", y=0.99, yref="container",
                                  yanchor="top"),
-                      margin=dict(t=80), width=560, height=max(300, 170 * len(names)))
+                      margin=dict(t=80), width=560, height=height)
     return fig
