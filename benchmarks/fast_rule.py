@@ -11,7 +11,7 @@ grid this script sweeps (``--sweep`` prints that choice again); the test sets on
 
 Usage::
 
-    .venv/bin/python benchmarks/fast_rule.py [--n-val 150] [--n-test 200] [--max-trials 100]
+    .venv/bin/python benchmarks/fast_rule.py [--n-val 150] [--n-test 600] [--max-trials 100]
 
 The unpruned passes are kept, resumable, in ``benchmarks/runs/fast_rule/SPLIT/`` (missing ones
 are classified first: about 1,000 UNet evaluations per image at 100 trials). Writes
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -97,10 +98,33 @@ def _reference(split: str, n: int) -> dict | None:
             "path": str(path.relative_to(REPO))}
 
 
+def _sweep(split: str, run, rules: dict):
+    """:func:`cytoviz.diffusion.replay.rule_sweep` of ``rules`` on ``split``'s unpruned pass,
+    cached beside the pass (``sweep-KEY.csv``; the key hashes the pass's file and the rules), so
+    a rerun that only adds the 500-trial reference does not replay every rule again."""
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    from cytoviz._io import save_csv
+    from cytoviz.diffusion.replay import rule_sweep
+
+    digest = hashlib.sha256((RUNS / split / "result.npz").read_bytes())
+    digest.update(json.dumps({n: [c.min_trials, c.prune_every, c.p_threshold, c.pruning]
+                              for n, c in rules.items()}, sort_keys=True).encode())
+    path = RUNS / split / f"sweep-{digest.hexdigest()[:16]}.csv"
+    if path.is_file():
+        return pd.read_csv(path)
+    table = rule_sweep(run, rules)
+    save_csv(table, path)
+    return table
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-val", type=int, default=150)
-    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--n-test", type=int, default=600)
     parser.add_argument("--max-trials", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sweep", action="store_true", help="print the val sweep's choice")
@@ -110,8 +134,6 @@ def main(argv: list[str] | None = None) -> dict:
     from cytoviz import pl
     from cytoviz._io import save_json
     from cytoviz.diffusion.classify_config import DECISION_RULES, ClassifyConfig
-    from cytoviz.diffusion.replay import rule_sweep
-
     t0 = time.perf_counter()
     runs = {"val": _unpruned("val", args.n_val, args.max_trials, args.threads)}
     for s in TEST_SPLITS:
@@ -120,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     named = {"unpruned": base.replace(pruning=False),
              **{name: base.replace(**changes) for name, changes in DECISION_RULES.items()}}
     grid = _grid(base)
-    val = rule_sweep(runs["val"], {**named, **grid})
+    val = _sweep("val", runs["val"], {**named, **grid})
     ref = float(val.loc[val["rule"] == "unpruned", "balanced_accuracy"].iloc[0])
     ok = val[(val["rule"].isin(grid)) & (val["balanced_accuracy"] >= ref - 0.01)]
     choice = ok.sort_values(["mean_evals", "balanced_accuracy"], ascending=[True, False]).iloc[0]
@@ -136,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(val.sort_values("mean_evals").to_string(index=False))
     splits, tables = {}, {}
     for s in TEST_SPLITS:
-        table = tables[s] = rule_sweep(runs[s], {**named, **grid})
+        table = tables[s] = _sweep(s, runs[s], {**named, **grid})
         splits[s] = table.to_dict(orient="list")
         for name in named:
             r = table[table["rule"] == name].iloc[0]
@@ -156,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
            "reference": {s: _reference(s, len(runs[s])) for s in TEST_SPLITS},
            "wall_seconds": time.perf_counter() - t0, "python": platform.python_version(),
            "torch_threads": args.threads,
-           "command": "python benchmarks/fast_rule.py"}
+           "command": " ".join(["python benchmarks/fast_rule.py", *(argv if argv is not None
+                                                                    else sys.argv[1:])])}
     save_json(out, args.out)
     print(f"wrote {args.out}")
     return out
