@@ -19,13 +19,14 @@ are classified first: about 1,000 UNet evaluations per image at 100 trials). Wri
 accuracy-vs-evaluations figure, :func:`cytoviz.pl.rule_curve`).
 
 Issue 22's reference is an unpruned pass at the paper's 500 trials on the same images (about
-5,000 UNet evaluations per image, roughly two hours per 600 images on two CPU cores). It is not
+5,000 UNet evaluations per image, 3 million per set: hours on a CPU; ``cytoviz classify``
+prints the expected time at its start). It is not
 classified here; where its folder ``benchmarks/runs/fast_rule/SPLIT_t500/`` holds a finished
 run it is read and reported as the reference beside the 100-trial one. It resumes where it
 stopped (run it in pieces)::
 
     .venv/bin/cytoviz classify --model default --data synthetic --split test --no-pruning \
-        --max-trials 500 --no-error-maps --num-processes 2 --threads 1 \
+        --max-trials 500 --no-error-maps --num-processes 2 --threads 1 --chunk-size 50 \
         --out benchmarks/runs/fast_rule/test_t500
 """
 
