@@ -116,3 +116,28 @@ def test_collect_generation_tables_from_their_runs(tmp_path):
     assert prov["augmentation"]["recipe"]["name"] == "cpu+custom"
     with pytest.raises(FileNotFoundError, match=r"class_agreement\.csv is missing"):
         mod.collect(runs, dest, ("generation_agreement",))
+
+
+def test_generation_tables_record_the_cnn_that_checked_them(tmp_path):
+    """Class agreement and prototypes name the crop CNN that checked the generated cells (and
+    its fingerprint where its weights are there); augmentation has no such entry."""
+    import json
+
+    runs, dest = tmp_path / "runs", tmp_path / "results"
+    _write(runs / "class_agreement" / "class_agreement.csv", pd.DataFrame({"n": [16]}))
+    (runs / "class_agreement" / "budget.json").write_text('{"name": "cpu"}')
+    for folder in ("augmentation", "augmentation_equal"):
+        _write(runs / folder / "augmentation.csv", pd.DataFrame({"k": [0]}))
+        (runs / folder / "budget.json").write_text('{"name": "cpu+custom"}')
+    mod = _module()
+    mod.collect(runs, dest, ("generation_agreement", "augmentation"))
+    prov = json.loads((dest / "provenance.json").read_text())
+    entry = prov["generation_agreement"]
+    assert entry["checker_baseline"] == (runs / "crop_baseline").as_posix()
+    assert "checker_baseline_sha256" not in entry  # no weights in the run folder
+    assert "checker_baseline" not in prov["augmentation"]
+    (runs / "crop_baseline").mkdir()
+    (runs / "crop_baseline" / "model.safetensors").write_bytes(b"weights")
+    mod.collect(runs, dest, ("generation_agreement",))
+    prov = json.loads((dest / "provenance.json").read_text())
+    assert len(prov["generation_agreement"]["checker_baseline_sha256"]) == 64
