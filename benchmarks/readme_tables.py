@@ -367,6 +367,26 @@ def calibration() -> None:
     print()
 
 
+def calibration_brief() -> None:
+    """The README's short form of :func:`calibration`: ECE per model and test set."""
+    d = _load("calibration")
+    if d is None:
+        return
+    models = list(d["models"])
+    print(f"Source: `benchmarks/results/calibration.json` (`{d['command']}`; a temperature per "
+          f"model fitted on the validation split; {d['bins']}-bin expected calibration error, "
+          "T = 1 -> fitted T; NLL and Brier on the results page)\n")
+    print("| test set | " + " | ".join(f"{m} (T = {d['models'][m]['temperature']:.3g})"
+                                       for m in models) + " |")
+    print("|---|" + "---|" * len(models))
+    names = {"test": "in-domain", "test_mild": "mild shift", "test_strong": "strong shift"}
+    for split, label in names.items():
+        cells = [f"{d['models'][m]['splits'][split]['raw']['ece']:.3f} -> "
+                 f"{d['models'][m]['splits'][split]['scaled']['ece']:.3f}" for m in models]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+
+
 def cell_scale() -> None:
     d = _load("cell_scale")
     if d is None:
@@ -467,7 +487,8 @@ def _short(model: str) -> str:
 
 if __name__ == "__main__":
     for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
-                    memory, pruning, heatmaps, panel, skill, calibration, cell_scale, main_job,
+                    memory, pruning, heatmaps, panel, skill, calibration, calibration_brief,
+                    cell_scale, main_job,
                     fast_rule):
         print(f"<!-- {section.__name__} -->")
         section()
