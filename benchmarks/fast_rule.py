@@ -15,7 +15,7 @@ Usage::
 
 The unpruned passes are kept, resumable, in ``benchmarks/runs/fast_rule/SPLIT/`` (missing ones
 are classified first: about 1,000 UNet evaluations per image at 100 trials). Writes
-``benchmarks/results/fast_rule.json`` and ``benchmarks/results/fast_rule.html`` (the
+``benchmarks/results/fast_rule.json`` and ``benchmarks/results/fast_rule.html`` / ``.png`` (the
 accuracy-vs-evaluations figure, :func:`cytoviz.pl.rule_curve`).
 
 Issue 22's reference is an unpruned pass at the paper's 500 trials on the same images (about
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{100 * r['balanced_accuracy']:.1f} %", flush=True)
     fig = pl.rule_curve(tables, highlight=list(named))
     fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
+    pl.save_figure(fig, args.out.with_suffix(""), formats=("png",), width="double")
     out = {"benchmark": "fast_rule", "max_trials": args.max_trials,
            "n_images": {s: len(r) for s, r in runs.items()},
            "rules": {name: {k: getattr(cfg, k) for k in ("min_trials", "prune_every",
