@@ -62,6 +62,8 @@ def test_rule_sweep_and_its_figure(runs):
     fig = pl.rule_curve({"a": table, "b": table}, highlight=["unpruned", "paper"])
     assert layout_problems(fig) == []
     assert [t.name for t in fig.data[:3]] == ["other settings (sweep)", "unpruned", "paper"]
+    # a log axis labelled at round numbers, not at every minor tick
+    assert fig.layout.xaxis.type == "log" and 100 in fig.layout.xaxis.tickvals
 
 
 def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir):

@@ -203,7 +203,10 @@ def rule_curve(sweeps: Mapping[str, pd.DataFrame], *, highlight: list[str] | Non
                 name=rule, legendgroup=rule, showlegend=j == 1,
                 hovertemplate=f"{rule}<br>%{{x:.0f}} evaluations<br>%{{y:.1f}} %<extra></extra>"),
                 row=1, col=j)
-        fig.update_xaxes(type="log", title_text="UNet evaluations per image", row=1, col=j)
+        # round numbers only: plotly's log axis labels every minor tick (6 7 8 9 100 2 3 ...)
+        fig.update_xaxes(type="log", title_text="UNet evaluations per image",
+                         tickvals=[10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
+                         row=1, col=j)
     fig.update_yaxes(title_text="balanced accuracy (%)", row=1, col=1)
     fig.update_layout(template=TEMPLATE_NAME, width=360 * len(names) + 160, height=360,
                       title=title or "Decision rules: accuracy against cost",
