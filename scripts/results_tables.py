@@ -294,9 +294,8 @@ def _interval_verdict(d: tuple[float, float, float], c: tuple[float, float, floa
 def _verdict_anomaly(t: pd.DataFrame) -> list[tuple[str, str]]:
     from cytoviz.evaluation import anomaly_auc
 
-    auc = anomaly_auc(t)
-    if "score" in auc:
-        auc = auc[auc["score"] == "zeta"]
+    every = anomaly_auc(t)
+    auc = every[every["score"] == "zeta"] if "score" in every else every
     out = []
     for h, g in auc.groupby("held_out", sort=False):
         by = g.set_index("model")
@@ -308,9 +307,15 @@ def _verdict_anomaly(t: pd.DataFrame) -> list[tuple[str, str]]:
             return (float(r["auc"]), float(r.get("auc_low", r["auc"])),
                     float(r.get("auc_high", r["auc"])))
 
+        # the other scores, without a verdict (the verdict is the paper's score's)
+        others = (every[(every["held_out"] == h) & (every["score"] != "zeta")]
+                  if "score" in every else every.iloc[:0])
+        rest = "; ".join(f"{'CytoDiffusion' if r.model == 'diffusion' else 'CNN'} {r.score} "
+                         f"{r.auc:.3f}" for r in others.itertuples())
         out.append((f"{h} held out: zeta AUC {d['auc']:.3f} [{trio(d)[1]:.3f}, {trio(d)[2]:.3f}] "
                     f"(CytoDiffusion) vs {c['auc']:.3f} [{trio(c)[1]:.3f}, {trio(c)[2]:.3f}] (CNN), "
-                    f"{int(d['n_abnormal'])} held-out and {int(d['n_normal'])} normal cells",
+                    f"{int(d['n_abnormal'])} held-out and {int(d['n_normal'])} normal cells"
+                    + (f" (other scores: {rest})" if rest else ""),
                     _interval_verdict(trio(d), trio(c))))
     return out
 
