@@ -50,13 +50,18 @@ def _budget(name: str, *, diffusion: str | None = None, baseline: str | None = N
                else "every test image"))
 
 
+def _provenance(name: str) -> dict:
+    """The entry of table ``name`` in ``provenance.json`` (empty where there is none)."""
+    path = RES / "provenance.json"
+    return (json.loads(path.read_text()).get(name) if path.is_file() else None) or {}
+
+
 def _shipped(name: str) -> str:
     """How to name the diffusion model of a table computed from the shipped default model:
     ``provenance.json`` holds the SHA-256 of the model files it used, compared here with the
     model shipped now."""
-    path = RES / "provenance.json"
-    entry = json.loads(path.read_text()).get(name) if path.is_file() else None
-    if not entry or not entry.get("diffusion_model_sha256"):
+    entry = _provenance(name)
+    if not entry.get("diffusion_model_sha256"):
         return "the shipped cytoviz/_shipped/default_model"
     from cytoviz.diffusion import default_model_path
 
@@ -92,9 +97,7 @@ def _source(name: str, details: str) -> str:
 def _generation_source(name: str, details: str) -> str:
     """The ``Source:`` line of a generation table: the diffusion model it used, the CNN that
     checked its generated cells (where ``provenance.json`` records one), then ``details``."""
-    path = RES / "provenance.json"
-    entry = (json.loads(path.read_text()).get(name) if path.is_file() else None) or {}
-    checker = entry.get("checker_baseline")
+    checker = _provenance(name).get("checker_baseline")
     note = (f"; the CNN is `{checker}` (the shipped CNN's recipe on the centre crops the model "
             "generates)" if checker else "")
     return _source(name, f"{_model_note(name)}{note}; {details}")
@@ -310,8 +313,8 @@ def _verdict_anomaly(t: pd.DataFrame) -> list[tuple[str, str]]:
         # the other scores, without a verdict (the verdict is the paper's score's)
         others = (every[(every["held_out"] == h) & (every["score"] != "zeta")]
                   if "score" in every else every.iloc[:0])
-        rest = "; ".join(f"{'CytoDiffusion' if r.model == 'diffusion' else 'CNN'} {r.score} "
-                         f"{r.auc:.3f}" for r in others.itertuples())
+        rest = "; ".join(f"{_model_label(r.model)} {r.score} {r.auc:.3f}"
+                         for r in others.itertuples())
         out.append((f"{h} held out: zeta AUC {d['auc']:.3f} [{trio(d)[1]:.3f}, {trio(d)[2]:.3f}] "
                     f"(CytoDiffusion) vs {c['auc']:.3f} [{trio(c)[1]:.3f}, {trio(c)[2]:.3f}] (CNN), "
                     f"{int(d['n_abnormal'])} held-out and {int(d['n_normal'])} normal cells"

@@ -453,15 +453,14 @@ def prototype_comparison(
                          f"{base_model.config.image_size}")
     clf = _baseline(baseline, train.class_names, budget)
     # A model with an input_crop generates cells of its crop: the baseline that embeds the
-    # training cells and checks the generated ones must take that crop, and sees the same
-    # centre crop of the real images.
-    gen_size = base_model.config.input_crop or base_model.config.image_size
+    # training cells and checks the generated ones must take that crop, and sees what the
+    # model sees of the real images (model.crop_input).
+    gen_size = base_model.config.vae_size
     if clf.image_size != gen_size:
         raise ValueError(f"the baseline takes {clf.image_size} px images but the model generates "
                          f"{gen_size} px ones; pass a baseline trained on {gen_size} px images "
                          f"(`cytoviz baseline train --input-crop {gen_size}`)")
-    train_view = train.centre_crop(gen_size) if gen_size < train.image_size else train
-    real_view = real.centre_crop(gen_size) if gen_size < real.image_size else real
+    train_view, real_view = base_model.crop_input(train), base_model.crop_input(real)
     cfg = _gen_config(generate_config, seed)
     steps = budget.fine_tune_steps
     tag = f"{embedding}-{projection}-M{pcfg.n_prototypes}-steps{steps}-seed{seed}"
