@@ -100,7 +100,9 @@ class PsychometricConfig(Config):
         Largest Monte-Carlo standard error allowed for the bounds of the 95 % intervals of the
         threshold and the width. When the first ``draws`` leave a larger one, the fit is
         sampled again with ``draws * (error / target)^2`` (times 1.2, at most ``max_draws``)
-        draws per chain; the draws used and the error reached are in ``posterior.attrs``.
+        draws per chain, and again (up to three resamples) while the error estimated from the
+        new draws still misses the target; the draws used and the error reached are in
+        ``posterior.attrs``.
         ``None`` keeps ``draws`` as given (quick looks, widgets, tests).
     max_draws
         Cap of the draws per chain that ``mcse_target`` may ask for.
@@ -259,9 +261,13 @@ def _likelihood(psi: Any, idx_d: Any, n_d: Any, k_d: Any, config: PsychometricCo
         pm.Binomial("k", n=n_d, p=psi, observed=k_d, dims="row")
 
 
+#: How often :func:`_sample` may resample to reach ``PsychometricConfig.mcse_target``.
+MAX_RESAMPLES = 3
+
+
 def _sample(model: Any, step: Any, config: PsychometricConfig, *,
             log_likelihood: bool = False) -> tuple[az.InferenceData, int, float]:
-    """Sample ``model``; with ``config.mcse_target``, once more with enough draws to meet it.
+    """Sample ``model``; with ``config.mcse_target``, again with enough draws to meet it.
 
     Returns the fit, the draws per chain used and the largest Monte-Carlo error of the 95 %
     interval bounds of threshold and width.
@@ -283,9 +289,13 @@ def _sample(model: Any, step: Any, config: PsychometricConfig, *,
     draws = config.draws
     idata = run(draws)
     error = _largest_bound_error(idata)
-    if config.mcse_target is not None and error > config.mcse_target and draws < config.max_draws:
+    # The error falls as 1 / sqrt(draws), but its estimate from the first run is noisy: when
+    # the resampled fit still misses the target, ask again (at most MAX_RESAMPLES times).
+    for _ in range(MAX_RESAMPLES):
+        if config.mcse_target is None or not error > config.mcse_target or draws >= config.max_draws:
+            break
         draws = min(config.max_draws,
-                    math.ceil(1.2 * draws * (error / config.mcse_target) ** 2))
+                    max(draws + 1, math.ceil(1.2 * draws * (error / config.mcse_target) ** 2)))
         idata = run(draws)
         error = _largest_bound_error(idata)
     return idata, draws, error
