@@ -70,6 +70,23 @@ def test_prune_matches_scipy(rng: np.random.Generator) -> None:
     assert out[best] and not out[3]
 
 
+def test_paired_t_pvalues_equal_scipy_ttest_rel(rng: np.random.Generator) -> None:
+    """The pruning test's own t-test gives scipy's p-values, edge cases included."""
+    from cytoviz.diffusion.classify import paired_t_pvalues
+
+    for n in (2, 3, 5, 20, 100):
+        a = rng.random((n, 9)).astype(np.float32).astype(np.float64)
+        b = rng.random((n, 1))
+        expect = ttest_rel(a, np.broadcast_to(b, a.shape), axis=0).pvalue
+        np.testing.assert_allclose(paired_t_pvalues(a - b), expect, rtol=1e-12, atol=0)
+    with np.errstate(all="ignore"):
+        # constant differences: p = 0 (t infinite); all-zero differences: NaN
+        ones, zeros = np.ones((5, 2)), np.zeros((5, 2))
+        for d in (ones, zeros):
+            expect = ttest_rel(d, np.zeros_like(d), axis=0).pvalue
+            np.testing.assert_array_equal(paired_t_pvalues(d), expect)
+
+
 def test_prune_drops_a_clearly_worse_class_but_not_equal_ones(rng: np.random.Generator) -> None:
     n = 20  # min_trials
     shared = rng.normal(size=(n, 1))  # trial-to-trial variation common to all classes

@@ -22,7 +22,6 @@ memory stays flat.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -151,6 +150,22 @@ def classify(model: DiffusionModel, images: CellDataset | np.ndarray,
     return out.result(model, config, plan, labels, int(radius))
 
 
+def paired_t_pvalues(diff: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of the paired t-test on each column of ``diff`` (``(n, m)``, n >= 2).
+
+    The same test as ``scipy.stats.ttest_rel(a, b, axis=0)`` with ``diff = a - b`` (equal
+    to rounding, ``tests/test_classify.py``), without its per-call overhead: the pruning
+    test runs after every trial of every image. A column with zero variance gives 0 (or NaN
+    when its mean is zero too), as scipy does.
+    """
+    from scipy import special
+
+    n = diff.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = diff.mean(axis=0) / np.sqrt(diff.var(axis=0, ddof=1) / n)
+        return 2.0 * special.stdtr(n - 1, -np.abs(t))
+
+
 def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) -> np.ndarray:
     """One pruning test (METHOD.md section 1): the classes still in play afterwards.
 
@@ -166,12 +181,10 @@ def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) 
     Returns
     -------
     numpy.ndarray
-        ``(K,)`` booleans: a class is dropped when the paired t-test
-        (``scipy.stats.ttest_rel``) against the class with the lowest mean gives
-        ``p < p_threshold`` and its mean is higher.
+        ``(K,)`` booleans: a class is dropped when the paired t-test (two-sided, the test of
+        ``scipy.stats.ttest_rel``, computed by :func:`paired_t_pvalues`) against the class
+        with the lowest mean gives ``p < p_threshold`` and its mean is higher.
     """
-    from scipy.stats import ttest_rel
-
     remaining = np.asarray(remaining, dtype=bool)
     idx = np.flatnonzero(remaining)
     if idx.size < 2 or errors.shape[0] < 2:
@@ -180,11 +193,7 @@ def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) 
     means = sub.mean(axis=0)
     best = int(np.argmin(means))
     others = np.delete(np.arange(idx.size), best)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = ttest_rel(sub[:, others], np.broadcast_to(sub[:, [best]], (sub.shape[0], others.size)),
-                        axis=0)
-    p = np.asarray(res.pvalue)
+    p = paired_t_pvalues(sub[:, others] - sub[:, [best]])
     drop = (p < p_threshold) & (means[others] > means[best])
     out = remaining.copy()
     out[idx[others[drop]]] = False
