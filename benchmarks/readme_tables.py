@@ -346,8 +346,18 @@ def skill() -> None:
               "highest third " + " / ".join(f"{100 * high[e]:.0f}" for e in high) + " %), and "
               "the model's confidence follows the ambiguity drawn into each image only weakly "
               f"(Spearman {g['spearman_confidence_ambiguity']:+.2f}): the images the simulated "
-              "experts find hard are mostly not the ones the model finds hard.")
+              "experts find hard are mostly not the ones the model finds hard"
+              + _own_accuracy(g.get("model_accuracy_by_confidence_third")) + ".")
     print()
+
+
+def _own_accuracy(own: dict | None) -> str:
+    """The skill block's clause on the model's own accuracy by third of its confidence."""
+    if own is None:
+        return ""
+    return (f", although its confidence does mark the images hard for the model (its own "
+            f"accuracy {100 * own['low']:.0f} % in the lowest third, {100 * own['high']:.0f} % "
+            "in the highest)")
 
 
 def calibration() -> None:
@@ -433,10 +443,16 @@ def fast_rule() -> None:
         return
     rules = d["rules"]
     fast = rules["fast"]
+    cut = fast.get("keep_top")
+    cut = f"the {cut[1]} best classes kept after trial {cut[0]}, then " if cut else ""
+    n = d["n_images"]
+    chosen = (f"chosen as the rule of the sweep that falls least below the unpruned pass on two "
+              f"val sets ({n['val']} in-domain, {n.get('val_mild', 0)} mild shift) within "
+              f"{d.get('val_budget')} evaluations per image on each")
     print(f"Source: `benchmarks/results/fast_rule.json` (`{d['command']}`; every rule replayed on "
-          f"one unpruned pass per set, at most {d['max_trials']} trials; the fast rule is the "
+          f"one unpruned pass per set, at most {d['max_trials']} trials; the fast rule: {cut}the "
           f"paper's t-test from trial {fast['min_trials']}, after every trial, at p < "
-          f"{fast['p_threshold']:g}, chosen on {d['n_images']['val']} val images "
+          f"{fast['p_threshold']:g}; {chosen} "
           f"({'the sweep choice' if d['fast_is_val_choice'] else 'NOT the sweep choice'}); "
           "balanced accuracy and UNet evaluations per image)\n")
     print("| test set | images | unpruned (reference) | the paper's rule | fast rule (opt-in) "

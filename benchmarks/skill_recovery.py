@@ -117,7 +117,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         }
         summary[axis]["thresholds_in_range"] = float(g["thresholds_in_range"].mean())
     acc = pd.concat(thirds, axis=1).mean(axis=1)
+    # the model's own accuracy (against the true class) by third of its confidence: does its
+    # confidence mark the images that are hard for the model?
+    model_third = pd.qcut(result.confidence, 3, labels=["low", "middle", "high"])
+    model_correct = pd.Series(result.prediction == ds.labels).groupby(
+        np.asarray(model_third), observed=True).mean()
     diagnosis = {
+        "model_accuracy_by_confidence_third": {t: float(model_correct[t]) for t in ("low", "high")},
         "spearman_confidence_ambiguity": float(spearmanr(result.confidence, ambiguity).statistic),
         "accuracy_by_confidence_third": {
             third: {str(e): float(acc[(e, third)]) for e in acc.index.get_level_values(0).unique()}

@@ -23,7 +23,10 @@ def runs(tiny_model_config):
     return model, ds, base, unpruned
 
 
-@pytest.mark.parametrize("changes", [{}, {"min_trials": 2, "prune_every": 1, "p_threshold": 0.3}])
+@pytest.mark.parametrize("changes", [
+    {}, {"min_trials": 2, "prune_every": 1, "p_threshold": 0.3},
+    {"keep_top": (3, 2)}, {"min_trials": 5, "prune_every": 1, "p_threshold": 0.3, "keep_top": (2, 3)},
+])
 def test_replay_matches_the_online_run(runs, changes):
     model, ds, base, unpruned = runs
     cfg = base.replace(**changes)
@@ -36,6 +39,23 @@ def test_replay_matches_the_online_run(runs, changes):
     np.testing.assert_array_equal(replayed.remaining, online.remaining)
     np.testing.assert_array_equal(replayed.prediction, online.prediction)
     np.testing.assert_allclose(replayed.trial_errors, online.trial_errors, rtol=1e-5, atol=1e-6)
+
+
+def test_keep_top_keeps_the_lowest_mean_errors_at_its_trial_only():
+    from cytoviz.diffusion.classify import decide
+
+    errors = np.array([[3.0, 1.0, 2.0, 4.0], [3.0, 1.0, 2.0, 0.0]])  # means 3, 1, 2, 2
+    cfg = ClassifyConfig(min_trials=50, max_trials=100, keep_top=(2, 2))
+    assert decide(errors, np.ones(4, bool), cfg).tolist() == [False, True, True, False]  # stable tie
+    assert decide(errors[:1], np.ones(4, bool), cfg).all()  # not its trial yet
+    assert decide(errors, np.ones(4, bool), cfg.replace(pruning=False)).all()
+    # already at most k classes in play: nothing changes
+    two = np.array([True, False, False, True])
+    assert decide(errors, two, cfg).tolist() == two.tolist()
+    for bad in ((0, 2), (2, 0), (101, 2)):
+        with pytest.raises(ValueError, match="keep_top"):
+            ClassifyConfig(max_trials=100, keep_top=bad)
+    assert ClassifyConfig.from_dict(cfg.to_dict()) == cfg  # a JSON round trip keeps the tuple
 
 
 def test_replay_refuses_what_it_cannot_replay(runs):
@@ -79,13 +99,17 @@ def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir):
     images = np.random.default_rng(3).integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)
     CellDataset(images, np.array([0, 1, 0]), ("a", "b")).save(tmp_path / "cells.npz")
     args = ["classify", "--model", str(tiny_model_dir()), "--data", str(tmp_path / "cells.npz"),
-            "--max-trials", "8", "--quiet", "--rule", "fast"]
+            "--max-trials", "12", "--quiet", "--rule", "fast"]
     assert main([*args, "--out", str(tmp_path / "fast")]) == 0
     cfg = ClassificationResult.load(tmp_path / "fast" / "result.npz").config
-    assert (cfg.min_trials, cfg.prune_every, cfg.p_threshold) == tuple(
-        DECISION_RULES["fast"][k] for k in ("min_trials", "prune_every", "p_threshold"))
-    assert main([*args, "--min-trials", "3", "--out", str(tmp_path / "mixed")]) == 0
-    assert ClassificationResult.load(tmp_path / "mixed" / "result.npz").config.min_trials == 3
+    assert (cfg.min_trials, cfg.prune_every, cfg.p_threshold, cfg.keep_top) == tuple(
+        DECISION_RULES["fast"][k] for k in ("min_trials", "prune_every", "p_threshold", "keep_top"))
+    assert cfg.max_trials == 12  # --max-trials overrides the rule's cap
+    assert ClassifyConfig().with_rule("fast").max_trials == DECISION_RULES["fast"]["max_trials"]
+    assert main([*args, "--min-trials", "3", "--keep-top", "2", "1",
+                 "--out", str(tmp_path / "mixed")]) == 0
+    mixed = ClassificationResult.load(tmp_path / "mixed" / "result.npz").config
+    assert (mixed.min_trials, mixed.keep_top) == (3, (2, 1))
     with pytest.raises(SystemExit) as exc:  # argparse names the valid choices
         main([*args[:-1], "quick", "--out", str(tmp_path / "bad")])
     assert exc.value.code == 2

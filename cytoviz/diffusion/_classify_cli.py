@@ -70,7 +70,8 @@ _DEFAULT = ClassifyConfig()
 _CHUNK_SIZE = inspect.signature(classify_to_folder).parameters["chunk_size"].default
 
 #: ClassifyConfig fields set by a flag of the same name (``None``: the config's default).
-_CONFIG_FLAGS = ("max_trials", "min_trials", "prune_every", "p_threshold", "pruning", "tta", "stochastic_encode",
+_CONFIG_FLAGS = ("max_trials", "min_trials", "prune_every", "p_threshold", "keep_top", "pruning", "tta",
+                 "stochastic_encode",
                  "mask_radius", "encode_precision", "weighting", "keep_error_maps", "batch_size",
                  "seed", "device")
 
@@ -109,15 +110,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "time of --max-trials 100 on a CPU)")
     c.add_argument("--rule", choices=list(DECISION_RULES),
                    help="decision rule: 'paper' (the default, METHOD.md) or the opt-in 'fast' "
-                        "(the paper's t-test from an earlier trial, after every trial: "
-                        "benchmarks/fast_rule.py measures both); --min-trials, --prune-every "
-                        "and --p-threshold override it")
+                        "(a top-k cut after a few trials, then the paper's t-test after every "
+                        "trial, at most 100 trials: benchmarks/fast_rule.py measures both); "
+                        "--min-trials, --prune-every, --p-threshold, --keep-top and "
+                        "--max-trials override it")
     c.add_argument("--min-trials", type=int,
                    help=f"trials before pruning starts (default {d.min_trials})")
     c.add_argument("--prune-every", type=int,
                    help=f"trials between pruning tests (default {d.prune_every})")
     c.add_argument("--p-threshold", type=float,
                    help=f"pruning p threshold (default {d.p_threshold:g})")
+    c.add_argument("--keep-top", type=int, nargs=2, metavar=("TRIAL", "K"),
+                   help="after trial TRIAL keep only the K classes with the lowest mean error "
+                        "(default: no such cut, the paper's)")
     c.add_argument("--no-pruning", dest="pruning", action="store_false", default=None,
                    help="every class gets every trial (heatmap runs, weighting refits)")
     c.add_argument("--no-tta", dest="tta", action="store_false", default=None,
@@ -171,6 +176,8 @@ def _config(args: argparse.Namespace) -> ClassifyConfig:
     """The ClassifyConfig of the flags given (the others keep the config's defaults)."""
     changes = {name: getattr(args, name) for name in _CONFIG_FLAGS
                if getattr(args, name) is not None}
+    if "keep_top" in changes:
+        changes["keep_top"] = tuple(changes["keep_top"])
     if args.weighting_file:
         w = load_json(args.weighting_file)
         changes["weighting"] = w.get("weighting", "polynomial")

@@ -200,6 +200,36 @@ def prune(errors: np.ndarray, remaining: np.ndarray, p_threshold: float = 2e-3) 
     return out
 
 
+def keep_lowest(errors: np.ndarray, remaining: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` classes in play with the lowest mean error over ``errors`` (``(n, K)``)."""
+    remaining = np.asarray(remaining, dtype=bool)
+    idx = np.flatnonzero(remaining)
+    if idx.size <= k:
+        return remaining.copy()
+    means = np.asarray(errors, dtype=np.float64)[:, idx].mean(axis=0)
+    out = np.zeros_like(remaining)
+    out[idx[np.argsort(means, kind="stable")[:k]]] = True
+    return out
+
+
+def decide(errors: np.ndarray, remaining: np.ndarray, config: ClassifyConfig) -> np.ndarray:
+    """The classes in play after the trials in ``errors`` (``(n, K)``, NaN for dropped classes).
+
+    The decision rule of ``config``, run after every trial (by :func:`classify` and by
+    :func:`cytoviz.diffusion.replay.replay_pruning`): the top-k cut of ``config.keep_top`` at
+    its trial, then the paired t-test (:func:`prune`) when due, at ``min_trials`` and every
+    ``prune_every`` trials after. Without ``config.pruning`` every class stays.
+    """
+    if not config.pruning:
+        return remaining
+    n = errors.shape[0]
+    if config.keep_top is not None and n == config.keep_top[0]:
+        remaining = keep_lowest(errors, remaining, config.keep_top[1])
+    if n >= config.min_trials and (n - config.min_trials) % config.prune_every == 0:
+        remaining = prune(errors, remaining, config.p_threshold)
+    return remaining
+
+
 # ------------------------------------------------------------------------------------------------
 # inputs and state
 
@@ -537,9 +567,7 @@ def _update_and_prune(active: list[_Slot], weighted: np.ndarray, config: Classif
         s.errors[s.n] = weighted[j]
         s.n_evals += int(s.remaining.sum())
         s.n += 1
-        if (config.pruning and s.n >= config.min_trials
-                and (s.n - config.min_trials) % config.prune_every == 0):
-            s.remaining = prune(s.errors[: s.n], s.remaining, config.p_threshold)
+        s.remaining = decide(s.errors[: s.n], s.remaining, config)
         if s.remaining.sum() <= 1 or s.n >= config.max_trials:
             finish(s)
         else:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cytoviz.diffusion.classify import prune
+from cytoviz.diffusion.classify import decide
 from cytoviz.diffusion.classify_config import ClassifyConfig
 from cytoviz.diffusion.result import ClassificationResult
 from cytoviz.diffusion.weighting import MULTIPLICATIVE
@@ -43,7 +43,8 @@ def replay_pruning(result: ClassificationResult, config: ClassifyConfig) -> Clas
     result
         An unpruned run (``config.pruning=False``: every class every trial).
     config
-        The rule to replay: ``min_trials``, ``prune_every``, ``p_threshold`` and ``pruning``;
+        The rule to replay: ``min_trials``, ``prune_every``, ``p_threshold``, ``keep_top``
+        and ``pruning``;
         the settings of :data:`SAME_TRIALS` must equal the unpruned run's (``max_trials`` may
         be given as the run's, or left at the run's by :meth:`ClassifyConfig.replace`).
 
@@ -102,9 +103,7 @@ def _replay_one(errors: np.ndarray, config: ClassifyConfig, remaining: np.ndarra
         seen[n, remaining] = errors[n, remaining]
         evals += int(remaining.sum())
         n += 1
-        if (config.pruning and n >= config.min_trials
-                and (n - config.min_trials) % config.prune_every == 0):
-            remaining[:] = prune(seen[:n], remaining, config.p_threshold)
+        remaining[:] = decide(seen[:n], remaining, config)
         if remaining.sum() <= 1 or n >= config.max_trials:
             return seen[:n], evals
 
@@ -124,6 +123,7 @@ def rule_sweep(result: ClassificationResult, rules: dict[str, ClassifyConfig]) -
     -------
     pandas.DataFrame
         Columns ``rule``, ``min_trials``, ``prune_every``, ``p_threshold``, ``pruning``,
+        ``keep_top`` (``"n:k"``, or empty without a top-k cut),
         ``mean_evals`` (UNet evaluations per image), ``mean_trials``, ``accuracy``,
         ``balanced_accuracy``, ``n_images``; the input of :func:`cytoviz.pl.rule_curve`.
     """
@@ -136,6 +136,7 @@ def rule_sweep(result: ClassificationResult, rules: dict[str, ClassifyConfig]) -
         r = result if not cfg.pruning else replay_pruning(result, cfg)
         rows.append({"rule": name, "min_trials": cfg.min_trials, "prune_every": cfg.prune_every,
                      "p_threshold": cfg.p_threshold, "pruning": cfg.pruning,
+                     "keep_top": "" if cfg.keep_top is None else f"{cfg.keep_top[0]}:{cfg.keep_top[1]}",
                      "mean_evals": float(r.n_evals.mean()),
                      "mean_trials": float(r.n_trials.mean()), "accuracy": float(r.accuracy),
                      "balanced_accuracy": float(r.balanced_accuracy), "n_images": len(r)})
