@@ -5,17 +5,33 @@ class every trial, at most ``--max-trials``) holds every error a pruned run with
 budget could measure, so each rule is replayed on the same trials
 (:func:`cytoviz.diffusion.replay.replay_pruning`, exact: ``tests/test_replay.py``) and the
 unpruned pass is the reference. The fast rule's settings (``DECISION_RULES["fast"]`` in
-``cytoviz/diffusion/classify_config.py``) are chosen on the ``val`` pass only (300 images):
-the highest balanced accuracy among the swept rules that spend at most ``VAL_BUDGET`` (80)
-UNet evaluations per image on val (``--sweep`` prints the whole val sweep); the test sets only
-measure it.
+``cytoviz/diffusion/classify_config.py``) are chosen on two validation sets only: the default
+``val`` split (300 images, reference domain) and ``val_mild``, a mild-shift set drawn for this
+benchmark (300 images, seed ``VAL_MILD_SEED``). Among the swept rules that spend at most
+``VAL_BUDGET`` (90) UNet evaluations per image on each, the choice falls least below the
+unpruned pass on its worse set (``--sweep`` prints the candidates); the test sets only measure
+it.
 
-History, so that the choice can be judged: the first fast rule (the t-test from trial 5 after
-every trial at p < 0.1) was the fewest evaluations within 1 point of val's unpruned accuracy on
-150 val images. On the test sets it missed issue 22's target (1.3 points below in-domain; 100.1
-evaluations on the mild set). Knowing that, the val pass was extended to 300 images, the
-top-k family (``keep_top``) was added to the sweep and the criterion became the budget above;
-the second choice was then made on val alone and measured once on the test sets.
+History, so that the choice can be judged (each step chose on val sets alone, but after the
+previous step's test result was known, so the test sets are not untouched):
+
+1. The first fast rule, the t-test alone from trial 5 after every trial at p < 0.1, was the
+   fewest evaluations within 1 point of val's unpruned accuracy on 150 val images. On the test
+   sets: 91.5 % at 83 evaluations in-domain (1.3 points below the 100-trial pass), 89.3 % at
+   100.1 under the mild shift.
+2. The val pass was extended to 300 images, the top-k family (``keep_top``) added and the
+   criterion set to the most accurate rule within 80 evaluations on val. Its choice (the 4 best
+   classes kept after trial 3, the t-test from trial 10) gave 91.3 % at 78 evaluations
+   in-domain and 87.0 % at 91 under the mild shift, 3.2 points below: an in-domain val set
+   cannot see what a shift does to an early cut.
+3. The mild-shift val set was added and the criterion became the one above. Its choice (the 3
+   best classes kept after trial 3, the t-test from trial 7) fell 0.0 and 2.0 points below
+   the unpruned passes of the two val sets; the JSON and the README hold its test numbers.
+
+What the test sets showed about the val sets (a finding informed by the test sets): the same
+rule can sit 2 to 3 points apart on val and test. A val set of 300 images resolves 0.33 points
+per image, and a rule's losses come from a handful of images, so a 1-point criterion needs far
+larger val sets than these.
 
 Usage::
 

@@ -480,15 +480,17 @@ def fast_rule() -> None:
               f"| {cell('fast')} | {ratio:.2f} | {'met' if met else 'missed'}: {evals:.1f} "
               f"evaluations (at most 100), {gap:.1f} points below {which} (at most 1) |")
     refs = {s: r for s, r in (d.get("reference") or {}).items() if r}
+    text = []
     if refs:
-        print("\nThe unpruned reference at the paper's 500 trials: " + "; ".join(
+        text.append("The unpruned reference at the paper's 500 trials: " + "; ".join(
             f"{names[s]} {100 * r['balanced_accuracy']:.1f} % ({r['mean_evals']:.0f} evaluations)"
             for s, r in refs.items()) + ".")
     if len(refs) < len(names):
-        print("\nThe issue's reference is an unpruned pass at the paper's 500 trials; where it "
-              f"has not run yet the reference here has {d['max_trials']} trials (a 500-trial "
-              "pass of 600 images is about 3 million UNet evaluations; "
-              "`benchmarks/fast_rule.py` says how to run it in pieces).")
+        text.append("Where that pass has not finished, the reference here has "
+                    f"{d['max_trials']} trials (a 500-trial pass of 600 images is about 3 million "
+                    "UNet evaluations; `benchmarks/fast_rule.py` says how to run it in pieces).")
+    if text:
+        print("\n" + " ".join(text))
     print()
 
 
