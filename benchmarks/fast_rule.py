@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from cytoviz import pl
     from cytoviz._io import save_json
-    from cytoviz.diffusion.classify_config import DECISION_RULES, ClassifyConfig
+    from cytoviz.diffusion.classify_config import _RULE_FIELDS, DECISION_RULES, ClassifyConfig
     t0 = time.perf_counter()
     runs = {s: _unpruned(s, args.n_val, args.max_trials, args.threads) for s in VAL_SETS}
     for s in TEST_SPLITS:
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{candidates.loc[choice, 'gap']:.1f} points below a set's unpruned pass)", flush=True)
     fast = DECISION_RULES["fast"]
     agrees = all(getattr(grid[choice], k) == getattr(named["fast"], k)
-                 for k in ("min_trials", "prune_every", "p_threshold", "keep_top"))
+                 for k in _RULE_FIELDS if k != "max_trials")
     print(f"DECISION_RULES['fast'] = {fast}: {'the sweep choice' if agrees else 'NOT the sweep choice'}")
     if args.sweep:
         print(candidates.to_string())

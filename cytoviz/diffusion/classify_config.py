@@ -131,7 +131,8 @@ class ClassifyConfig(Config):
         Returns
         -------
         ClassifyConfig
-            A copy with ``min_trials``, ``prune_every`` and ``p_threshold`` replaced.
+            A copy with ``min_trials``, ``prune_every``, ``p_threshold``, ``keep_top`` and
+            ``max_trials`` replaced by the rule's (``"paper"`` restores the defaults).
         """
         if name not in DECISION_RULES:
             raise ValueError(f"unknown decision rule {name!r}; one of {list(DECISION_RULES)}")
