@@ -443,12 +443,15 @@ def fast_rule() -> None:
         return
     rules = d["rules"]
     fast = rules["fast"]
-    cut = fast.get("keep_top")
-    cut = f"the {cut[1]} best classes kept after trial {cut[0]}, then " if cut else ""
+    flat = fast.get("keep_top") or []
+    cuts = [f"the best class alone after trial {at} (the image stops there)" if k == 1
+            else f"the {k} best classes after trial {at}"
+            for at, k in zip(flat[::2], flat[1::2], strict=True)]
+    cut = f"{', '.join(cuts)} kept, then " if cuts else ""
     n = d["n_images"]
-    chosen = (f"chosen as the rule of the sweep that falls least below the unpruned pass on two "
-              f"val sets ({n['val']} in-domain, {n.get('val_mild', 0)} mild shift) within "
-              f"{d.get('val_budget')} evaluations per image on each")
+    vals = " and ".join(f"{n[s]} images ({s})" for s in d["val"])
+    chosen = (f"chosen as the rule of the sweep that falls least below the unpruned pass on the "
+              f"val sets, {vals}, within {d.get('val_budget')} evaluations per image on each")
     print(f"Source: `benchmarks/results/fast_rule.json` (`{d['command']}`; every rule replayed on "
           f"one unpruned pass per set, at most {d['max_trials']} trials; the fast rule: {cut}the "
           f"paper's t-test from trial {fast['min_trials']}, after every trial, at p < "

@@ -26,6 +26,7 @@ def runs(tiny_model_config):
 @pytest.mark.parametrize("changes", [
     {}, {"min_trials": 2, "prune_every": 1, "p_threshold": 0.3},
     {"keep_top": (3, 2)}, {"min_trials": 5, "prune_every": 1, "p_threshold": 0.3, "keep_top": (2, 3)},
+    {"min_trials": 6, "prune_every": 1, "p_threshold": 0.1, "keep_top": (2, 3, 4, 2, 9, 1)},
 ])
 def test_replay_matches_the_online_run(runs, changes):
     model, ds, base, unpruned = runs
@@ -52,10 +53,25 @@ def test_keep_top_keeps_the_lowest_mean_errors_at_its_trial_only():
     # already at most k classes in play: nothing changes
     two = np.array([True, False, False, True])
     assert decide(errors, two, cfg).tolist() == two.tolist()
-    for bad in ((0, 2), (2, 0), (101, 2)):
+    for bad in ((0, 2), (2, 0), (2,), (2, 3, 4), (4, 3, 2, 2), (2, 3, 2, 2)):
         with pytest.raises(ValueError, match="keep_top"):
             ClassifyConfig(max_trials=100, keep_top=bad)
     assert ClassifyConfig.from_dict(cfg.to_dict()) == cfg  # a JSON round trip keeps the tuple
+
+
+def test_a_schedule_of_cuts_applies_each_cut_at_its_own_trial():
+    from cytoviz.diffusion.classify import decide
+
+    cfg = ClassifyConfig(min_trials=50, max_trials=100, keep_top=(2, 3, 3, 1))
+    assert cfg.top_k_cuts() == [(2, 3), (3, 1)]
+    errors = np.array([[3.0, 1.0, 2.0, 4.0], [3.0, 1.0, 2.0, 0.0], [0.0, 9.0, 0.0, 0.0]])
+    after2 = decide(errors[:2], np.ones(4, bool), cfg)
+    assert after2.tolist() == [False, True, True, True]  # means 3, 1, 2, 2: 3 kept
+    # at trial 3 the best of those three by the mean over all trials (1, 3.67, 1.33, 1.33):
+    # class 0 is out already and stays out, class 2 wins the stable tie
+    assert decide(errors, after2, cfg).tolist() == [False, False, True, False]
+    assert decide(errors[:2], after2, cfg).tolist() == after2.tolist()  # no cut at trial 2 again
+    assert ClassifyConfig(min_trials=5, max_trials=10, keep_top=(20, 1)).top_k_cuts() == [(20, 1)]
 
 
 def test_replay_refuses_what_it_cannot_replay(runs):
@@ -86,7 +102,7 @@ def test_rule_sweep_and_its_figure(runs):
     assert fig.layout.xaxis.type == "log" and 100 in fig.layout.xaxis.tickvals
 
 
-def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir):
+def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir, capsys):
     from cytoviz.cli import main
     from cytoviz.diffusion import ClassificationResult
     from cytoviz.diffusion.classify_config import DECISION_RULES
@@ -110,6 +126,14 @@ def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir):
                  "--out", str(tmp_path / "mixed")]) == 0
     mixed = ClassificationResult.load(tmp_path / "mixed" / "result.npz").config
     assert (mixed.min_trials, mixed.keep_top) == (3, (2, 1))
+    assert main([*args, "--keep-top", "2", "2", "4", "1", "--out", str(tmp_path / "sched")]) == 0
+    sched = ClassificationResult.load(tmp_path / "sched" / "result.npz")
+    assert sched.config.keep_top == (2, 2, 4, 1) and (sched.n_trials <= 4).all()
+    capsys.readouterr()
+    assert main([*args, "--keep-top", "2", "2", "4", "--out", str(tmp_path / "odd")]) != 0
+    err = capsys.readouterr().err
+    assert "keep_top" in err and "(2, 2, 4)" in err and "Traceback" not in err
+    assert not (tmp_path / "odd").exists()
     with pytest.raises(SystemExit) as exc:  # argparse names the valid choices
         main([*args[:-1], "quick", "--out", str(tmp_path / "bad")])
     assert exc.value.code == 2

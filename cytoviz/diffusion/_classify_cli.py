@@ -120,9 +120,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"trials between pruning tests (default {d.prune_every})")
     c.add_argument("--p-threshold", type=float,
                    help=f"pruning p threshold (default {d.p_threshold:g})")
-    c.add_argument("--keep-top", type=int, nargs=2, metavar=("TRIAL", "K"),
-                   help="after trial TRIAL keep only the K classes with the lowest mean error "
-                        "(default: no such cut, the paper's)")
+    c.add_argument("--keep-top", type=int, nargs="+", metavar="TRIAL K",
+                   help="after trial TRIAL keep only the K classes with the lowest mean error; "
+                        "more pairs give a schedule of cuts, e.g. 3 5 8 2 (default: no such "
+                        "cut, the paper's)")
     c.add_argument("--no-pruning", dest="pruning", action="store_false", default=None,
                    help="every class gets every trial (heatmap runs, weighting refits)")
     c.add_argument("--no-tta", dest="tta", action="store_false", default=None,

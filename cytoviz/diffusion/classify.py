@@ -216,15 +216,16 @@ def decide(errors: np.ndarray, remaining: np.ndarray, config: ClassifyConfig) ->
     """The classes in play after the trials in ``errors`` (``(n, K)``, NaN for dropped classes).
 
     The decision rule of ``config``, run after every trial (by :func:`classify` and by
-    :func:`cytoviz.diffusion.replay.replay_pruning`): the top-k cut of ``config.keep_top`` at
+    :func:`cytoviz.diffusion.replay.replay_pruning`): a top-k cut of ``config.keep_top`` at
     its trial, then the paired t-test (:func:`prune`) when due, at ``min_trials`` and every
     ``prune_every`` trials after. Without ``config.pruning`` every class stays.
     """
     if not config.pruning:
         return remaining
     n = errors.shape[0]
-    if config.keep_top is not None and n == config.keep_top[0]:
-        remaining = keep_lowest(errors, remaining, config.keep_top[1])
+    for at, k in config.top_k_cuts():
+        if n == at:
+            remaining = keep_lowest(errors, remaining, k)
     if n >= config.min_trials and (n - config.min_trials) % config.prune_every == 0:
         remaining = prune(errors, remaining, config.p_threshold)
     return remaining

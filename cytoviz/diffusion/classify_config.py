@@ -55,9 +55,12 @@ class ClassifyConfig(Config):
         ``False`` gives every class every trial (``max_trials`` each; the heatmap runs).
     keep_top
         ``(n, k)``: after trial ``n`` keep only the ``k`` classes with the lowest mean error
-        so far, then go on with the t-test (``None``, the paper's: no such cut). An opt-in
-        top-k elimination as in Li et al.'s staged diffusion classifier, not in METHOD.md;
-        part of the ``"fast"`` rule (:data:`DECISION_RULES`).
+        so far, then go on with the t-test (``None``, the paper's: no such cut). Several cuts
+        are given as one flat schedule ``(n1, k1, n2, k2, ...)`` with increasing trials, a
+        successive-halving elimination when the ``k`` fall; a cut to one class ends the
+        image there, and a cut after ``max_trials`` never happens. An opt-in top-k elimination as in
+        Li et al.'s staged diffusion classifier, not in METHOD.md; part of the ``"fast"`` rule
+        (:data:`DECISION_RULES`).
     weighting
         Timestep weighting, one of :data:`~cytoviz.diffusion.weighting.WEIGHTINGS`.
     poly_coeffs
@@ -106,7 +109,7 @@ class ClassifyConfig(Config):
     prune_every: int = 5
     p_threshold: float = 2e-3
     pruning: bool = True
-    keep_top: tuple[int, int] | None = None
+    keep_top: tuple[int, ...] | None = None
     weighting: str = "polynomial"
     poly_coeffs: tuple[float, ...] = POLY_COEFFS
     bucket_weights: tuple[float, ...] | None = None
@@ -138,6 +141,11 @@ class ClassifyConfig(Config):
             raise ValueError(f"unknown decision rule {name!r}; one of {list(DECISION_RULES)}")
         return self.replace(**DECISION_RULES[name])
 
+    def top_k_cuts(self) -> list[tuple[int, int]]:
+        """The top-k cuts of ``keep_top`` as ``(trial, classes kept)`` pairs (``[]``: none)."""
+        flat = () if self.keep_top is None else tuple(self.keep_top)
+        return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
+
     def resolved(self, model: DiffusionModel) -> ClassifyConfig:
         """This config with ``encode_precision="auto"`` replaced by what it means for ``model``.
 
@@ -162,10 +170,14 @@ class ClassifyConfig(Config):
         if not 0.0 < self.p_threshold < 1.0:
             raise ValueError(f"p_threshold must lie in (0, 1), got {self.p_threshold}")
         if self.keep_top is not None:
-            at, k = self.keep_top
-            if not (1 <= at <= self.max_trials and k >= 1):
-                raise ValueError(f"keep_top must be (trial, classes) with 1 <= trial <= max_trials "
-                                 f"({self.max_trials}) and classes >= 1, got {self.keep_top}")
+            cuts = self.top_k_cuts()
+            trials = [at for at, _ in cuts]
+            if (not cuts or len(self.keep_top) % 2
+                    or not all(at >= 1 and k >= 1 for at, k in cuts)
+                    or trials != sorted(set(trials))):
+                raise ValueError(
+                    f"keep_top must be (trial, classes) pairs, flat: (n1, k1, n2, k2, ...), with "
+                    f"increasing trials >= 1 and classes >= 1, got {self.keep_top}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if self.weighting == "polynomial" and len(self.poly_coeffs) < 1:

@@ -123,7 +123,7 @@ def rule_sweep(result: ClassificationResult, rules: dict[str, ClassifyConfig]) -
     -------
     pandas.DataFrame
         Columns ``rule``, ``min_trials``, ``prune_every``, ``p_threshold``, ``pruning``,
-        ``keep_top`` (``"n:k"``, or empty without a top-k cut),
+        ``keep_top`` (``"n:k"`` per cut, space-separated; empty without a top-k cut),
         ``mean_evals`` (UNet evaluations per image), ``mean_trials``, ``accuracy``,
         ``balanced_accuracy``, ``n_images``; the input of :func:`cytoviz.pl.rule_curve`.
     """
@@ -136,7 +136,7 @@ def rule_sweep(result: ClassificationResult, rules: dict[str, ClassifyConfig]) -
         r = result if not cfg.pruning else replay_pruning(result, cfg)
         rows.append({"rule": name, "min_trials": cfg.min_trials, "prune_every": cfg.prune_every,
                      "p_threshold": cfg.p_threshold, "pruning": cfg.pruning,
-                     "keep_top": "" if cfg.keep_top is None else f"{cfg.keep_top[0]}:{cfg.keep_top[1]}",
+                     "keep_top": " ".join(f"{at}:{k}" for at, k in cfg.top_k_cuts()),
                      "mean_evals": float(r.n_evals.mean()),
                      "mean_trials": float(r.n_trials.mean()), "accuracy": float(r.accuracy),
                      "balanced_accuracy": float(r.balanced_accuracy), "n_images": len(r)})
