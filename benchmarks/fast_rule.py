@@ -209,26 +209,35 @@ def _reference(split: str, n: int) -> dict | None:
 
 def _sweep(split: str, run, rules: dict):
     """:func:`cytoviz.diffusion.replay.rule_sweep` of ``rules`` on ``split``'s unpruned pass,
-    cached beside the pass (``sweep-KEY.csv``; the key hashes the pass's file and the rules), so
-    a rerun that only adds the 500-trial reference does not replay every rule again."""
+    cached beside the pass (``sweep-KEY.csv``, the key hashes the pass's file; one row per rule's
+    settings): a rerun replays only the settings the cache lacks."""
     import hashlib
-    import json
 
     import pandas as pd
 
     from cytoviz._io import save_csv
-    from cytoviz.diffusion.replay import rule_sweep
+    from cytoviz.diffusion.replay import rule_settings, rule_sweep
 
-    digest = hashlib.sha256((RUNS / split / "result.npz").read_bytes())
-    digest.update(json.dumps({n: [c.min_trials, c.prune_every, c.p_threshold, c.pruning,
-                                  c.keep_top]
-                              for n, c in rules.items()}, sort_keys=True).encode())
-    path = RUNS / split / f"sweep-{digest.hexdigest()[:16]}.csv"
-    if path.is_file():
-        return pd.read_csv(path)
-    table = rule_sweep(run, rules)
-    save_csv(table, path)
-    return table
+    digest = hashlib.sha256((RUNS / split / "result.npz").read_bytes()).hexdigest()[:16]
+    path = RUNS / split / f"sweep-{digest}.csv"
+    def key(row) -> tuple:
+        return (int(row["min_trials"]), int(row["prune_every"]), f"{row['p_threshold']:g}",
+                bool(row["pruning"]), "" if pd.isna(row["keep_top"]) else str(row["keep_top"]))
+
+    cached = (pd.read_csv(path, keep_default_na=False, na_values=[]) if path.is_file()
+              else pd.DataFrame())
+    have = {key(r): r for _, r in cached.iterrows()}
+    wanted = {name: key(rule_settings(cfg)) for name, cfg in rules.items()}
+    missing = {n: rules[n] for n, k in wanted.items() if k not in have}
+    if missing:
+        fresh = rule_sweep(run, missing)
+        for _, r in fresh.iterrows():
+            have[key(r)] = r
+        save_csv(pd.DataFrame(list(have.values())).reset_index(drop=True), path)
+    rows = [have[k].copy() for k in wanted.values()]
+    table = pd.DataFrame(rows).reset_index(drop=True)
+    table["rule"] = list(wanted)
+    return table[["rule", *[c for c in table.columns if c != "rule"]]]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -239,7 +248,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--num-processes", type=int, default=2,
                         help="processes for a missing unpruned pass (classify_to_folder)")
-    parser.add_argument("--sweep", action="store_true", help="print the val sweep's choice")
+    parser.add_argument("--sweep", action="store_true", help="print the val sweep's candidates")
+    parser.add_argument("--choose-only", action="store_true",
+                        help="stop after the val sets' choice, before any test set is replayed")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -249,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     runs = {s: _unpruned(s, args.n_val, args.max_trials, args.threads, args.num_processes)
             for s in VAL_SETS}
-    for s in TEST_SPLITS:
+    for s in () if args.choose_only else TEST_SPLITS:
         runs[s] = _unpruned(s, args.n_test, args.max_trials, args.threads, args.num_processes)
     base = runs[VAL_SETS[0]].config.replace(pruning=True)
     # the named rules at the passes' trials (the paper's own cap is 2,000; the fast rule's
@@ -273,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"DECISION_RULES['fast'] = {fast}: {'the sweep choice' if agrees else 'NOT the sweep choice'}")
     if args.sweep:
         print(candidates.to_string())
+    if args.choose_only:
+        return {"val_choice": choice}
     splits, tables = {}, {}
     for s in TEST_SPLITS:
         table = tables[s] = _sweep(s, runs[s], {**named, **grid})
@@ -282,7 +295,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{s} {name}: {r['mean_evals']:.0f} evaluations per image, balanced accuracy "
                   f"{100 * r['balanced_accuracy']:.1f} %", flush=True)
     labels = {"test": "in-domain", "test_mild": "mild shift"}
-    fig = pl.rule_curve({labels[s]: t for s, t in tables.items()}, highlight=list(named))
+    references = {s: _reference(s, len(runs[s])) for s in TEST_SPLITS}
+    fig = pl.rule_curve({labels[s]: t for s, t in tables.items()}, highlight=list(named),
+                        references={labels[s]: r for s, r in references.items() if r},
+                        reference_label=f"unpruned, {REFERENCE_TRIALS} trials")
     fig.write_html(args.out.with_suffix(".html"), include_plotlyjs="cdn")
     pl.save_figure(fig, args.out.with_suffix(""), formats=("png",), width="double")
     out = {"benchmark": "fast_rule", "max_trials": args.max_trials,
@@ -296,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
            "fast_is_val_choice": bool(agrees),
            "splits": splits, "classifier_config": ClassifyConfig.to_dict(base),
            "reference_trials": REFERENCE_TRIALS,
-           "reference": {s: _reference(s, len(runs[s])) for s in TEST_SPLITS},
+           "reference": references,
            "wall_seconds": time.perf_counter() - t0, "python": platform.python_version(),
            "torch_threads": args.threads,
            "command": " ".join(["python benchmarks/fast_rule.py", *(argv if argv is not None

@@ -100,6 +100,13 @@ def test_rule_sweep_and_its_figure(runs):
     assert [t.name for t in fig.data[:3]] == ["other settings (sweep)", "unpruned", "paper"]
     # a log axis labelled at round numbers, not at every minor tick
     assert fig.layout.xaxis.type == "log" and 100 in fig.layout.xaxis.tickvals
+    ref = {"b": {"mean_evals": 500.0, "balanced_accuracy": 0.75}}
+    fig = pl.rule_curve({"a": table, "b": table}, highlight=["paper"], references=ref,
+                        reference_label="unpruned, 500 trials")
+    assert layout_problems(fig) == []
+    stars = [t for t in fig.data if t.name == "unpruned, 500 trials"]
+    assert len(stars) == 1 and stars[0].xaxis == "x2" and stars[0].y[0] == 75.0  # only set b
+    assert [sh.y0 for sh in fig.layout.shapes] == [75.0]
 
 
 def test_named_rules_and_the_cli_flag(tmp_path, tiny_model_dir, capsys):

@@ -134,10 +134,17 @@ def rule_sweep(result: ClassificationResult, rules: dict[str, ClassifyConfig]) -
     rows = []
     for name, cfg in rules.items():
         r = result if not cfg.pruning else replay_pruning(result, cfg)
-        rows.append({"rule": name, "min_trials": cfg.min_trials, "prune_every": cfg.prune_every,
-                     "p_threshold": cfg.p_threshold, "pruning": cfg.pruning,
-                     "keep_top": " ".join(f"{at}:{k}" for at, k in cfg.top_k_cuts()),
+        rows.append({"rule": name, **rule_settings(cfg),
                      "mean_evals": float(r.n_evals.mean()),
                      "mean_trials": float(r.n_trials.mean()), "accuracy": float(r.accuracy),
                      "balanced_accuracy": float(r.balanced_accuracy), "n_images": len(r)})
     return pd.DataFrame(rows)
+
+
+def rule_settings(config: ClassifyConfig) -> dict[str, object]:
+    """The settings columns of :func:`rule_sweep` for one rule: ``min_trials``,
+    ``prune_every``, ``p_threshold``, ``pruning`` and ``keep_top`` (``"n:k"`` per cut,
+    space-separated; empty without a top-k cut)."""
+    return {"min_trials": config.min_trials, "prune_every": config.prune_every,
+            "p_threshold": config.p_threshold, "pruning": config.pruning,
+            "keep_top": " ".join(f"{at}:{k}" for at, k in config.top_k_cuts())}

@@ -151,7 +151,8 @@ def reliability_diagram(curves: Mapping[str, pd.DataFrame], *, title: str | None
 
 
 def rule_curve(sweeps: Mapping[str, pd.DataFrame], *, highlight: list[str] | None = None,
-               title: str | None = None) -> go.Figure:
+               references: Mapping[str, Mapping[str, float]] | None = None,
+               reference_label: str = "reference", title: str | None = None) -> go.Figure:
     """Balanced accuracy against UNet evaluations per image, one point per decision rule.
 
     Parameters
@@ -162,6 +163,12 @@ def rule_curve(sweeps: Mapping[str, pd.DataFrame], *, highlight: list[str] | Non
     highlight
         Rules drawn as large labelled markers (e.g. ``["unpruned", "paper", "fast"]``); the
         others are the sweep's small grey points.
+    references
+        Test set -> ``{"mean_evals": ..., "balanced_accuracy": ...}`` of a reference run
+        measured apart from the sweep (e.g. the unpruned pass at more trials), drawn as a star
+        and a dashed line at its accuracy; sets without one are drawn without.
+    reference_label
+        Legend name of the references.
     title
         Figure title.
 
@@ -202,6 +209,17 @@ def rule_curve(sweeps: Mapping[str, pd.DataFrame], *, highlight: list[str] | Non
                             symbol=("diamond", "circle", "square", "triangle-up")[i % 4]),
                 name=rule, legendgroup=rule, showlegend=j == 1,
                 hovertemplate=f"{rule}<br>%{{x:.0f}} evaluations<br>%{{y:.1f}} %<extra></extra>"),
+                row=1, col=j)
+        ref = (references or {}).get(name)
+        if ref is not None:
+            y = 100 * float(ref["balanced_accuracy"])
+            fig.add_hline(y=y, line=dict(color="#555555", dash="dash", width=1), row=1, col=j)
+            fig.add_trace(go.Scatter(
+                x=[float(ref["mean_evals"])], y=[y], mode="markers",
+                marker=dict(size=12, color="#555555", symbol="star"), name=reference_label,
+                legendgroup="reference", showlegend=j == 1,
+                hovertemplate=f"{reference_label}<br>%{{x:.0f}} evaluations<br>%{{y:.1f}} %"
+                              "<extra></extra>"),
                 row=1, col=j)
         # round numbers only: plotly's log axis labels every minor tick (6 7 8 9 100 2 3 ...)
         fig.update_xaxes(type="log", title_text="UNet evaluations per image",
