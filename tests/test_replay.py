@@ -106,6 +106,7 @@ def test_rule_sweep_and_its_figure(runs):
     assert layout_problems(fig) == []
     stars = [t for t in fig.data if t.name == "unpruned, 500 trials"]
     assert len(stars) == 1 and stars[0].xaxis == "x2" and stars[0].y[0] == 75.0  # only set b
+    assert stars[0].showlegend  # in the legend although the first panel has no reference
     assert [sh.y0 for sh in fig.layout.shapes] == [75.0]
 
 

@@ -57,10 +57,10 @@ class ClassifyConfig(Config):
         ``(n, k)``: after trial ``n`` keep only the ``k`` classes with the lowest mean error
         so far, then go on with the t-test (``None``, the paper's: no such cut). Several cuts
         are given as one flat schedule ``(n1, k1, n2, k2, ...)`` with increasing trials, a
-        successive-halving elimination when the ``k`` fall; a cut to one class ends the
-        image there, and a cut after ``max_trials`` never happens. An opt-in top-k elimination as in
-        Li et al.'s staged diffusion classifier, not in METHOD.md; part of the ``"fast"`` rule
-        (:data:`DECISION_RULES`).
+        successive-halving elimination when the ``k`` fall; a cut to one class ends the image
+        there, and a cut after ``max_trials`` never happens. An opt-in top-k elimination as
+        in Li et al.'s staged diffusion classifier, not in METHOD.md; part of the ``"fast"``
+        rule (:data:`DECISION_RULES`).
     weighting
         Timestep weighting, one of :data:`~cytoviz.diffusion.weighting.WEIGHTINGS`.
     poly_coeffs

@@ -217,7 +217,8 @@ def rule_curve(sweeps: Mapping[str, pd.DataFrame], *, highlight: list[str] | Non
             fig.add_trace(go.Scatter(
                 x=[float(ref["mean_evals"])], y=[y], mode="markers",
                 marker=dict(size=12, color="#555555", symbol="star"), name=reference_label,
-                legendgroup="reference", showlegend=j == 1,
+                legendgroup="reference",
+                showlegend=not any(t.name == reference_label for t in fig.data),
                 hovertemplate=f"{reference_label}<br>%{{x:.0f}} evaluations<br>%{{y:.1f}} %"
                               "<extra></extra>"),
                 row=1, col=j)
