@@ -5,12 +5,12 @@ class every trial, at most ``--max-trials``) holds every error a pruned run with
 budget could measure, so each rule is replayed on the same trials
 (:func:`cytoviz.diffusion.replay.replay_pruning`, exact: ``tests/test_replay.py``) and the
 unpruned pass is the reference. The fast rule's settings (``DECISION_RULES["fast"]`` in
-``cytoviz/diffusion/classify_config.py``) are chosen on two validation sets only: the default
-``val`` split (300 images, reference domain) and ``val_mild``, a mild-shift set drawn for this
-benchmark (300 images, seed ``VAL_MILD_SEED``). Among the swept rules that spend at most
+``cytoviz/diffusion/classify_config.py``) are chosen on two validation sets only, 1,000 images
+each drawn for this benchmark from fresh seeds (``VAL_SEEDS``): ``val_large`` in the reference
+domain and ``val_mild_large`` under the mild shift. Among the swept rules that spend at most
 ``VAL_BUDGET`` (90) UNet evaluations per image on each, the choice falls least below the
-unpruned pass on its worse set (``--sweep`` prints the candidates); the test sets only measure
-it.
+unpruned pass on its worse set (``--sweep`` prints the candidates, ``--choose-only`` stops
+there); the test sets only measure it.
 
 History, so that the choice can be judged (each step chose on val sets alone, but after the
 previous step's test result was known, so the test sets are not untouched):
@@ -24,18 +24,30 @@ previous step's test result was known, so the test sets are not untouched):
    classes kept after trial 3, the t-test from trial 10) gave 91.3 % at 78 evaluations
    in-domain and 87.0 % at 91 under the mild shift, 3.2 points below: an in-domain val set
    cannot see what a shift does to an early cut.
-3. The mild-shift val set was added and the criterion became the one above. Its choice (the 3
-   best classes kept after trial 3, the t-test from trial 7) fell 0.0 and 2.0 points below
-   the unpruned passes of the two val sets; the JSON and the README hold its test numbers.
-
-What the test sets showed about the val sets (a finding informed by the test sets): the same
-rule can sit 2 to 3 points apart on val and test. A val set of 300 images resolves 0.33 points
-per image, and a rule's losses come from a handful of images, so a 1-point criterion needs far
-larger val sets than these.
+3. A mild-shift val set (300 images, seed ``VAL_MILD_SEED``) was added and the criterion
+   became the one above. Its choice (the 3 best classes kept after trial 3, the t-test from
+   trial 7) fell 0.0 and 2.0 points below the unpruned passes of the two val sets, but 2.5
+   points below the 500-trial reference in-domain (90.5 % at 64 evaluations) and 4.0 below
+   the 100-trial pass under the mild shift (86.2 % at 75) on the test sets. What the test sets
+   showed about the val sets (a finding informed by the test sets): the same rule can sit 2 to
+   3 points apart on val and test; a val set of 300 images resolves 0.33 points per image, and
+   a rule's losses come from a handful of images.
+4. So the val sets were replaced by the two 1,000-image sets above, and the grid gained
+   successive-halving schedules (``SCHEDULES``, several top-k cuts in a row) with and without
+   a last cut to the best class (``STOPS``, a per-image trial cap). The schedules came from a
+   look at the 300-image val passes alone: there the unpruned accuracy levels off after about
+   30 trials, and the true class is among the 5 best after 3 trials on 99 % of the images and
+   among the 3 best after 10 trials on 98 %. The criterion stayed that of step 3. The choice
+   was made once, with ``--choose-only``, before any new rule was replayed on a test set; the
+   JSON and the README hold its test numbers. It is the t-test alone, from trial 3 after every
+   trial at p < 0.1, 2.8 points below the unpruned pass on the mild-shift val set: on these
+   val sets no swept rule within the budget comes within 1 point on both, so the target is
+   missed by the val sets' own measure before any test set is looked at (``val_frontier`` in
+   the JSON: what the cheapest rule within 1 point costs).
 
 Usage::
 
-    .venv/bin/python benchmarks/fast_rule.py [--n-val 300] [--n-test 600] [--max-trials 100]
+    .venv/bin/python benchmarks/fast_rule.py [--n-val 1000] [--n-test 600] [--max-trials 100]
 
 The unpruned passes are kept, resumable, in ``benchmarks/runs/fast_rule/SPLIT/`` (missing ones
 are classified first: about 1,000 UNet evaluations per image at 100 trials). Writes
@@ -135,7 +147,31 @@ def _choose(vals: dict, grid: dict):
     table["evals"] = table.filter(like="evals_").max(axis=1)
     table["gap"] = table.filter(like="gap_").max(axis=1)
     ok = table[table["evals"] <= VAL_BUDGET].sort_values(["gap", "evals"])
-    return str(ok.index[0]), ok
+    return str(ok.index[0]), ok, table
+
+
+def _describe(cfg) -> str:
+    """A rule in words: its top-k cuts, then its t-test."""
+    cuts = [f"the best class after trial {at}" if k == 1 else f"the {k} best after trial {at}"
+            for at, k in cfg.top_k_cuts()]
+    every = "every trial" if cfg.prune_every == 1 else f"every {cfg.prune_every} trials"
+    test = f"the t-test from trial {cfg.min_trials}, {every}, at p < {cfg.p_threshold:g}"
+    return (f"{', '.join(cuts)} kept, then " if cuts else "") + test
+
+
+def _frontier(table, grid: dict) -> dict:
+    """From the val sweep's table: the cheapest rule within 1 point of the unpruned pass on
+    every val set, and the smallest worst shortfall at 100 evaluations per image or fewer."""
+    within = table[table["gap"] <= 1.0].sort_values(["evals", "gap"])
+    at100 = table[table["evals"] <= 100].sort_values(["gap", "evals"])
+    out = {}
+    for key, t in (("cheapest_within_1_point", within), ("best_within_100_evaluations", at100)):
+        if len(t):
+            name = str(t.index[0])
+            out[key] = {"rule": name, "description": _describe(grid[name]),
+                        "evaluations": float(t["evals"].iloc[0]),
+                        "gap_points": float(t["gap"].iloc[0])}
+    return out
 
 
 def _dataset(split: str):
@@ -274,7 +310,12 @@ def main(argv: list[str] | None = None) -> dict:
                          f"{DECISION_RULES['fast']['max_trials']}")
     grid = _grid(base)
     vals = {s: _sweep(s, runs[s], {**named, **grid}) for s in VAL_SETS}
-    choice, candidates = _choose(vals, grid)
+    choice, candidates, table = _choose(vals, grid)
+    frontier = _frontier(table, grid)
+    for key, row in frontier.items():
+        print(f"val sets, {key.replace('_', ' ')}: {row['rule']} ({row['evaluations']:.0f} "
+              f"evaluations per image on the costlier set, {row['gap_points']:.1f} points below "
+              "the unpruned pass on the worse set)")
     print(f"val sets {list(VAL_SETS)}: the sweep's choice {choice} (at most "
           f"{candidates.loc[choice, 'evals']:.0f} evaluations per image, at most "
           f"{candidates.loc[choice, 'gap']:.1f} points below a set's unpruned pass)", flush=True)
@@ -308,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
                      for name, cfg in named.items()},
            "val_budget": VAL_BUDGET,
            "val": {s: t.to_dict(orient="list") for s, t in vals.items()},
-           "val_seeds": VAL_SEEDS, "val_choice": choice,
+           "val_seeds": VAL_SEEDS, "val_choice": choice, "val_frontier": frontier,
            "fast_is_val_choice": bool(agrees),
            "splits": splits, "classifier_config": ClassifyConfig.to_dict(base),
            "reference_trials": REFERENCE_TRIALS,

@@ -458,7 +458,8 @@ def fast_rule() -> None:
           f"{fast['p_threshold']:g}; {chosen} "
           f"({'the sweep choice' if d['fast_is_val_choice'] else 'NOT the sweep choice'}); "
           "balanced accuracy and UNet evaluations per image)\n")
-    print("| test set | images | unpruned (reference) | the paper's rule | fast rule (opt-in) "
+    print(f"| test set | images | unpruned, {d['max_trials']} trials | the paper's rule "
+          "| fast rule (opt-in) "
           "| evaluations, paper / fast | issue 22's target for the fast rule |")
     print("|---|---|---|---|---|---|---|")
     names = {"test": "in-domain", "test_mild": "mild shift"}
@@ -488,6 +489,13 @@ def fast_rule() -> None:
         text.append("The unpruned reference at the paper's 500 trials: " + "; ".join(
             f"{names[s]} {100 * r['balanced_accuracy']:.1f} % ({r['mean_evals']:.0f} evaluations)"
             for s, r in refs.items()) + ".")
+    front = d.get("val_frontier") or {}
+    if "cheapest_within_1_point" in front:
+        c, b = front["cheapest_within_1_point"], front.get("best_within_100_evaluations")
+        text.append(f"On the val sets the cheapest swept rule within 1 point of the unpruned pass "
+                    f"on both ({c['description']}) spends {c['evaluations']:.0f} evaluations per "
+                    "image" + (f"; the best within 100 evaluations ({b['description']}) falls "
+                               f"{b['gap_points']:.1f} points below" if b else "") + ".")
     if len(refs) < len(names):
         text.append("Where that pass has not finished, the reference here has "
                     f"{d['max_trials']} trials (a 500-trial pass of 600 images is about 3 million "
