@@ -443,19 +443,13 @@ def fast_rule() -> None:
         return
     rules = d["rules"]
     fast = rules["fast"]
-    flat = fast.get("keep_top") or []
-    cuts = [f"the best class alone after trial {at} (the image stops there)" if k == 1
-            else f"the {k} best classes after trial {at}"
-            for at, k in zip(flat[::2], flat[1::2], strict=True)]
-    cut = f"{', '.join(cuts)} kept, then " if cuts else ""
     n = d["n_images"]
     vals = " and ".join(f"{n[s]} images ({s})" for s in d["val"])
     chosen = (f"chosen as the rule of the sweep that falls least below the unpruned pass on the "
               f"val sets, {vals}, within {d.get('val_budget')} evaluations per image on each")
     print(f"Source: `benchmarks/results/fast_rule.json` (`{d['command']}`; every rule replayed on "
-          f"one unpruned pass per set, at most {d['max_trials']} trials; the fast rule: {cut}the "
-          f"paper's t-test from trial {fast['min_trials']}, after every trial, at p < "
-          f"{fast['p_threshold']:g}; {chosen} "
+          f"one unpruned pass per set, at most {d['max_trials']} trials; the fast rule: "
+          f"{fast['description']} (the paper's t-test); {chosen} "
           f"({'the sweep choice' if d['fast_is_val_choice'] else 'NOT the sweep choice'}); "
           "balanced accuracy and UNet evaluations per image)\n")
     print(f"| test set | images | unpruned, {d['max_trials']} trials | the paper's rule "
