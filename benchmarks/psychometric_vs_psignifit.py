@@ -1,15 +1,22 @@
-"""cytoviz's vectorised PyMC psychometric fit vs psignifit 4.3: wall time and agreement.
+"""cytoviz's psychometric fits (both engines) vs psignifit 4.3: wall time and agreement.
 
-The task of the paper's Figure 2: fit the model (25 bins) and six experts (12 bins). cytoviz
-fits all seven in ONE vectorised PyMC model; psignifit fits them one after another (default
-grid, eta on, 10AFC, logistic). The ratio is cytoviz wall time / psignifit wall time (target
-<= 1.0). Timings alternate between the two, ``--repeats`` times, and report medians.
+The task of the paper's Figure 2: fit the model (25 bins) and six experts (12 bins).
+psignifit fits them one after another (default grid, eta on, 10AFC, logistic). cytoviz fits
+all seven in one call, with either engine:
 
-"cold" is cytoviz's first fit in a fresh process (graph compilation included; pytensor's disk
-cache of C modules may already be warm); "warm" reuses the compiled model and NUTS step
-(a ``CompiledModels`` cache passed to ``fit_observers``), as in a notebook session.
+- ``nuts`` (default): ONE vectorised PyMC model sampled by NUTS. "cold" is its first fit in
+  this process (graph compilation included; pytensor's disk cache of C modules may already be
+  warm); "warm" reuses the compiled model and NUTS step (a ``CompiledModels`` cache), as in a
+  notebook session.
+- ``grid`` (opt-in, ``PsychometricConfig(engine="grid")``): the posterior summed on a grid as
+  psignifit does, then sampled. "cold" is its first fit in a FRESH Python process (a
+  subprocess; importing ArviZ included, importing cytoviz not); "warm" is a later fit.
 
-Agreement: cytoviz's posterior means and 95 % interval bounds against psignifit's FINE grid
+Both use the default ``mcse_target`` (0.01 on the interval bounds). The ratios are cytoviz
+wall time / psignifit wall time (target <= 1.0). Timings alternate between psignifit and the
+two engines, ``--repeats`` times, and report medians.
+
+Agreement: each engine's posterior means and 95 % interval bounds against psignifit's FINE grid
 (threshold x width x lambda x eta = 100 x 100 x 40 x 40), for the seven observers and the
 data sets of ``tests/test_psychometric_psignifit.py``; targets 0.005 / 0.02 (means of
 threshold / width) and 0.01 / 0.03 (interval bounds).
@@ -19,7 +26,8 @@ Usage::
     .venv/bin/python benchmarks/psychometric_vs_psignifit.py [--repeats 3] [--no-agreement]
 
 Writes ``benchmarks/results/psychometric_vs_psignifit.json`` and
-``benchmarks/results/psychometric_agreement.json``; prints markdown tables.
+``benchmarks/results/psychometric_agreement.json`` (one block per engine); prints markdown
+tables.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from cytoviz.psychometric import (  # noqa: E402
     simulate_xkn,
 )
 from cytoviz.psychometric.binning import PsychometricData, as_psychometric_data  # noqa: E402
+from cytoviz.psychometric.model import ENGINES  # noqa: E402
 from cytoviz.psychometric.summary import summarize  # noqa: E402
 
 REF_DIR = REPO.parent / "shared" / "reference" / "psignifit"
@@ -93,12 +102,38 @@ def run_psignifit(d: PsychometricData, grid: dict[str, int] | None = None) -> di
             for p in ("threshold", "width", "lambda")}
 
 
+_COLD_GRID = """
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+sys.path.insert(0, {bench!r})
+from psychometric_vs_psignifit import figure2_data
+from cytoviz.psychometric import PsychometricConfig, fit_observers
+data = figure2_data()
+config = PsychometricConfig.from_dict(json.loads({config!r}))
+t0 = time.perf_counter()
+fit_observers(data, config)
+print(time.perf_counter() - t0)
+"""
+
+
+def _grid_cold(config: PsychometricConfig) -> float:
+    """The grid engine's first fit in a fresh Python process (seconds)."""
+    import subprocess
+
+    code = _COLD_GRID.format(bench=str(REPO / "benchmarks"), config=json.dumps(config.to_dict()))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def timing(data: dict[str, PsychometricData], config: PsychometricConfig, repeats: int) -> dict:
+    grid = config.replace(engine="grid")
+    grid_cold = _grid_cold(grid)
     cache = CompiledModels()
     t0 = time.perf_counter()
     fit_observers(data, config, cache=cache)
     cold = time.perf_counter() - t0
-    psig, warm = [], []
+    psig, warm, grid_warm = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for d in data.values():
@@ -107,29 +142,44 @@ def timing(data: dict[str, PsychometricData], config: PsychometricConfig, repeat
         t0 = time.perf_counter()
         fit_observers(data, config, cache=cache)
         warm.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fit_observers(data, grid)
+        grid_warm.append(time.perf_counter() - t0)
     ps_med = statistics.median(psig)
     return {
         "psignifit_s": psig, "cytoviz_warm_s": warm, "cytoviz_cold_s": cold,
         "psignifit_median_s": ps_med, "cytoviz_warm_median_s": statistics.median(warm),
         "ratio_warm": statistics.median(warm) / ps_med, "ratio_cold": cold / ps_med,
+        "grid": {"config": grid.to_dict(), "warm_s": grid_warm, "cold_s": grid_cold,
+                 "warm_median_s": statistics.median(grid_warm),
+                 "ratio_warm": statistics.median(grid_warm) / ps_med,
+                 "ratio_cold": grid_cold / ps_med},
     }
 
 
-def agreement(data: dict[str, PsychometricData], config: PsychometricConfig) -> list[dict]:
-    idata = fit_observers(data, config)  # one vectorised fit for every data set
-    table = summarize(idata, with_map=False)
+def fine_references(data: dict[str, PsychometricData]) -> dict[str, tuple[dict, float]]:
+    """psignifit's fine-grid fit of every data set, and its wall time."""
     ref_json = json.loads((REF_DIR / "psignifit43_results.json").read_text())
     fine_ref = ref_json["variants"]["10AFC_finegrid"]
-    rows = []
+    refs = {}
     for name, d in data.items():
         if name == "model":  # psignifit's own fine-grid fit of this data is stored
-            ref = {p: {"mean": fine_ref["mean"][p], "ci": fine_ref["ci95"][p]}
-                   for p in ("threshold", "width", "lambda")}
-            t_ps = fine_ref["wall_s"]
+            refs[name] = ({p: {"mean": fine_ref["mean"][p], "ci": fine_ref["ci95"][p]}
+                           for p in ("threshold", "width", "lambda")}, fine_ref["wall_s"])
         else:
             t0 = time.perf_counter()
             ref = run_psignifit(d, FINE)
-            t_ps = time.perf_counter() - t0
+            refs[name] = (ref, time.perf_counter() - t0)
+    return refs
+
+
+def agreement(data: dict[str, PsychometricData], config: PsychometricConfig,
+              refs: dict[str, tuple[dict, float]]) -> list[dict]:
+    idata = fit_observers(data, config)  # one vectorised fit for every data set
+    table = summarize(idata, with_map=False)
+    rows = []
+    for name, d in data.items():
+        ref, t_ps = refs[name]
         row: dict = {"data": name, "levels": len(d), "trials": int(d.n.sum()),
                      "psignifit_fine_s": t_ps}
         ok = True
@@ -175,24 +225,37 @@ def main(argv: list[str] | None = None) -> int:
               f"{t['cytoviz_warm_median_s']:.2f} |")
         print(f"| **ratio cytoviz / psignifit** (target <= 1.0) | warm {t['ratio_warm']:.2f}, "
               f"cold {t['ratio_cold']:.2f} |")
+        g = t["grid"]
+        print(f"| cytoviz grid engine, cold (fresh process) | {g['cold_s']:.2f} |")
+        print(f"| cytoviz grid engine, warm (median of {args.repeats}) | {g['warm_median_s']:.2f} |")
+        print(f"| **ratio grid engine / psignifit** (target <= 1.0) | warm {g['ratio_warm']:.2f}, "
+              f"cold {g['ratio_cold']:.2f} |")
         print(f"\nload average at start / end: {env['loadavg_start']} / {t['loadavg_end']}\n")
     if not args.no_agreement:
         sets = dict(data)
         sets.update({n: simulate_xkn(tt, w, lam, n_bins=b, n_per_level=nn, seed=s)
                      for n, (tt, w, lam, b, nn, s) in TEST_SETS.items()})
-        rows = agreement(sets, config)
-        save_json({"config": config.to_dict(), "fine_grid": FINE, "targets": TOL, "rows": rows,
-                   "env": env}, RESULTS / f"psychometric_agreement{args.tag}.json")
-        print("| data | levels | trials | thr mean (cv / ps) | thr 95% CI cv | thr 95% CI ps | "
-              "width mean (cv / ps) | width 95% CI cv | width 95% CI ps | max |dCI| thr / w | ok |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in rows:
-            tm, tc, wm, wc = r["threshold_mean"], r["threshold_ci"], r["width_mean"], r["width_ci"]
-            print(f"| {r['data']} | {r['levels']} | {r['trials']} | {tm[0]:.4f} / {tm[1]:.4f} | "
-                  f"[{tc[0][0]:.4f}, {tc[0][1]:.4f}] | [{tc[1][0]:.4f}, {tc[1][1]:.4f}] | "
-                  f"{wm[0]:.4f} / {wm[1]:.4f} | [{wc[0][0]:.4f}, {wc[0][1]:.4f}] | "
-                  f"[{wc[1][0]:.4f}, {wc[1][1]:.4f}] | {r['threshold_dci']:.4f} / "
-                  f"{r['width_dci']:.4f} | {'yes' if r['within_targets'] else 'NO'} |")
+        refs = fine_references(sets)
+        engines = {}
+        for engine in ENGINES:
+            cfg = config.replace(engine=engine)
+            engines[engine] = {"config": cfg.to_dict(), "rows": agreement(sets, cfg, refs)}
+        save_json({"fine_grid": FINE, "targets": TOL, "engines": engines, "env": env},
+                  RESULTS / f"psychometric_agreement{args.tag}.json")
+        for engine, block in engines.items():
+            print(f"\nengine: {engine}\n")
+            print("| data | levels | trials | thr mean (cv / ps) | thr 95% CI cv | thr 95% CI ps | "
+                  "width mean (cv / ps) | width 95% CI cv | width 95% CI ps | max |dCI| thr / w "
+                  "| ok |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            for r in block["rows"]:
+                tm, tc, wm, wc = (r["threshold_mean"], r["threshold_ci"], r["width_mean"],
+                                  r["width_ci"])
+                print(f"| {r['data']} | {r['levels']} | {r['trials']} | {tm[0]:.4f} / {tm[1]:.4f} "
+                      f"| [{tc[0][0]:.4f}, {tc[0][1]:.4f}] | [{tc[1][0]:.4f}, {tc[1][1]:.4f}] | "
+                      f"{wm[0]:.4f} / {wm[1]:.4f} | [{wc[0][0]:.4f}, {wc[0][1]:.4f}] | "
+                      f"[{wc[1][0]:.4f}, {wc[1][1]:.4f}] | {r['threshold_dci']:.4f} / "
+                      f"{r['width_dci']:.4f} | {'yes' if r['within_targets'] else 'NO'} |")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The psychometric log-density exists twice: the PyMC model and NumPy's ``log_posterior``.
 
 They must agree, up to the terms the NumPy version leaves out because they do not depend on the
-parameters (binomial coefficients, the Uniforms' normalisers, the Beta(1, 10) normalisers), on
+parameters (the Uniforms' normalisers and the lapse prior's normaliser), on
 a grid of parameters that covers the priors' fall-offs, the lapse rate, the guess rate and both
 branches of the beta-binomial likelihood. The compiled-model cache must give the same density
 after new data have been swapped in.
@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from pymc.model.transform.conditioning import remove_value_transforms
 from scipy import stats
-from scipy.special import gammaln
 
 from cytoviz.psychometric import CompiledModels, PsychometricConfig, simulate_xkn
 from cytoviz.psychometric.model import build_model, log_posterior, prior_settings
@@ -51,15 +50,12 @@ def _dropped_constant(data, config: PsychometricConfig) -> float:
     beta_norm = math.log(10.0)  # -log B(1, 10)
     for d in data.values():
         s = prior_settings(d)
-        total += float((gammaln(d.n + 1) - gammaln(d.k + 1) - gammaln(d.n - d.k + 1)).sum())
         # the PyMC Uniforms' log densities (the prior shapes are Potentials)
         total -= math.log(s["threshold_upper"] - s["threshold_lower"])
         total -= math.log(s["width_upper"] - s["width_lower"])
         total -= math.log(0.5)
         # NumPy's lapse prior is the normalised Beta(1, 10) on [0, 0.5]; PyMC keeps its shape
         total -= beta_norm - math.log(stats.beta.cdf(0.5, 1, 10))
-        if config.eta:
-            total += beta_norm  # pm.Beta is normalised; NumPy keeps only 9 log(1 - eta)
     return total
 
 

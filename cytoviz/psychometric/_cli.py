@@ -25,7 +25,7 @@ import pandas as pd
 from cytoviz._io import atomic_path, save_csv, writable_folder
 from cytoviz.psychometric.binning import as_psychometric_data, bin_confidence
 from cytoviz.psychometric.experts import expert_psychometric_data, read_expert_table
-from cytoviz.psychometric.model import PsychometricConfig, fit_observers
+from cytoviz.psychometric.model import ENGINES, PsychometricConfig, fit_observers
 from cytoviz.psychometric.summary import goodness_of_fit, summarize, threshold_at
 
 # cytoviz.pl (plotly) is imported in the handler, so that ``cytoviz --help`` stays fast.
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gamma", type=float, default=None,
                    help=f"guess rate 1/K ({_DEFAULTS.gamma})")
     p.add_argument("--draws", type=int, default=None,
-                   help=f"NUTS draws per chain ({_DEFAULTS.draws})")
+                   help=f"draws per chain ({_DEFAULTS.draws})")
     p.add_argument("--tune", type=int, default=None,
                    help=f"NUTS tuning steps per chain ({_DEFAULTS.tune})")
     p.add_argument("--chains", type=int, default=None,
@@ -78,6 +78,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mcse-target", type=_target, default=None,
                    help="largest Monte-Carlo error of the interval bounds; more draws are taken "
                         f"until it is met, 'none' keeps --draws ({_DEFAULTS.mcse_target})")
+    p.add_argument("--engine", default=None, choices=ENGINES,
+                   help="posterior engine: PyMC's NUTS sampler, or psignifit's grid (no "
+                        f"compilation, no tuning) ({_DEFAULTS.engine})")
     p.add_argument("--formats", default="html,png",
                    help="figure formats, comma-separated (png, svg, pdf, html)")
     p.set_defaults(func=run)
@@ -248,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     formats = _formats(args.formats)
     data = read_observers(args.csv, bins=args.bins, scheme=args.scheme)
     flags = {"gamma": args.gamma, "draws": args.draws, "tune": args.tune,
-             "chains": args.chains, "seed": args.seed}
+             "chains": args.chains, "seed": args.seed, "engine": args.engine}
     changes = {name: value for name, value in flags.items() if value is not None}
     if args.mcse_target is not None:
         changes["mcse_target"] = None if args.mcse_target == "none" else args.mcse_target
