@@ -60,6 +60,23 @@ def psychometric() -> None:
     print()
 
 
+def psychometric_grid_steps() -> None:
+    d = _load("psychometric_grid_steps")
+    if d is None:
+        return
+    print("Source: `benchmarks/results/psychometric_grid_steps.json` (`python "
+          "benchmarks/psychometric_grid_steps.py`; largest differences from psignifit's fine grid over "
+          f"{len(d['sets'])} selection data sets, Monte-Carlo target {d['mcse_target']}; default "
+          f"{tuple(d['default'])})\n")
+    print("| grid cells (threshold, width, lambda, eta) | fit time, fixed draws (s) | largest mean difference "
+          "(threshold / width) | largest 95 % bound difference (threshold / width) |")
+    print("|---|---|---|---|")
+    for r in d["rows"]:
+        print(f"| {tuple(r['grid_steps'])} | {r['wall_s']:.2f} | {r['threshold_max_dmean']:.4f} / "
+              f"{r['width_max_dmean']:.4f} | {r['threshold_max_dci']:.4f} / {r['width_max_dci']:.4f} |")
+    print()
+
+
 def speed() -> None:
     rows = []
     d = _load("classify_engine")
@@ -447,6 +464,26 @@ def main_job() -> None:
     print()
 
 
+def fast_rule_pooled() -> None:
+    d = _load("fast_rule_pooled")
+    if d is None:
+        return
+    sets = list(d["sets"])
+    print("Source: `benchmarks/results/fast_rule_pooled.json` (`python benchmarks/fast_rule_pooled.py`; "
+          "val sets only, the pruning test after every trial from the first test on; balanced "
+          "accuracy and UNet evaluations per image)\n")
+    print("| variance of the t-test | first test at trial | p | " + " | ".join(sets) + " |")
+    print("|---|---|---|" + "---|" * len(sets))
+    for i, r in enumerate(d["sets"][sets[0]]["rows"]):
+        cells = [f"{100 * d['sets'][s]['rows'][i]['balanced_accuracy']:.1f} % "
+                 f"({d['sets'][s]['rows'][i]['mean_evals']:.0f})" for s in sets]
+        name = {"paper": "each pair's own (the paper's)"}.get(r["family"], r["family"])
+        print(f"| {name} | {r['min_trials']} | {r['p']} | " + " | ".join(cells) + " |")
+    print("| (unpruned, every trial) | | | " + " | ".join(
+        f"{100 * d['sets'][s]['unpruned_balanced_accuracy']:.1f} %" for s in sets) + " |")
+    print()
+
+
 def fast_rule() -> None:
     d = _load("fast_rule")
     if d is None:
@@ -519,9 +556,10 @@ def _short(model: str) -> str:
 
 
 if __name__ == "__main__":
-    for section in (summary, difficulty, table1, shift_all, shift_components, psychometric, speed,
+    for section in (summary, difficulty, table1, shift_all, shift_components, psychometric,
+                    psychometric_grid_steps, speed,
                     memory, pruning, heatmaps, panel, skill, calibration, calibration_brief,
                     cell_scale, main_job,
-                    fast_rule):
+                    fast_rule, fast_rule_pooled):
         print(f"<!-- {section.__name__} -->")
         section()

@@ -138,3 +138,42 @@ def test_cli_fits_with_the_grid_engine(tmp_path):
     assert fit.posterior.attrs["mcse_bounds_max"] <= PsychometricConfig().mcse_target
     summary = pd.read_csv(tmp_path / "o" / "summary.csv")
     assert set(summary.parameter) == set(AXES)
+
+
+#: Thousands of trials per level: the posterior fits in a few cells of a coarse grid.
+HUGE = simulate_xkn(0.5, 0.1, 0.01, n_bins=12, n_per_level=5000, seed=3)
+
+
+def test_a_peaked_posterior_is_resolved_by_the_final_grid():
+    post = grid_posterior(HUGE, GRID)
+    for axis in (0, 1):  # threshold and width spread over many final cells, not two or three
+        assert np.sum(post.marginal(axis) > 1e-3) >= 10, AXES[axis]
+
+
+@pytest.mark.slow
+def test_a_peaked_posterior_matches_nuts():
+    grid = summarize(fit_observers({"huge": HUGE}, GRID), with_map=False)
+    nuts = summarize(fit_observers({"huge": HUGE}, PsychometricConfig(seed=3)), with_map=False)
+    for p in ("threshold", "width"):
+        g, n = (t[t.parameter == p].iloc[0] for t in (grid, nuts))
+        spread = n["upper"] - n["lower"]
+        assert abs(g["lower"] - n["lower"]) < 0.1 * spread, p
+        assert abs(g["upper"] - n["upper"]) < 0.1 * spread, p
+
+
+@pytest.mark.parametrize("eta", [True, False])
+def test_narrowing_stops_when_the_box_settles(monkeypatch, eta):
+    """A posterior of ordinary width settles in a few coarse passes (a fixed eta axis counts
+    as settled, not as an axis that never shrinks)."""
+    from cytoviz.psychometric import grid
+
+    calls = []
+    original = grid._log_density
+
+    def counting(*args, **kwargs):
+        calls.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "_log_density", counting)
+    grid.grid_posterior(DATA["few"], GRID.replace(eta=eta))
+    assert 2 <= len(calls) - 1 <= 5  # coarse passes, then the final grid

@@ -85,3 +85,16 @@ def test_switching_between_observers_with_different_axes():
     ex.observer.value = "model"
     assert list(ex.axis.options) == ["model confidence"]
     assert ex.figure.layout.title.text.startswith("model")
+
+
+def test_the_widget_fits_with_the_grid_engine():
+    from cytoviz.widgets import UncertaintyBinsExplorer
+
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0, 1, 300)
+    correct = rng.uniform(size=300) < 0.1 + 0.88 / (1 + np.exp(-2 * np.log(19) * (conf - 0.4) / 0.4))
+    explorer = UncertaintyBinsExplorer({"model": (conf, correct)},
+                                       config=FAST.replace(engine="grid"), n_bins=8)
+    assert explorer.n_fits == 1 and explorer.status.value == ""
+    assert len(explorer.figure.data[2].x) == 8
+    assert "deviance" in explorer.readout.value

@@ -12,7 +12,9 @@ How the grid is placed, per observer:
 
 1. a coarse grid of :data:`COARSE_STEPS` cells over the priors' supports;
 2. the box of cells whose marginal mass exceeds :data:`BORDER_MASS` on each axis, one cell
-   wider on each side; a second coarse grid on that box, and its box again;
+   wider on each side; a coarse grid on that box, and its box again, until no axis shrinks
+   below :data:`SETTLED` of its width (at most :data:`MAX_NARROWING` passes: a posterior
+   concentrated in a few coarse cells, as with thousands of trials per level, needs several);
 3. the final grid of ``config.grid_steps`` cells on that box.
 
 The posterior is taken as constant inside a cell (its value at the centre: the midpoint
@@ -21,8 +23,11 @@ rule). A draw picks a cell by its mass and a uniform point inside it.
 Differences from psignifit 4.3 (read from its source): psignifit narrows its grid once, from
 its own coarse steps, keeps cells above 1e-5 of the mass, spaces some axes unevenly and reads
 interval bounds from the cumulative sum of the marginal on its grid's points (biased by about
-half a grid step); here the boxes are narrowed twice and the bounds are quantiles of draws from
-the piecewise-constant posterior.
+half a grid step); here the box is narrowed until it settles and the bounds are quantiles of
+draws from the piecewise-constant posterior. With thousands of trials per level psignifit's
+single narrowing can leave the posterior inside a few cells (its intervals then come out
+several times too wide; ``tests/test_psychometric_grid.py`` has such a case, checked
+against NUTS).
 """
 
 from __future__ import annotations
@@ -49,15 +54,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from cytoviz.psychometric.model import PsychometricConfig
 
-__all__ = ["AXES", "BORDER_MASS", "COARSE_STEPS", "GridPosterior", "grid_draws",
-           "grid_posterior", "pointwise_log_likelihood"]
+__all__ = ["AXES", "BORDER_MASS", "COARSE_STEPS", "MAX_NARROWING", "SETTLED", "GridPosterior",
+           "grid_draws", "grid_posterior", "pointwise_log_likelihood"]
 
 #: The grid's axes, in order.
 AXES = ("threshold", "width", "lambda", "eta")
-#: Cells per axis of the two coarse grids that place the final one.
+#: Cells per axis of the coarse grids that place the final one.
 COARSE_STEPS = (20, 20, 8, 8)
 #: A cell of a coarse grid whose marginal mass on some axis is above this is inside the box.
 BORDER_MASS = 1e-6
+#: The box is settled when no axis shrank below this fraction of its width in the last pass.
+SETTLED = 0.8
+#: Most coarse passes (a very peaked posterior needs several to be resolved).
+MAX_NARROWING = 10
 #: Largest number of (cell, row) terms evaluated at once (bounds the memory to about 100 MB).
 _CHUNK = 1_000_000
 
@@ -180,10 +189,16 @@ def grid_posterior(data: PsychometricData, config: PsychometricConfig, *,
     def steps_of(steps: Sequence[int]) -> tuple[int, ...]:
         return tuple(steps[:3]) + (fixed_eta or (steps[3],))
 
-    for _ in range(2):
-        coarse = steps_of(COARSE_STEPS)
+    coarse = steps_of(COARSE_STEPS)
+    for _ in range(MAX_NARROWING):
         post = _normalised(_log_density(lower, upper, coarse, data, config), lower, upper, name)
-        lower, upper = _box(post)
+        new_lower, new_upper = _box(post)
+        width = upper - lower
+        shrink = np.where(width > 0, (new_upper - new_lower) / np.where(width > 0, width, 1.0),
+                          1.0)  # a fixed axis (eta without overdispersion) is settled
+        lower, upper = new_lower, new_upper
+        if np.all(shrink > SETTLED):
+            break
     final = steps_of(config.grid_steps)
     return _normalised(_log_density(lower, upper, final, data, config), lower, upper, name)
 

@@ -122,9 +122,9 @@ class PsychometricConfig(Config):
         ``reuse_compiled`` do not apply. The hierarchical fit always uses NUTS.
     grid_steps
         Cells per axis (threshold, width, lambda, eta) of the grid engine's final grid. The
-        default was chosen among four sizes against psignifit's fine grid on six simulated
-        data sets that no test or benchmark uses (the largest interval-bound difference, which
-        was 0.016 in width, and the time); see :mod:`cytoviz.psychometric.grid`.
+        default was chosen among five sizes by their largest difference from psignifit's fine
+        grid and their time, on six simulated data sets that no test and no other benchmark
+        uses (``benchmarks/psychometric_grid_steps.py``).
     """
 
     gamma: float = 0.1
