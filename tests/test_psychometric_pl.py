@@ -10,6 +10,7 @@ import pytest
 from cytoviz.cli import main
 from cytoviz.pl import psychometric_comparison, psychometric_curve, psychometric_forest
 from cytoviz.psychometric import PsychometricConfig, fit_observers, simulate_xkn
+from cytoviz.psychometric.model import observer_data
 from cytoviz.psychometric.summary import summarize
 
 FAST = PsychometricConfig(draws=300, tune=300, chains=1, seed=2, mcse_target=None)
@@ -65,9 +66,27 @@ def test_forest_rows_match_the_summary(fit):
     assert tr.error_x.array[1] == pytest.approx(w.loc["E1", "upper"] - w.loc["E1", "mean"])
     assert fig.layout.xaxis.title.text == "width"
     two = psychometric_forest(table, "threshold", groups={"model axis": table, "consensus": table})
-    assert len(two.data) == 2 and two.layout.showlegend
+    assert len(two.data) == 4 and two.layout.showlegend  # per group: the ranges, the intervals
     with pytest.raises(ValueError, match="slope"):
         psychometric_forest(table, "slope")
+
+
+def test_forest_draws_each_observers_stimulus_range_behind_its_threshold(fit):
+    table = summarize(fit, with_map=False)
+    rows = table[table.parameter == "threshold"].set_index("observer")
+    for name in rows.index:  # the range is the observer's lowest and highest level
+        x = observer_data(fit, name).x
+        assert rows.loc[name, "stimulus_lower"] == x.min()
+        assert rows.loc[name, "stimulus_upper"] == x.max()
+    ranges, intervals = psychometric_forest(table, "threshold").data
+    assert ranges.name == "stimulus range (data)" and ranges.showlegend
+    first = rows.index[0]
+    assert list(ranges.x[:2]) == [rows.loc[first, "stimulus_lower"],
+                                  rows.loc[first, "stimulus_upper"]]
+    assert ranges.y[0] == intervals.y[0]  # on the observer's row
+    # a table without the range columns (an older summary) draws the intervals only
+    old = table.drop(columns=["stimulus_lower", "stimulus_upper"])
+    assert len(psychometric_forest(old, "threshold").data) == 1
 
 
 def test_cli_raw_confidence_csv(tmp_path, capsys):

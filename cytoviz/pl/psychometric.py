@@ -233,10 +233,14 @@ def psychometric_forest(
     Returns
     -------
     plotly.graph_objects.Figure
-        One scatter trace with horizontal error bars per group.
+        One scatter trace with horizontal error bars per group. For the threshold, when the
+        tables carry ``stimulus_lower`` / ``stimulus_upper`` (as :func:`summarize` writes
+        them), a light bar behind each observer's interval spans its stimulus levels, so a
+        threshold outside its data's range shows as such.
     """
     tables = dict(groups) if groups else {parameter: summary}
     fig = go.Figure()
+    ranges_drawn = False
     colors = (_CURVE, _CI, "#009E73", "#CC79A7")
     for i, (label, table) in enumerate(tables.items()):
         need = {"observer", "parameter", point, "lower", "upper"}
@@ -255,6 +259,15 @@ def psychometric_forest(
             sub = sub.set_index("observer").loc[list(observers)].reset_index()
         offset = (i - (len(tables) - 1) / 2) * 0.15
         y = np.arange(len(sub))[::-1] + offset
+        if parameter == "threshold" and {"stimulus_lower", "stimulus_upper"} <= set(sub.columns):
+            xs = np.column_stack([sub["stimulus_lower"], sub["stimulus_upper"],
+                                  np.full(len(sub), np.nan)]).ravel()
+            fig.add_trace(go.Scatter(
+                x=xs, y=np.repeat(y, 3), mode="lines", name="stimulus range (data)",
+                line=dict(color="rgba(0, 0, 0, 0.12)", width=9), hoverinfo="skip",
+                showlegend=not ranges_drawn, legendgroup="stimulus range",
+            ))
+            ranges_drawn = True
         fig.add_trace(go.Scatter(
             x=sub[point], y=y, mode="markers", name=label,
             marker=dict(color=colors[i % len(colors)], size=7),
@@ -267,7 +280,7 @@ def psychometric_forest(
         template=TEMPLATE_NAME, title=title or f"{parameter} (95 % interval)",
         xaxis=dict(title=parameter),
         yaxis=dict(title="observer", tickvals=list(range(len(labels)))[::-1], ticktext=labels),
-        showlegend=len(tables) > 1,
+        showlegend=len(tables) > 1 or ranges_drawn,
     )
     return fig
 

@@ -116,7 +116,9 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
         (``lower``/``upper``: the (1 - ci_prob)/2 and (1 + ci_prob)/2 quantiles of the draws),
         ``mcse_lower``, ``mcse_upper`` (Monte-Carlo standard errors of those two quantiles,
         ArviZ's ``mcse(method="quantile")``, which accounts for autocorrelation; NaN for a
-        fixed parameter) and ``ess`` (bulk effective sample size).
+        fixed parameter), ``ess`` (bulk effective sample size), and ``stimulus_lower``,
+        ``stimulus_upper``: the observer's lowest and highest stimulus level (a threshold
+        outside them is an extrapolation; :func:`cytoviz.pl.psychometric_forest` draws them).
     """
     if not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
@@ -127,6 +129,7 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
         draws = posterior_draws(idata, obs)
         pooled = idata.posterior.attrs.get("cytoviz_pooling") == "partial"
         mp = map_estimate(idata, obs) if with_map and not pooled else {}
+        x = observer_data(idata, obs).x
         for p in PARAMETERS:
             v = draws[p]
             lo, hi = np.quantile(v, q)
@@ -134,7 +137,8 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
             rows.append({"observer": obs, "parameter": p, "map": mp.get(p, np.nan),
                          "mean": float(v.mean()), "sd": float(v.std(ddof=1)),
                          "lower": float(lo), "upper": float(hi),
-                         "mcse_lower": err[0], "mcse_upper": err[1], "ess": err[2]})
+                         "mcse_lower": err[0], "mcse_upper": err[1], "ess": err[2],
+                         "stimulus_lower": float(x.min()), "stimulus_upper": float(x.max())})
     return pd.DataFrame(rows)
 
 
