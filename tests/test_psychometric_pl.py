@@ -66,7 +66,9 @@ def test_forest_rows_match_the_summary(fit):
     assert tr.error_x.array[1] == pytest.approx(w.loc["E1", "upper"] - w.loc["E1", "mean"])
     assert fig.layout.xaxis.title.text == "width"
     two = psychometric_forest(table, "threshold", groups={"model axis": table, "consensus": table})
-    assert len(two.data) == 4 and two.layout.showlegend  # per group: the ranges, the intervals
+    # per group: the ranges and the intervals; then the ranges' one legend entry
+    assert len(two.data) == 5 and two.layout.showlegend
+    assert two.data[0].name == "model axis: stimulus range" and two.data[0].showlegend is False
     with pytest.raises(ValueError, match="slope"):
         psychometric_forest(table, "slope")
 
@@ -78,8 +80,8 @@ def test_forest_draws_each_observers_stimulus_range_behind_its_threshold(fit):
         x = observer_data(fit, name).x
         assert rows.loc[name, "stimulus_lower"] == x.min()
         assert rows.loc[name, "stimulus_upper"] == x.max()
-    ranges, intervals = psychometric_forest(table, "threshold").data
-    assert ranges.name == "stimulus range (data)" and ranges.showlegend
+    ranges, intervals, entry = psychometric_forest(table, "threshold").data
+    assert entry.name == "stimulus range (data)" and entry.x == (None,)
     first = rows.index[0]
     assert list(ranges.x[:2]) == [rows.loc[first, "stimulus_lower"],
                                   rows.loc[first, "stimulus_upper"]]

@@ -235,8 +235,8 @@ def psychometric_forest(
     plotly.graph_objects.Figure
         One scatter trace with horizontal error bars per group. For the threshold, when the
         tables carry ``stimulus_lower`` / ``stimulus_upper`` (as :func:`summarize` writes
-        them), a light bar behind each observer's interval spans its stimulus levels, so a
-        threshold outside its data's range shows as such.
+        them), a light bar in the group's colour behind each observer's interval spans its
+        stimulus levels, so a threshold outside its data's range shows as such.
     """
     tables = dict(groups) if groups else {parameter: summary}
     fig = go.Figure()
@@ -263,13 +263,13 @@ def psychometric_forest(
             xs = np.column_stack([sub["stimulus_lower"], sub["stimulus_upper"],
                                   np.full(len(sub), np.nan)]).ravel()
             fig.add_trace(go.Scatter(
-                x=xs, y=np.repeat(y, 3), mode="lines", name="stimulus range (data)",
-                line=dict(color="rgba(0, 0, 0, 0.12)", width=9), hoverinfo="skip",
-                showlegend=not ranges_drawn, legendgroup="stimulus range",
+                x=xs, y=np.repeat(y, 3), mode="lines", hoverinfo="skip", showlegend=False,
+                name=f"{label}: stimulus range", legendgroup=label,
+                line=dict(color=colors[i % len(colors)], width=7), opacity=0.2,
             ))
             ranges_drawn = True
         fig.add_trace(go.Scatter(
-            x=sub[point], y=y, mode="markers", name=label,
+            x=sub[point], y=y, mode="markers", name=label, legendgroup=label,
             marker=dict(color=colors[i % len(colors)], size=7),
             error_x=dict(type="data", symmetric=False, array=sub["upper"] - sub[point],
                          arrayminus=sub[point] - sub["lower"], thickness=1.5, width=3),
@@ -282,6 +282,10 @@ def psychometric_forest(
         yaxis=dict(title="observer", tickvals=list(range(len(labels)))[::-1], ticktext=labels),
         showlegend=len(tables) > 1 or ranges_drawn,
     )
+    if ranges_drawn:  # one legend entry for the bars of every group
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="stimulus range (data)",
+                                 line=dict(color="#7f7f7f", width=7), opacity=0.35,
+                                 hoverinfo="skip"))
     return fig
 
 
