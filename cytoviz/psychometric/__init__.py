@@ -4,8 +4,9 @@ Compute: :func:`fit` / :func:`fit_observers` return ArviZ ``InferenceData``; :mo
 turns it into tables (MAP, means, intervals, thresholds at any percent correct, goodness of
 fit); :mod:`.binning` makes ``(x, k, n)`` rows from confidence and correctness; :mod:`.experts`
 builds the per-expert data of the paper's Figure 2 B-E; :mod:`.hierarchical` fits all observers
-with partial pooling and compares it with independent fits by LOO. PyMC is imported only when a model is
-built or fitted.
+with partial pooling and compares it with independent fits by LOO; :mod:`.grid` is the opt-in
+engine that sums the posterior on a grid as psignifit does (``PsychometricConfig(engine="grid")``).
+PyMC is imported only when a model is built or fitted with NUTS.
 """
 
 from cytoviz.psychometric.binning import (
