@@ -24,10 +24,9 @@ Differences from psignifit 4.3 (read from its source): psignifit narrows its gri
 its own coarse steps, keeps cells above 1e-5 of the mass, spaces some axes unevenly and reads
 interval bounds from the cumulative sum of the marginal on its grid's points (biased by about
 half a grid step); here the box is narrowed until it settles and the bounds are quantiles of
-draws from the piecewise-constant posterior. With thousands of trials per level psignifit's
-single narrowing can leave the posterior inside a few cells (its intervals then come out
-several times too wide; ``tests/test_psychometric_grid.py`` has such a case, checked
-against NUTS).
+draws from the piecewise-constant posterior. With thousands of trials per level a single
+narrowing can leave the posterior inside a few cells; ``tests/test_psychometric_grid.py``
+checks such a case against NUTS.
 """
 
 from __future__ import annotations
