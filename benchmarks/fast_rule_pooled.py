@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from cytoviz._io import save_json  # noqa: E402
 from cytoviz._metrics import balanced_accuracy  # noqa: E402
-from cytoviz.diffusion.classify import paired_t_pvalues  # noqa: E402
+from cytoviz.diffusion.classify import prune  # noqa: E402
 from cytoviz.diffusion.result import ClassificationResult  # noqa: E402
 
 RUNS = REPO / "benchmarks" / "runs" / "fast_rule"
@@ -60,12 +60,6 @@ def _drop(remaining, idx, means, best, others, p_values, p):
     return out
 
 
-def paper(errors: np.ndarray, remaining: np.ndarray, p: float) -> np.ndarray:
-    """The paper's test: each pair's own variance (as ``cytoviz.diffusion.classify.prune``)."""
-    idx, means, best, others, diff = _pairs(errors, remaining)
-    return _drop(remaining, idx, means, best, others, paired_t_pvalues(diff), p)
-
-
 def pooled(shrink: float | None) -> Rule:
     """The test with the pairs' variances pooled (``shrink=None``) or shrunk towards the pool."""
     def rule(errors: np.ndarray, remaining: np.ndarray, p: float) -> np.ndarray:
@@ -82,7 +76,8 @@ def pooled(shrink: float | None) -> Rule:
     return rule
 
 
-FAMILIES: dict[str, Rule] = {"paper": paper, "pooled": pooled(None), "shrunk 4": pooled(4.0)}
+#: "paper" is the library's own test (``prune``), the one the engine and the replay use.
+FAMILIES: dict[str, Rule] = {"paper": prune, "pooled": pooled(None), "shrunk 4": pooled(4.0)}
 
 
 def replay(errors: np.ndarray, rule: Rule, min_trials: int, p: float) -> tuple[int, int]:

@@ -39,6 +39,7 @@ import numpy as np
 
 from cytoviz.psychometric.binning import PsychometricData
 from cytoviz.psychometric.model import (
+    _model_inputs,
     eta_prior,
     lambda_prior,
     log_likelihood_rows,
@@ -215,17 +216,11 @@ def grid_draws(observers: dict[str, PsychometricData], gammas: np.ndarray,
     posts = [grid_posterior(d, config.replace(gamma=float(g)), name=name)
              for (name, d), g in zip(observers.items(), gammas, strict=True)]
     names = list(observers)
-    rows = {
-        "x": np.concatenate([d.x for d in observers.values()]),
-        "n": np.concatenate([d.n for d in observers.values()]),
-        "observer_index": np.concatenate(
-            [np.full(len(d), i) for i, d in enumerate(observers.values())]),
-    }
-    k = np.concatenate([d.k for d in observers.values()])
-    per_observer = {key: np.array([prior_settings(d)[name] for d in observers.values()])
-                    for key, name in (("s0", "s0"), ("s1", "s1"), ("stimulus_range", "range"),
-                                      ("wmin", "wmin"))}
-    per_observer["gamma"] = np.asarray(gammas, dtype=float)
+    # the same pm.Data arrays a NUTS fit stores: per row, then per observer
+    _, arrays = _model_inputs(observers, gammas)
+    k = arrays["k_observed"]
+    row_keys = ("x", "n", "observer_index", "k_observed")
+    per_observer = {key: v for key, v in arrays.items() if key not in row_keys}
 
     def run(draws: int) -> az.InferenceData:
         rng = np.random.default_rng([config.seed, draws])
@@ -237,10 +232,10 @@ def grid_draws(observers: dict[str, PsychometricData], gammas: np.ndarray,
         return az.from_dict(
             posterior=posterior,
             observed_data={"k": k},
-            constant_data={**rows, "k_observed": k, **per_observer},
+            constant_data=arrays,
             coords={"observer": names, "row": np.arange(len(k))},
             dims={**{axis: ["observer"] for axis in AXES}, "k": ["row"],
-                  **{key: ["row"] for key in (*rows, "k_observed")},
+                  **{key: ["row"] for key in row_keys},
                   **{key: ["observer"] for key in per_observer}},
         )
 
