@@ -11,11 +11,18 @@ threshold and width with the true skill is computed. A skilled expert should rea
 at a lower stimulus, so a good axis gives correlations near -1.
 
 The model-confidence axis uses a stored pass of the shipped model over the test split (the
-domain-shift protocol's seed 0, ``--result``); nothing is classified here.
+domain-shift protocol's seed 0, ``--result``); nothing is classified here. A third axis, the
+clarity the simulation drew into each image (``1 - 2 * lean``, from
+:func:`cytoviz.data.panel.image_ambiguity`; known only in a simulation), shows what a model
+whose confidence followed exactly what makes the images hard for the experts would give.
 
-Why a threshold can fall outside the stimulus range, measured alongside: a threshold inside
-the range needs the expert's accuracy to fall to the curve's midpoint (about
-``gamma + (1 - gamma) / 2 = 0.55``) somewhere on the axis. The benchmark records each
+Two thresholds are reported: the sigmoid's midpoint ``m`` (psignifit's ``threshold``) and the
+threshold at 80 % correct of the unscaled sigmoid, ``m + 0.23541 w``, which is what the
+paper's Figure 2 D reports (METHOD.md section 5) and what ``cytoviz figures`` draws there.
+
+Why a threshold can fall outside the stimulus range, measured alongside: a midpoint inside
+the range needs the expert's accuracy to fall to about ``gamma + (1 - gamma) / 2 = 0.55``
+somewhere on the axis, the 80 % threshold to about ``gamma + 0.8 (1 - gamma) = 0.82``. The benchmark records each
 expert's accuracy against the consensus in the lowest and the highest third of the model's
 confidence (common images, mean over the seeds), and the Spearman correlation between the
 model's confidence and the ambiguity the simulation draws into each image
@@ -41,6 +48,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "skill_recovery.json"
+#: Figure 2 D's threshold: percent correct of the unscaled sigmoid (METHOD.md section 5).
+PERCENT_CORRECT = 0.8
 RESULT = REPO / "eval_runs" / "domain_shift" / "outputs" / "diffusion-seed0-pretrained" / "test_result.npz"
 
 
@@ -65,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     from cytoviz.diffusion import ClassificationResult
     from cytoviz.psychometric import CompiledModels, PsychometricConfig, fit_observers
     from cytoviz.psychometric.experts import expert_psychometric_data
-    from cytoviz.psychometric.summary import summarize
+    from cytoviz.psychometric.summary import summarize, threshold_parameter
 
     ds = resolve_one("synthetic", "test")
     result = ClassificationResult.load(args.result)
@@ -78,6 +87,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     cache = CompiledModels()
     rows, thirds = [], []
     _, ambiguity = image_ambiguity(ds, panel_config)
+    clarity = pd.Series(1.0 - 2.0 * ambiguity, index=np.arange(len(ds)))
+    stimulus = {"model": conf, "consensus": None, "clarity": clarity}
+    t80 = threshold_parameter(PERCENT_CORRECT)
     t0 = time.perf_counter()
     for seed in range(args.seeds):
         panel = simulate_panel(ds, n_common=200, per_expert=len(ds), seed=seed, config=panel_config)
@@ -88,24 +100,28 @@ def main(argv: list[str] | None = None) -> dict | None:
         thirds.append(acc.rename(seed))
         skill = {e: 1.0 - np.exp(-y / panel_config.skill_years)
                  for e, y in panel.groupby("expert")["years"].first().items()}
-        for axis in ("model", "consensus"):
-            data = expert_psychometric_data(panel, conf if axis == "model" else None, axis=axis,
-                                            n_bins=12)
+        for axis, values in stimulus.items():
+            data = expert_psychometric_data(panel, values, axis="consensus" if values is None
+                                            else "model", n_bins=12)
             lo = min(float(d.x.min()) for d in data.values())
             hi = max(float(d.x.max()) for d in data.values())
-            s = summarize(fit_observers(data, psych, cache=cache), with_map=False)
+            s = summarize(fit_observers(data, psych, cache=cache), with_map=False,
+                          percent_correct=(PERCENT_CORRECT,))
             row = {"seed": seed, "axis": axis, "x_min": lo, "x_max": hi}
-            for param in ("threshold", "width"):
+            for param in ("threshold", t80, "width"):
                 est = s[s["parameter"] == param].set_index("observer")["mean"]
                 sk = np.array([skill[e] for e in est.index])
                 row[f"spearman_{param}"] = float(spearmanr(est.to_numpy(), sk).statistic)
                 row[f"{param}_by_expert"] = {str(e): float(v) for e, v in est.items()}
-            thr = np.array(list(row["threshold_by_expert"].values()))
-            row["thresholds_in_range"] = int(np.sum((thr >= lo) & (thr <= hi)))
+            for param in ("threshold", t80):
+                thr = np.array(list(row[f"{param}_by_expert"].values()))
+                row[f"{param}s_in_range"] = int(np.sum((thr >= lo) & (thr <= hi)))
             rows.append(row)
             print(f"seed {seed} {axis}: Spearman(threshold, skill) "
-                  f"{row['spearman_threshold']:+.2f}, (width, skill) {row['spearman_width']:+.2f}, "
-                  f"{row['thresholds_in_range']}/6 thresholds in [{lo:.2f}, {hi:.2f}]", flush=True)
+                  f"{row['spearman_threshold']:+.2f}, (80 % threshold, skill) "
+                  f"{row[f'spearman_{t80}']:+.2f}, (width, skill) {row['spearman_width']:+.2f}; "
+                  f"in [{lo:.2f}, {hi:.2f}]: {row['thresholds_in_range']}/6 midpoints, "
+                  f"{row[f'{t80}s_in_range']}/6 80 % thresholds", flush=True)
     table = pd.DataFrame(rows)
     summary = {}
     for axis, g in table.groupby("axis"):
@@ -113,9 +129,10 @@ def main(argv: list[str] | None = None) -> dict | None:
             f"spearman_{p}": {"mean": float(g[f"spearman_{p}"].mean()),
                               "interval": [float(v) for v in np.percentile(g[f"spearman_{p}"],
                                                                            [2.5, 97.5])]}
-            for p in ("threshold", "width")
+            for p in ("threshold", t80, "width")
         }
-        summary[axis]["thresholds_in_range"] = float(g["thresholds_in_range"].mean())
+        for p in ("threshold", t80):
+            summary[axis][f"{p}s_in_range"] = float(g[f"{p}s_in_range"].mean())
     acc = pd.concat(thirds, axis=1).mean(axis=1)
     # the model's own accuracy (against the true class) by third of its confidence: does its
     # confidence mark the images that are hard for the model?
@@ -136,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                       f"{diagnosis['accuracy_by_confidence_third']['high'][e]:.2f}"
                       for e in diagnosis["accuracy_by_confidence_third"]["low"]))
     out = {"benchmark": "skill_recovery", "seeds": args.seeds, "draws": args.draws,
+           "percent_correct": PERCENT_CORRECT,
            "n_common": 200, "classification": str(args.result.relative_to(REPO))
            if args.result.is_relative_to(REPO) else str(args.result),
            "panel_config": panel_config.to_dict(), "summary": summary, "diagnosis": diagnosis,

@@ -55,7 +55,7 @@ from cytoviz.psychometric import (
     fit_observers,
 )
 from cytoviz.psychometric.experts import expert_psychometric_data
-from cytoviz.psychometric.summary import summarize
+from cytoviz.psychometric.summary import summarize, threshold_parameter
 
 # cytoviz.pl (plotly) is imported in the builders: the command line imports this module for
 # ``cytoviz --help``, which stays fast.
@@ -306,6 +306,10 @@ def _table1(ctx: _Context) -> list[Path]:
     return _save_table(table, ctx.out, "table1_accuracy", note=note)
 
 
+#: Figure 2 D's threshold: percent correct of the unscaled sigmoid (METHOD.md section 5).
+FIG2_PERCENT_CORRECT = 0.8
+
+
 def _fig2(ctx: _Context) -> list[Path]:
     from cytoviz import pl
 
@@ -327,11 +331,14 @@ def _fig2(ctx: _Context) -> list[Path]:
                                         n_bins=12)
         idata = fit_observers(data, ctx.psych_config(), cache=ctx.compiled_models)
         fits[label] = idata
-        summaries[label] = summarize(idata)
+        summaries[label] = summarize(idata, percent_correct=(FIG2_PERCENT_CORRECT,))
     first = next(iter(data))  # the most experienced expert (experts come in that order)
     paths += _save(pl.psychometric_comparison(fits, first), ctx.out, "fig2bc_expert", ctx.config,
                    width="double")
-    for param, tag in (("threshold", "fig2d_thresholds"), ("width", "fig2e_widths")):
+    # D reports the threshold at 80 % correct of the unscaled sigmoid, as the paper does
+    # (METHOD.md section 5), with the posterior-quantile interval; E the width.
+    for param, tag in ((threshold_parameter(FIG2_PERCENT_CORRECT), "fig2d_thresholds"),
+                       ("width", "fig2e_widths")):
         fig = pl.psychometric_forest(next(iter(summaries.values())), param, groups=summaries)
         paths += _save(fig, ctx.out, tag, ctx.config, width="single")
     pairs = pairwise_confidence(ctx.panel)

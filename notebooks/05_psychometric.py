@@ -131,12 +131,15 @@ cv.pl.psychometric_comparison(expert_fits, first_expert,
                               x_titles=["consensus expert confidence", "model confidence"])
 
 # %% [markdown]
-# Thresholds of every expert with their 95 % intervals (Figure 2 D / E). With simulated experts
+# Thresholds of every expert with their 95 % intervals (Figure 2 D / E). As in the paper, the
+# threshold is the confidence at which the unscaled curve reaches 80 % correct
+# (`percent_correct=(0.8,)` adds it to the summary as `"threshold_80"`). With simulated experts
 # the more experienced ones reach 80 % correct at a lower consensus confidence.
 
 # %%
-summaries = {axis: summary.summarize(idata) for axis, idata in expert_fits.items()}
-cv.pl.psychometric_forest(summaries["consensus"], "threshold", groups=summaries)
+summaries = {axis: summary.summarize(idata, percent_correct=(0.8,))
+             for axis, idata in expert_fits.items()}
+cv.pl.psychometric_forest(summaries["consensus"], "threshold_80", groups=summaries)
 
 # %% [markdown]
 # ## Does each curve fit? Deviance residuals

@@ -231,3 +231,42 @@ def test_table1_shifted_diffusion_rows_come_from_the_stored_table(tmp_path, monk
     assert all(r["n images"] == 600 for r in got)
     assert figures._shifted_diffusion_rows(SimpleNamespace(model_sha256=lambda: "ccc")) == []
     assert "shift-diffusion-seed0" in capsys.readouterr().out
+
+
+def test_fig2d_reports_the_threshold_at_80_percent_correct(tmp_path, monkeypatch):
+    """Figure 2 D draws the paper's threshold (80 % correct, METHOD.md section 5), not m."""
+    from types import SimpleNamespace
+
+    from cytoviz.data import simulate_panel, synthesize
+    from cytoviz.diffusion import ClassificationResult, ClassifyConfig
+    from cytoviz.psychometric import CompiledModels, PsychometricConfig
+
+    ds = synthesize(6, seed=3)
+    n, k = len(ds), len(ds.class_names)
+    rng = np.random.default_rng(0)
+    errors = rng.uniform(0.5, 1.5, (n, k)).astype(np.float32)
+    errors[np.arange(n), ds.labels] -= rng.uniform(0.0, 0.6, n).astype(np.float32)
+    result = ClassificationResult(
+        class_names=tuple(ds.class_names), config=ClassifyConfig(tta=False), trial_errors=errors,
+        trial_timesteps=np.full(n, 500), trial_weights=np.ones(n), n_trials=np.ones(n, int),
+        n_evals=np.full(n, k), remaining=np.ones((n, k), bool), labels=ds.labels)
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, out, name, *a, **kw: drawn.update({name: fig}) or [])
+    ctx = SimpleNamespace(
+        result=result, panel=simulate_panel(ds, n_common=n, per_expert=n, seed=0),
+        psych_config=lambda: PsychometricConfig(engine="grid", seed=0),
+        compiled_models=CompiledModels(), out=tmp_path, config=FiguresConfig.fast_preset())
+    figures._fig2(ctx)
+    fits = pd.read_csv(tmp_path / "fig2_expert_fits.csv", comment="#")
+    t80 = fits[fits["parameter"] == "threshold_80"]
+    assert len(t80) == 12 and set(t80["axis"]) == {"model confidence", "consensus expert confidence"}
+    m = fits[fits["parameter"] == "threshold"].set_index(["axis", "observer"])["mean"]
+    w = fits[fits["parameter"] == "width"].set_index(["axis", "observer"])["mean"]
+    np.testing.assert_allclose(t80.set_index(["axis", "observer"])["mean"],
+                               (m + 0.23541 * w).loc[t80.set_index(["axis", "observer"]).index],
+                               atol=1e-4)
+    fig = drawn["fig2d_thresholds"]
+    assert fig.layout.xaxis.title.text == "threshold at 80 % correct"
+    points = [tr for tr in fig.data if tr.mode == "markers"]
+    model_axis = t80[t80["axis"] == "model confidence"]["mean"].to_numpy()
+    np.testing.assert_allclose(points[0].x, model_axis)

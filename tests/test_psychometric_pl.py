@@ -91,6 +91,36 @@ def test_forest_draws_each_observers_stimulus_range_behind_its_threshold(fit):
     assert len(psychometric_forest(old, "threshold").data) == 1
 
 
+def test_summary_rows_of_the_threshold_at_80_percent_correct(fit):
+    from cytoviz.psychometric.summary import threshold_at, threshold_parameter
+
+    assert threshold_parameter(0.8) == "threshold_80"
+    table = summarize(fit, percent_correct=(0.8,))
+    rows = table[table.parameter == "threshold_80"].set_index("observer")
+    assert list(rows.index) == ["model", "E1", "E2"]
+    ref = threshold_at(fit, 0.8, method="posterior quantiles").set_index("observer")
+    m = table[table.parameter == "threshold"].set_index("observer")
+    w = table[table.parameter == "width"].set_index("observer")
+    for obs in rows.index:  # the posterior of m + 0.23541 w, as threshold_at computes it
+        assert rows.loc[obs, "mean"] == pytest.approx(ref.loc[obs, "point"])
+        assert rows.loc[obs, "lower"] == pytest.approx(ref.loc[obs, "lower"])
+        assert rows.loc[obs, "upper"] == pytest.approx(ref.loc[obs, "upper"])
+        assert rows.loc[obs, "mean"] == pytest.approx(
+            m.loc[obs, "mean"] + 0.23541 * w.loc[obs, "mean"], abs=1e-4)
+        assert rows.loc[obs, "map"] == pytest.approx(
+            m.loc[obs, "map"] + 0.23541 * w.loc[obs, "map"], abs=1e-4)
+        assert 0 < rows.loc[obs, "mcse_lower"] < 0.1 and rows.loc[obs, "ess"] > 10
+        assert rows.loc[obs, "stimulus_lower"] == m.loc[obs, "stimulus_lower"]
+    assert "threshold_80" not in set(summarize(fit, with_map=False).parameter)
+    with pytest.raises(ValueError, match=r"1\.5"):
+        summarize(fit, percent_correct=(1.5,))
+    fig = psychometric_forest(table, "threshold_80")
+    ranges, intervals, _ = fig.data  # the stimulus ranges are drawn behind it, too
+    assert ranges.x[0] == rows.iloc[0]["stimulus_lower"]
+    assert intervals.x[0] == pytest.approx(rows.iloc[0]["mean"])
+    assert fig.layout.xaxis.title.text == "threshold at 80 % correct"
+
+
 def test_cli_raw_confidence_csv(tmp_path, capsys):
     rng = np.random.default_rng(0)
     conf = rng.uniform(0, 1, 400)

@@ -222,7 +222,9 @@ def psychometric_forest(
         Output of :func:`cytoviz.psychometric.summary.summarize` (columns observer, parameter,
         mean, map, lower, upper). Ignored when ``groups`` is given.
     parameter
-        ``"threshold"``, ``"width"``, ``"lambda"`` or ``"eta"``.
+        ``"threshold"``, ``"width"``, ``"lambda"``, ``"eta"``, or a threshold at a percent
+        correct that :func:`~cytoviz.psychometric.summary.summarize` was asked for
+        (``"threshold_80"``: the paper's Figure 2 D).
     observers
         Order (top to bottom) and selection of observers; defaults to the table's order.
     groups
@@ -259,7 +261,8 @@ def psychometric_forest(
             sub = sub.set_index("observer").loc[list(observers)].reset_index()
         offset = (i - (len(tables) - 1) / 2) * 0.15
         y = np.arange(len(sub))[::-1] + offset
-        if parameter == "threshold" and {"stimulus_lower", "stimulus_upper"} <= set(sub.columns):
+        if (parameter.startswith("threshold")
+                and {"stimulus_lower", "stimulus_upper"} <= set(sub.columns)):
             xs = np.column_stack([sub["stimulus_lower"], sub["stimulus_upper"],
                                   np.full(len(sub), np.nan)]).ravel()
             fig.add_trace(go.Scatter(
@@ -276,9 +279,10 @@ def psychometric_forest(
             customdata=sub["observer"], hovertemplate="%{customdata}: %{x:.3f}<extra></extra>",
         ))
         labels = list(sub["observer"])
+    name = _parameter_title(parameter)
     fig.update_layout(
-        template=TEMPLATE_NAME, title=title or f"{parameter} (95 % interval)",
-        xaxis=dict(title=parameter),
+        template=TEMPLATE_NAME, title=title or f"{name} (95 % interval)",
+        xaxis=dict(title=name),
         yaxis=dict(title="observer", tickvals=list(range(len(labels)))[::-1], ticktext=labels),
         showlegend=len(tables) > 1 or ranges_drawn,
     )
@@ -287,6 +291,14 @@ def psychometric_forest(
                                  line=dict(color="#7f7f7f", width=7), opacity=0.35,
                                  hoverinfo="skip"))
     return fig
+
+
+def _parameter_title(parameter: str) -> str:
+    """Axis title of a summary parameter (``threshold_80``: the threshold at 80 % correct)."""
+    head, _, percent = parameter.partition("_")
+    if head == "threshold" and percent:
+        return f"threshold at {percent} % correct"
+    return parameter
 
 
 def confidence_agreement(pairs: pd.DataFrame, *, title: str | None = None) -> go.Figure:

@@ -8,6 +8,7 @@ observer, or per observer and parameter). Nothing here samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "summarize",
     "threshold_at",
     "threshold_below",
+    "threshold_parameter",
     "unscaled_threshold",
 ]
 
@@ -96,8 +98,28 @@ def map_estimate(idata: az.InferenceData, observer: str) -> dict[str, float]:
     return out
 
 
-def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
-              with_map: bool = True) -> pd.DataFrame:
+def threshold_parameter(percent_correct: float) -> str:
+    """Name of the summary row of the threshold at ``percent_correct`` (0.8: ``"threshold_80"``)."""
+    if not 0 < percent_correct < 1:
+        raise ValueError(f"percent_correct must be a proportion in (0, 1), got {percent_correct}")
+    return f"threshold_{100 * percent_correct:g}"
+
+
+def _derived(idata: az.InferenceData, percent_correct: Sequence[float]) -> Any:
+    """The posterior's sampled parameters plus the draws of each threshold at a percent correct."""
+    names = [p for p in PARAMETERS if p in idata.posterior]
+    post = idata.posterior[names]
+    if percent_correct:
+        config = config_from_idata(idata)
+        for p in percent_correct:
+            post[threshold_parameter(p)] = (
+                post["threshold"] + post["width"] * float(unscaled_threshold(
+                    0.0, 1.0, p, alpha=config.alpha, pc=config.pc)))
+    return post
+
+
+def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95, with_map: bool = True,
+              percent_correct: Sequence[float] = ()) -> pd.DataFrame:
     """MAP, posterior mean and equal-tailed interval of every parameter of every observer.
 
     Parameters
@@ -108,6 +130,12 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
         Mass of the equal-tailed credible interval (psignifit's default 0.95).
     with_map
         Also compute the MAP (a short optimisation per observer).
+    percent_correct
+        Also summarise the threshold at each of these percents correct of the unscaled sigmoid
+        (METHOD.md: the paper's Figure 2 reports 0.8), as rows named by
+        :func:`threshold_parameter` (``"threshold_80"``): the posterior of ``m + c w``, as
+        :func:`threshold_at`'s ``"posterior quantiles"`` method; its ``map`` is that of
+        ``(m, w)`` carried through.
 
     Returns
     -------
@@ -124,13 +152,21 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
     q = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
     rows: list[dict[str, Any]] = []
-    mcse = monte_carlo_errors(idata, ci_prob=ci_prob)
+    mcse = monte_carlo_errors(idata, ci_prob=ci_prob, percent_correct=percent_correct)
+    config = config_from_idata(idata)
+    derived = [(threshold_parameter(pc), pc) for pc in percent_correct]
     for obs in observers(idata):
         draws = posterior_draws(idata, obs)
         pooled = idata.posterior.attrs.get("cytoviz_pooling") == "partial"
         mp = map_estimate(idata, obs) if with_map and not pooled else {}
+        for name, pc in derived:
+            draws[name] = unscaled_threshold(draws["threshold"], draws["width"], pc,
+                                             alpha=config.alpha, pc=config.pc)
+            if mp:
+                mp[name] = float(unscaled_threshold(mp["threshold"], mp["width"], pc,
+                                                    alpha=config.alpha, pc=config.pc))
         x = observer_data(idata, obs).x
-        for p in PARAMETERS:
+        for p in (*PARAMETERS, *(name for name, _ in derived)):
             v = draws[p]
             lo, hi = np.quantile(v, q)
             err = mcse.get((obs, p), (np.nan, np.nan, np.nan))
@@ -142,7 +178,8 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95,
     return pd.DataFrame(rows)
 
 
-def monte_carlo_errors(idata: az.InferenceData, *, ci_prob: float = 0.95
+def monte_carlo_errors(idata: az.InferenceData, *, ci_prob: float = 0.95,
+                       percent_correct: Sequence[float] = ()
                        ) -> dict[tuple[str, str], tuple[float, float, float]]:
     """Monte-Carlo standard errors of the interval bounds, and the bulk ESS, of every parameter.
 
@@ -152,21 +189,25 @@ def monte_carlo_errors(idata: az.InferenceData, *, ci_prob: float = 0.95
         A fit from :func:`~cytoviz.psychometric.fit_observers`.
     ci_prob
         Mass of the equal-tailed interval whose bounds are assessed.
+    percent_correct
+        Also assess the thresholds at these percents correct (see :func:`summarize`).
 
     Returns
     -------
     dict
         ``(observer, parameter)`` -> ``(mcse of the lower bound, mcse of the upper bound,
-        bulk effective sample size)``, for the sampled parameters (``eta`` only when fitted).
+        bulk effective sample size)``, for the sampled parameters (``eta`` only when fitted)
+        and the thresholds asked for.
     """
     import arviz as az
 
     if not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
-    names = [p for p in PARAMETERS if p in idata.posterior]
-    lo = az.mcse(idata.posterior[names], method="quantile", prob=(1 - ci_prob) / 2)
-    hi = az.mcse(idata.posterior[names], method="quantile", prob=(1 + ci_prob) / 2)
-    ess = az.ess(idata.posterior[names], method="bulk")
+    post = _derived(idata, percent_correct)
+    names = list(post.data_vars)
+    lo = az.mcse(post, method="quantile", prob=(1 - ci_prob) / 2)
+    hi = az.mcse(post, method="quantile", prob=(1 + ci_prob) / 2)
+    ess = az.ess(post, method="bulk")
     out: dict[tuple[str, str], tuple[float, float, float]] = {}
     for obs in observers(idata):
         for p in names:
