@@ -493,6 +493,27 @@ def fast_rule_pooled() -> None:
     print()
 
 
+def fast_rule_weighting() -> None:
+    d = _load("fast_rule_weighting")
+    if d is None:
+        return
+    sets = list(d["sets"])
+    print("Source: `benchmarks/results/fast_rule_weighting.json` (`python "
+          "benchmarks/fast_rule_weighting.py`; val sets only; the paper's test after every trial "
+          "from the first test on, on the same raw errors under each weighting; all but the "
+          "first two weightings estimated in sample from the same val set; balanced accuracy "
+          "and UNet evaluations per image)\n")
+    print("| weighting | first test at trial | p | " + " | ".join(sets) + " |")
+    print("|---|---|---|" + "---|" * len(sets))
+    for i, r in enumerate(d["sets"][sets[0]]["rows"]):
+        cells = [f"{100 * d['sets'][s]['rows'][i]['balanced_accuracy']:.1f} % "
+                 f"({d['sets'][s]['rows'][i]['mean_evals']:.0f})" for s in sets]
+        first = "(unpruned, every trial)" if r["min_trials"] is None else r["min_trials"]
+        name = {"polynomial": "polynomial (the paper's)"}.get(r["weighting"], r["weighting"])
+        print(f"| {name} | {first} | {r['p'] or ''} | " + " | ".join(cells) + " |")
+    print()
+
+
 def fast_rule() -> None:
     d = _load("fast_rule")
     if d is None:
@@ -569,6 +590,6 @@ if __name__ == "__main__":
                     psychometric_grid_steps, speed,
                     memory, pruning, heatmaps, panel, skill, calibration, calibration_brief,
                     cell_scale, main_job,
-                    fast_rule, fast_rule_pooled):
+                    fast_rule, fast_rule_pooled, fast_rule_weighting):
         print(f"<!-- {section.__name__} -->")
         section()
