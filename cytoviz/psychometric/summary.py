@@ -106,7 +106,8 @@ def threshold_parameter(percent_correct: float) -> str:
 
 
 def _derived(idata: az.InferenceData, percent_correct: Sequence[float]) -> Any:
-    """The posterior's sampled parameters plus the draws of each threshold at a percent correct."""
+    """The posterior's sampled parameters plus the draws of each threshold at a percent correct
+    (an ``xarray.Dataset``; the one place where those draws are computed for summaries)."""
     names = [p for p in PARAMETERS if p in idata.posterior]
     post = idata.posterior[names]
     if percent_correct:
@@ -155,13 +156,13 @@ def summarize(idata: az.InferenceData, *, ci_prob: float = 0.95, with_map: bool 
     mcse = monte_carlo_errors(idata, ci_prob=ci_prob, percent_correct=percent_correct)
     config = config_from_idata(idata)
     derived = [(threshold_parameter(pc), pc) for pc in percent_correct]
+    post = _derived(idata, percent_correct)
     for obs in observers(idata):
         draws = posterior_draws(idata, obs)
         pooled = idata.posterior.attrs.get("cytoviz_pooling") == "partial"
         mp = map_estimate(idata, obs) if with_map and not pooled else {}
         for name, pc in derived:
-            draws[name] = unscaled_threshold(draws["threshold"], draws["width"], pc,
-                                             alpha=config.alpha, pc=config.pc)
+            draws[name] = post[name].sel(observer=obs).values.reshape(-1)
             if mp:
                 mp[name] = float(unscaled_threshold(mp["threshold"], mp["width"], pc,
                                                     alpha=config.alpha, pc=config.pc))
