@@ -38,8 +38,13 @@ def test_skill_recovery_benchmark_runs_one_seed(tmp_path):
     if not mod.RESULT.is_file():
         pytest.skip(f"no stored classification at {mod.RESULT} (committed with eval_runs/)")
     out = mod.main(["--seeds", "1", "--draws", "60", "--out", str(tmp_path / "s.json")])
-    assert set(out["summary"]) == {"model", "consensus"}
+    assert set(out["summary"]) == {"model", "consensus", "clarity"}
     for axis in out["summary"].values():
-        assert -1 <= axis["spearman_threshold"]["mean"] <= 1
-        assert 0 <= axis["thresholds_in_range"] <= 6
-    assert len(out["runs"]) == 2
+        for param in ("threshold", "threshold_80"):
+            assert -1 <= axis[f"spearman_{param}"]["mean"] <= 1
+            assert 0 <= axis[f"{param}s_in_range"] <= 6
+    assert len(out["runs"]) == 3
+    for run in out["runs"]:  # the 80 % threshold is m + 0.23541 w, expert by expert
+        for e, m in run["threshold_by_expert"].items():
+            assert run["threshold_80_by_expert"][e] == pytest.approx(
+                m + 0.23541 * run["width_by_expert"][e], abs=1e-4)
