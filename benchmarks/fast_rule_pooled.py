@@ -95,24 +95,41 @@ def replay(errors: np.ndarray, rule: Rule, min_trials: int, p: float) -> tuple[i
             return int(np.argmin(means)), evals
 
 
-def main() -> int:
-    out: dict = {"sets": {}, "settings": SETTINGS, "families": list(FAMILIES)}
+def load_val_passes() -> dict[str, ClassificationResult] | None:
+    """The unpruned val passes of ``benchmarks/fast_rule.py`` (None, said on stderr, if missing)."""
+    out = {}
     for split in VAL_SETS:
         path = RUNS / split / "result.npz"
         if not path.is_file():
             print(f"{path} missing: run benchmarks/fast_rule.py first", file=sys.stderr)
-            return 1
-        result = ClassificationResult.load(path)
+            return None
+        out[split] = ClassificationResult.load(path)
+    return out
+
+
+def replay_row(errors: np.ndarray, labels: np.ndarray, rule: Rule, min_trials: int,
+               p: float) -> dict:
+    """Replay ``rule`` on every image of ``(N, T, K)`` errors: its settings, balanced accuracy
+    and mean UNet evaluations per image (one row of the val table)."""
+    picks = [replay(e, rule, min_trials, p) for e in errors]
+    pred = np.array([c for c, _ in picks])
+    return {"min_trials": min_trials, "p": p,
+            "balanced_accuracy": balanced_accuracy(labels, pred),
+            "mean_evals": float(np.mean([v for _, v in picks]))}
+
+
+def main() -> int:
+    out: dict = {"sets": {}, "settings": SETTINGS, "families": list(FAMILIES)}
+    passes = load_val_passes()
+    if passes is None:
+        return 1
+    for split, result in passes.items():
         errors = result.errors.astype(np.float64)
         unpruned = balanced_accuracy(result.labels, errors.mean(axis=1).argmin(axis=1))
         rows = []
         for family, rule in FAMILIES.items():
             for m, p in SETTINGS:
-                picks = [replay(e, rule, m, p) for e in errors]
-                pred = np.array([c for c, _ in picks])
-                rows.append({"family": family, "min_trials": m, "p": p,
-                             "balanced_accuracy": balanced_accuracy(result.labels, pred),
-                             "mean_evals": float(np.mean([e for _, e in picks]))})
+                rows.append({"family": family, **replay_row(errors, result.labels, rule, m, p)})
                 print(split, rows[-1], flush=True)
         out["sets"][split] = {"unpruned_balanced_accuracy": unpruned, "rows": rows}
     save_json(out, REPO / "benchmarks" / "results" / "fast_rule_pooled.json")

@@ -25,7 +25,8 @@ Usage::
 
     .venv/bin/python benchmarks/fast_rule_weighting.py
 
-Writes ``benchmarks/results/fast_rule_weighting.json``; prints a markdown table.
+Writes ``benchmarks/results/fast_rule_weighting.json``; prints its table
+(``benchmarks/readme_tables.py``'s ``fast_rule_weighting``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fast_rule_pooled import RUNS, VAL_SETS, replay  # noqa: E402
+from fast_rule_pooled import load_val_passes, replay_row  # noqa: E402
 
 from cytoviz._io import save_json  # noqa: E402
 from cytoviz._metrics import balanced_accuracy  # noqa: E402
@@ -75,12 +76,10 @@ def _weights(result: ClassificationResult) -> tuple[np.ndarray, dict[str, np.nda
 def main() -> int:
     out: dict = {"sets": {}, "settings": SETTINGS, "weightings": list(WEIGHTINGS),
                  "command": "python benchmarks/fast_rule_weighting.py"}
-    for split in VAL_SETS:
-        path = RUNS / split / "result.npz"
-        if not path.is_file():
-            print(f"{path} missing: run benchmarks/fast_rule.py first", file=sys.stderr)
-            return 1
-        result = ClassificationResult.load(path)
+    passes = load_val_passes()
+    if passes is None:
+        return 1
+    for split, result in passes.items():
         raw, weights = _weights(result)
         rows = []
         for name in WEIGHTINGS:
@@ -90,21 +89,13 @@ def main() -> int:
                          "balanced_accuracy": unpruned,
                          "mean_evals": float(errors.shape[1] * errors.shape[2])})
             for m, p in SETTINGS:
-                picks = [replay(e, prune, m, p) for e in errors]
-                pred = np.array([c for c, _ in picks])
-                rows.append({"weighting": name, "min_trials": m, "p": p,
-                             "balanced_accuracy": balanced_accuracy(result.labels, pred),
-                             "mean_evals": float(np.mean([v for _, v in picks]))})
+                rows.append({"weighting": name, **replay_row(errors, result.labels, prune, m, p)})
                 print(split, rows[-1], flush=True)
         out["sets"][split] = {"rows": rows}
     save_json(out, REPO / "benchmarks" / "results" / "fast_rule_weighting.json")
-    print("\n| weighting | first test at trial | p | " + " | ".join(VAL_SETS) + " |")
-    print("|---|---|---|" + "---|" * len(VAL_SETS))
-    for i, r in enumerate(out["sets"][VAL_SETS[0]]["rows"]):
-        cells = [f"{100 * out['sets'][s]['rows'][i]['balanced_accuracy']:.1f} % "
-                 f"({out['sets'][s]['rows'][i]['mean_evals']:.0f})" for s in VAL_SETS]
-        m = "unpruned" if r["min_trials"] is None else r["min_trials"]
-        print(f"| {r['weighting']} | {m} | {r['p'] or ''} | " + " | ".join(cells) + " |")
+    import readme_tables
+
+    readme_tables.fast_rule_weighting()
     return 0
 
 

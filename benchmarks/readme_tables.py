@@ -473,6 +473,20 @@ def main_job() -> None:
     print()
 
 
+def _val_rule_rows(d: dict, column: str, key: str, paper: tuple[str, str]) -> None:
+    """The val sets' table of a rule-family benchmark: one row per replayed rule, one column per
+    set (balanced accuracy and evaluations); rows without ``min_trials`` are unpruned passes."""
+    sets = list(d["sets"])
+    print(f"| {column} | first test at trial | p | " + " | ".join(sets) + " |")
+    print("|---|---|---|" + "---|" * len(sets))
+    for i, r in enumerate(d["sets"][sets[0]]["rows"]):
+        cells = [f"{100 * d['sets'][s]['rows'][i]['balanced_accuracy']:.1f} % "
+                 f"({d['sets'][s]['rows'][i]['mean_evals']:.0f})" for s in sets]
+        first = "(unpruned, every trial)" if r["min_trials"] is None else r["min_trials"]
+        name = {paper[0]: paper[1]}.get(r[key], r[key])
+        print(f"| {name} | {first} | {r['p'] or ''} | " + " | ".join(cells) + " |")
+
+
 def fast_rule_pooled() -> None:
     d = _load("fast_rule_pooled")
     if d is None:
@@ -481,13 +495,7 @@ def fast_rule_pooled() -> None:
     print("Source: `benchmarks/results/fast_rule_pooled.json` (`python benchmarks/fast_rule_pooled.py`; "
           "val sets only, the pruning test after every trial from the first test on; balanced "
           "accuracy and UNet evaluations per image)\n")
-    print("| variance of the t-test | first test at trial | p | " + " | ".join(sets) + " |")
-    print("|---|---|---|" + "---|" * len(sets))
-    for i, r in enumerate(d["sets"][sets[0]]["rows"]):
-        cells = [f"{100 * d['sets'][s]['rows'][i]['balanced_accuracy']:.1f} % "
-                 f"({d['sets'][s]['rows'][i]['mean_evals']:.0f})" for s in sets]
-        name = {"paper": "each pair's own (the paper's)"}.get(r["family"], r["family"])
-        print(f"| {name} | {r['min_trials']} | {r['p']} | " + " | ".join(cells) + " |")
+    _val_rule_rows(d, "variance of the t-test", "family", ("paper", "each pair's own (the paper's)"))
     print("| (unpruned, every trial) | | | " + " | ".join(
         f"{100 * d['sets'][s]['unpruned_balanced_accuracy']:.1f} %" for s in sets) + " |")
     print()
@@ -497,20 +505,12 @@ def fast_rule_weighting() -> None:
     d = _load("fast_rule_weighting")
     if d is None:
         return
-    sets = list(d["sets"])
     print("Source: `benchmarks/results/fast_rule_weighting.json` (`python "
           "benchmarks/fast_rule_weighting.py`; val sets only; the paper's test after every trial "
           "from the first test on, on the same raw errors under each weighting; all but the "
           "first two weightings estimated in sample from the same val set; balanced accuracy "
           "and UNet evaluations per image)\n")
-    print("| weighting | first test at trial | p | " + " | ".join(sets) + " |")
-    print("|---|---|---|" + "---|" * len(sets))
-    for i, r in enumerate(d["sets"][sets[0]]["rows"]):
-        cells = [f"{100 * d['sets'][s]['rows'][i]['balanced_accuracy']:.1f} % "
-                 f"({d['sets'][s]['rows'][i]['mean_evals']:.0f})" for s in sets]
-        first = "(unpruned, every trial)" if r["min_trials"] is None else r["min_trials"]
-        name = {"polynomial": "polynomial (the paper's)"}.get(r["weighting"], r["weighting"])
-        print(f"| {name} | {first} | {r['p'] or ''} | " + " | ".join(cells) + " |")
+    _val_rule_rows(d, "weighting", "weighting", ("polynomial", "polynomial (the paper's)"))
     print()
 
 
