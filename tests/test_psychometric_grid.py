@@ -137,7 +137,7 @@ def test_cli_fits_with_the_grid_engine(tmp_path):
     assert config_from_idata(fit).engine == "grid"
     assert fit.posterior.attrs["mcse_bounds_max"] <= PsychometricConfig().mcse_target
     summary = pd.read_csv(tmp_path / "o" / "summary.csv")
-    assert set(summary.parameter) == set(AXES)
+    assert set(summary.parameter) == {*AXES, "threshold_80"}
 
 
 #: Thousands of trials per level: the posterior fits in a few cells of a coarse grid.

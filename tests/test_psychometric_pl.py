@@ -139,7 +139,12 @@ def test_cli_raw_confidence_csv(tmp_path, capsys):
     assert set(thr.method) == {"posterior quantiles", "psignifit worst-case"}
     assert (tmp_path / "o" / "figures" / "curve_A.html").is_file()
     assert (tmp_path / "o" / "figures" / "forest_width.html").is_file()
+    assert (tmp_path / "o" / "figures" / "forest_threshold_80.html").is_file()
     assert (tmp_path / "o" / "fit.nc").is_file()
+    # the summary's threshold at --pc is the thresholds table's posterior-quantile one
+    t80 = summary[summary.parameter == "threshold_80"].set_index("observer")["mean"]
+    ref = thr[thr.method == "posterior quantiles"].set_index("observer")["point"]
+    np.testing.assert_allclose(t80.loc[ref.index], ref)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -26,7 +26,12 @@ from cytoviz._io import atomic_path, save_csv, writable_folder
 from cytoviz.psychometric.binning import as_psychometric_data, bin_confidence
 from cytoviz.psychometric.experts import expert_psychometric_data, read_expert_table
 from cytoviz.psychometric.model import ENGINES, PsychometricConfig, fit_observers
-from cytoviz.psychometric.summary import goodness_of_fit, summarize, threshold_at
+from cytoviz.psychometric.summary import (
+    goodness_of_fit,
+    summarize,
+    threshold_at,
+    threshold_parameter,
+)
 
 # cytoviz.pl (plotly) is imported in the handler, so that ``cytoviz --help`` stays fast.
 
@@ -64,7 +69,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bins", type=int, default=12, help="bins for raw or expert data (12)")
     p.add_argument("--scheme", default="equal-width", choices=["equal-width", "equal-count"])
     p.add_argument("--pc", type=float, default=0.8,
-                   help="percent correct (unscaled) for the threshold table (0.8)")
+                   help="percent correct (unscaled) of the threshold table, of the summary's "
+                   "threshold_<pc> rows and of their forest figure (0.8)")
     p.add_argument("--no-eta", action="store_true", help="binomial likelihood (no overdispersion)")
     p.add_argument("--gamma", type=float, default=None,
                    help=f"guess rate 1/K ({_DEFAULTS.gamma})")
@@ -263,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     out = writable_folder(args.out)
     idata = fit_observers(data, config)
     tables = {
-        "summary.csv": summarize(idata),
+        "summary.csv": summarize(idata, percent_correct=(args.pc,)),
         "thresholds.csv": threshold_at(idata, args.pc),
         "goodness_of_fit.csv": goodness_of_fit(idata),
     }
@@ -276,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in obs)
         save_figure(psychometric_curve(idata, obs), figures / f"curve_{safe}", formats=formats,
                     width="single")
-    for param in ("threshold", "width"):
+    for param in ("threshold", threshold_parameter(args.pc), "width"):
         save_figure(psychometric_forest(tables["summary.csv"], param), figures / f"forest_{param}",
                     formats=formats, width="single")
     print(tables["summary.csv"].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
