@@ -48,8 +48,6 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "skill_recovery.json"
-#: Figure 2 D's threshold: percent correct of the unscaled sigmoid (METHOD.md section 5).
-PERCENT_CORRECT = 0.8
 RESULT = REPO / "eval_runs" / "domain_shift" / "outputs" / "diffusion-seed0-pretrained" / "test_result.npz"
 
 
@@ -72,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     from cytoviz.data import PanelConfig, resolve_one, simulate_panel
     from cytoviz.data.panel import expert_correctness, image_ambiguity
     from cytoviz.diffusion import ClassificationResult
+    from cytoviz.figures import FIG2_PERCENT_CORRECT as PERCENT_CORRECT
     from cytoviz.psychometric import CompiledModels, PsychometricConfig, fit_observers
     from cytoviz.psychometric.experts import expert_psychometric_data
     from cytoviz.psychometric.summary import summarize, threshold_parameter

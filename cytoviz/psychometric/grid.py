@@ -39,6 +39,7 @@ import numpy as np
 
 from cytoviz.psychometric.binning import PsychometricData
 from cytoviz.psychometric.model import (
+    PARAMETERS,
     _model_inputs,
     eta_prior,
     lambda_prior,
@@ -57,8 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["AXES", "BORDER_MASS", "COARSE_STEPS", "MAX_NARROWING", "SETTLED", "GridPosterior",
            "grid_draws", "grid_posterior", "pointwise_log_likelihood"]
 
-#: The grid's axes, in order.
-AXES = ("threshold", "width", "lambda", "eta")
+#: The grid's axes, in order: the model's parameters (``model.PARAMETERS``).
+AXES = PARAMETERS
 #: Cells per axis of the coarse grids that place the final one.
 COARSE_STEPS = (20, 20, 8, 8)
 #: A cell of a coarse grid whose marginal mass on some axis is above this is inside the box.

@@ -74,6 +74,8 @@ __all__ = [
 ETA_BINOMIAL = 1e-9  # eta^2 at or below which the likelihood is binomial (as psignifit)
 #: The posterior engines of :class:`PsychometricConfig` (``engine``).
 ENGINES = ("nuts", "grid")
+#: The model's parameters per observer, in order (``eta`` only sampled with overdispersion).
+PARAMETERS: tuple[str, ...] = ("threshold", "width", "lambda", "eta")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cytoviz.psychometric.model import (
+    PARAMETERS,
     config_from_idata,
     log_posterior,
     observer_config,
@@ -43,7 +44,6 @@ __all__ = [
 
 POSTERIOR_QUANTILES = "posterior quantiles"
 PSIGNIFIT_WORST_CASE = "psignifit worst-case"
-PARAMETERS: tuple[str, ...] = ("threshold", "width", "lambda", "eta")
 
 
 def observers(idata: az.InferenceData) -> list[str]:
@@ -113,9 +113,8 @@ def _derived(idata: az.InferenceData, percent_correct: Sequence[float]) -> Any:
     if percent_correct:
         config = config_from_idata(idata)
         for p in percent_correct:
-            post[threshold_parameter(p)] = (
-                post["threshold"] + post["width"] * float(unscaled_threshold(
-                    0.0, 1.0, p, alpha=config.alpha, pc=config.pc)))
+            c = _threshold_coefficient(p, config.alpha, config.pc)
+            post[threshold_parameter(p)] = post["threshold"] + c * post["width"]
     return post
 
 
@@ -224,10 +223,15 @@ def unscaled_threshold(m: Any, w: Any, percent_correct: float, *, alpha: float =
     x = m + w (ln(1/pc - 1) - ln(1/p - 1)) / (2 ln(1/alpha - 1)); for p = 0.8, alpha = 0.05,
     pc = 0.5 this is m + 0.23541 w.
     """
+    c = _threshold_coefficient(percent_correct, alpha, pc)
+    return np.asarray(m, float) + c * np.asarray(w, float)
+
+
+def _threshold_coefficient(percent_correct: float, alpha: float, pc: float) -> float:
+    """``c`` of the threshold at ``percent_correct``, ``m + c w`` (see :func:`unscaled_threshold`)."""
     if not 0 < percent_correct < 1:
         raise ValueError(f"percent_correct must be a proportion in (0, 1), got {percent_correct}")
-    c = (math.log(1 / pc - 1) - math.log(1 / percent_correct - 1)) / (2 * math.log(1 / alpha - 1))
-    return np.asarray(m, float) + c * np.asarray(w, float)
+    return (math.log(1 / pc - 1) - math.log(1 / percent_correct - 1)) / (2 * math.log(1 / alpha - 1))
 
 
 def threshold_at(idata: az.InferenceData, percent_correct: float = 0.8, *,
